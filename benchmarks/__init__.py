@@ -1,0 +1,1 @@
+"""Benchmarks for jaxpool (run as modules, e.g. ``python -m benchmarks.pooling``)."""

@@ -1,0 +1,76 @@
+"""Checks on array arguments (dtype, shape), shared by the public ops.
+
+These look only at static facts (shape, dtype), so they run at trace time and raise
+before any computation.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxpool._geometry import along
+
+
+def as_array(x: Any, name: str, op: str, *, kind: str = "any") -> jax.Array:
+    """Converts ``x`` to a JAX array and checks its dtype.
+
+    Args:
+      x: the argument.
+      name: its name, for messages.
+      op: the op's name, for messages.
+      kind: 'float' (floating dtypes only: averages, LP, learnable pooling), 'any'
+        (floating or integer: max/min pooling) or 'int' (indices).
+
+    Raises:
+      TypeError: if ``x`` is not array-like or its dtype is not accepted.
+    """
+    try:
+        array = jnp.asarray(x)
+    except TypeError as error:
+        raise TypeError(
+            f"{op}: {name} must be an array, but got {type(x).__name__}: {error}"
+        ) from None
+    dtype = array.dtype
+    floating = jnp.issubdtype(dtype, jnp.floating)
+    integer = jnp.issubdtype(dtype, jnp.integer)
+    if kind == "int":
+        if not integer:
+            raise TypeError(f"{op}: {name} must have an integer dtype, but got dtype {dtype}")
+        return array
+    if kind == "float" and not floating:
+        raise TypeError(
+            f"{op}: {name} must have a floating dtype (float32, bfloat16, float16, float64), "
+            f"but got dtype {dtype}"
+            + (" (cast integers with x.astype(jnp.float32))" if integer else "")
+        )
+    if kind == "any" and not (floating or integer):
+        raise TypeError(
+            f"{op}: {name} must have a floating or integer dtype, but got dtype {dtype}"
+        )
+    return array
+
+
+def as_real(value: Any, name: str, op: str) -> float:
+    """A real Python number (not bool, not NaN)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(
+            f"{op}: {name} must be a real number, but got {value!r} of type {type(value).__name__}"
+        )
+    value = float(value)
+    if math.isnan(value):
+        raise ValueError(f"{op}: {name} must not be NaN, but got {name}={value!r}")
+    return value
+
+
+def outer_over_axes(vectors, axes, ndim: int, dtype=np.float32) -> np.ndarray:
+    """Product of per-axis 1-D static arrays, shaped to broadcast against an ``ndim`` array."""
+    result = np.ones([1] * ndim, dtype=np.float64)
+    for vector, axis in zip(vectors, axes):
+        result = result * along(np.asarray(vector, np.float64), axis, ndim)
+    return result.astype(dtype)

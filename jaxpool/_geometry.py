@@ -1,0 +1,530 @@
+"""Pure-Python pooling geometry: argument normalisation, torch's checks, window sizes.
+
+Nothing here touches an array. Every function works on Python ints and tuples, so it
+runs once per configuration at trace time and raises before any computation starts.
+
+The rules follow PyTorch's ATen sources (``Pool.h``, ``AdaptivePooling.h``):
+
+* output length per dimension, with ``L`` the input length, ``k`` the kernel, ``s`` the
+  stride, ``lo``/``hi`` the padding and ``d`` the dilation::
+
+      O = floor((L + lo + hi - d*(k-1) - 1 + (s-1 if ceil_mode else 0)) / s) + 1
+      if ceil_mode and (O-1)*s >= L + lo:  O -= 1   # last window must start inside
+
+* adaptive windows: ``start(i) = floor(i*L/O)``, ``end(i) = ceil((i+1)*L/O)``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import numbers
+from typing import Any, Sequence
+
+import numpy as np
+
+__all__ = [
+    "AxisWindows",
+    "pool_output_shape",
+]
+
+_PADDING_STRINGS = ("SAME", "VALID")
+
+
+# ----------------------------------------------------------------------------------
+# Argument normalisation
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def as_int(value: Any, name: str, op: str) -> int:
+    """Returns ``value`` as a Python int, or raises TypeError naming ``name``."""
+    if not _is_int(value):
+        raise TypeError(f"{op}: {name} must be an int, but got {value!r} of type {type(value).__name__}")
+    return int(value)
+
+
+def as_tuple(value: Any, n: int, name: str, op: str, *, allow_none: bool = False) -> tuple:
+    """Normalises an ``int | Sequence[int]`` argument to a tuple of ``n`` Python ints.
+
+    Args:
+      value: an int (broadcast to every dimension) or a sequence of ``n`` ints (a
+        sequence of length 1 is broadcast too, as torch does).
+      n: the number of spatial dimensions.
+      name: the argument's name, for error messages.
+      op: the calling op's name, for error messages.
+      allow_none: whether ``None`` entries are accepted (adaptive ``output_size``).
+
+    Raises:
+      TypeError: if an entry is not an int (bools and floats are refused).
+      ValueError: if the sequence has the wrong length.
+    """
+
+    def check(entry: Any) -> int | None:
+        if entry is None and allow_none:
+            return None
+        if not _is_int(entry):
+            kind = "an int or None" if allow_none else "an int"
+            raise TypeError(
+                f"{op}: {name} must be {kind} or a tuple of {n} such values, but got "
+                f"{value!r} (an entry of type {type(entry).__name__})"
+            )
+        return int(entry)
+
+    if _is_int(value) or (value is None and allow_none):
+        return (check(value),) * n
+    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence | np.ndarray):
+        raise TypeError(
+            f"{op}: {name} must be an int or a tuple of {n} ints, but got {value!r} of type "
+            f"{type(value).__name__}"
+        )
+    entries = tuple(value)
+    if len(entries) == 1 and n > 1:
+        entries = entries * n
+    if len(entries) != n:
+        noun = "a single int" if n == 1 else f"a single int, or a tuple of {n} ints"
+        raise ValueError(f"{op}: {name} must either be {noun}, but got {name}={value!r}")
+    return tuple(check(entry) for entry in entries)
+
+
+def as_bool(value: Any, name: str, op: str) -> bool:
+    """Accepts Python and NumPy bools only; an int like 2 is a likely mistake."""
+    if isinstance(value, bool | np.bool_):
+        return bool(value)
+    raise TypeError(f"{op}: {name} must be a bool, but got {value!r} of type {type(value).__name__}")
+
+
+@dataclasses.dataclass(frozen=True)
+class Padding:
+    """Normalised padding: per-dimension ``(lo, hi)`` pairs, or a Flax string.
+
+    Attributes:
+      pairs: per-dimension ``(lo, hi)``; ``None`` when ``mode`` is 'SAME' (which needs
+        the input size to resolve).
+      mode: 'torch' (symmetric ints, torch's checks apply), 'pairs' (Flax-style
+        explicit ``(lo, hi)``), 'SAME' or 'VALID'.
+    """
+
+    pairs: tuple[tuple[int, int], ...] | None
+    mode: str
+
+
+def normalize_padding(padding: Any, n: int, op: str) -> Padding:
+    """Accepts torch's ``int | tuple[int, ...]`` and Flax's 'SAME', 'VALID', ``((lo, hi), ...)``."""
+    if isinstance(padding, str):
+        mode = padding.upper()
+        if mode not in _PADDING_STRINGS:
+            raise ValueError(
+                f"{op}: padding must be an int, a tuple of ints, 'SAME', 'VALID' or a sequence "
+                f"of (lo, hi) pairs, but got padding={padding!r}"
+            )
+        return Padding(pairs=((0, 0),) * n if mode == "VALID" else None, mode=mode)
+    is_pairs = (
+        isinstance(padding, Sequence)
+        and len(padding) > 0
+        and all(isinstance(p, Sequence) and not isinstance(p, str) for p in padding)
+    )
+    if is_pairs:
+        if len(padding) != n or any(len(p) != 2 for p in padding):
+            raise ValueError(
+                f"{op}: padding given as (lo, hi) pairs must hold {n} pairs, one per spatial "
+                f"dimension, but got padding={padding!r}"
+            )
+        pairs = tuple(
+            (as_int(lo, "padding", op), as_int(hi, "padding", op)) for lo, hi in padding
+        )
+        if any(lo < 0 or hi < 0 for lo, hi in pairs):
+            raise ValueError(f"{op}: pad must be non-negative, but got padding={padding!r}")
+        return Padding(pairs=pairs, mode="pairs")
+    values = as_tuple(padding, n, "padding", op)
+    if any(p < 0 for p in values):
+        raise ValueError(f"{op}: pad must be non-negative, but got padding={padding!r}")
+    return Padding(pairs=tuple((p, p) for p in values), mode="torch")
+
+
+# ----------------------------------------------------------------------------------
+# Output sizes
+
+
+def _output_length(
+    length: int, kernel: int, stride: int, lo: int, hi: int, dilation: int, ceil_mode: bool
+) -> int:
+    span = length + lo + hi - dilation * (kernel - 1) - 1
+    if not ceil_mode:
+        return span // stride + 1
+    out = (span + stride - 1) // stride + 1
+    # The last window must start inside the input or the left padding.
+    if (out - 1) * stride >= length + lo:
+        out -= 1
+    return out
+
+
+def _same_padding(length: int, kernel: int, stride: int, dilation: int) -> tuple[int, int]:
+    """Flax/XLA 'SAME': output ``ceil(L/s)``, padding split with the extra on the right."""
+    out = -(-length // stride)
+    total = max((out - 1) * stride + dilation * (kernel - 1) + 1 - length, 0)
+    return total // 2, total - total // 2
+
+
+def pool_output_shape(
+    input_size: int | Sequence[int],
+    kernel_size: int | Sequence[int],
+    stride: int | Sequence[int] | None = None,
+    padding: Any = 0,
+    dilation: int | Sequence[int] = 1,
+    ceil_mode: bool = False,
+) -> int | tuple[int, ...]:
+    """The spatial output size of a pooling window, torch's formula with its ceil_mode rule.
+
+    For each spatial dimension of length ``L``, with kernel ``k``, stride ``s``,
+    padding ``(lo, hi)`` (``p`` means ``(p, p)``) and dilation ``d``::
+
+        O = floor((L + lo + hi - d*(k - 1) - 1 + (s - 1 if ceil_mode else 0)) / s) + 1
+
+    and in ceil mode, if ``(O - 1)*s >= L + lo`` then ``O -= 1``: the last window must
+    start inside the input or the left padding (windows starting in the right padding
+    are dropped). ``padding='SAME'`` gives ``ceil(L/s)`` and ``'VALID'`` no padding.
+
+    Args:
+      input_size: the spatial size, an int or a tuple (one entry per spatial dim).
+      kernel_size: window size, an int or a tuple of the same length.
+      stride: window stride; defaults to ``kernel_size``, as in torch.
+      padding: an int or tuple of ints (torch), 'SAME', 'VALID', or ``(lo, hi)`` pairs.
+      dilation: spacing between window elements.
+      ceil_mode: use ceil instead of floor (partial windows at the end).
+
+    Returns:
+      An int when ``input_size`` is an int, else a tuple of ints. The result may be
+      smaller than 1; pooling ops refuse such configurations.
+
+    Raises:
+      TypeError, ValueError: for malformed arguments.
+
+    Example:
+      >>> import jaxpool
+      >>> jaxpool.pool_output_shape(5, 2, 2)
+      2
+      >>> jaxpool.pool_output_shape(5, 2, 2, ceil_mode=True)
+      3
+      >>> jaxpool.pool_output_shape((56, 56), 3, 2, 1)
+      (28, 28)
+    """
+    op = "pool_output_shape"
+    scalar = _is_int(input_size)
+    sizes = (as_int(input_size, "input_size", op),) if scalar else tuple(
+        as_int(v, "input_size", op) for v in input_size
+    )
+    n = len(sizes)
+    kernel = as_tuple(kernel_size, n, "kernel_size", op)
+    strides = kernel if stride is None else as_tuple(stride, n, "stride", op)
+    dilations = as_tuple(dilation, n, "dilation", op)
+    pad = normalize_padding(padding, n, op)
+    ceil = as_bool(ceil_mode, "ceil_mode", op)
+    if any(s <= 0 for s in strides):
+        raise ValueError(f"{op}: stride should be greater than zero, but got stride={stride!r}")
+    out = []
+    for i, length in enumerate(sizes):
+        if pad.mode == "SAME":
+            out.append(-(-length // strides[i]))
+            continue
+        lo, hi = pad.pairs[i]
+        out.append(_output_length(length, kernel[i], strides[i], lo, hi, dilations[i], ceil))
+    return out[0] if scalar else tuple(out)
+
+
+# ----------------------------------------------------------------------------------
+# Windows along one axis
+
+
+@dataclasses.dataclass(frozen=True)
+class AxisWindows:
+    """The pooling windows along one spatial axis, as static Python data.
+
+    Regular windows (``adaptive=False``): window ``o`` holds input positions
+    ``o*stride - pad_lo + j*dilation`` for ``j < kernel``; positions outside
+    ``[0, length)`` are padding. Adaptive windows (``adaptive=True``): window ``o``
+    is ``[floor(o*L/O), ceil((o+1)*L/O))`` and ``kernel`` is the largest window.
+
+    Attributes:
+      length: input length ``L`` along the axis.
+      size: number of windows ``O`` (the output length).
+      kernel: taps per window (the largest window for adaptive).
+      stride: step between window starts (1 for adaptive, unused there).
+      dilation: step between taps of one window.
+      pad_lo: padding before the input.
+      pad_hi: padding after the input, as the user gave it (bounds average divisors).
+      adaptive: whether windows follow torch's adaptive rule.
+    """
+
+    length: int
+    size: int
+    kernel: int
+    stride: int = 1
+    dilation: int = 1
+    pad_lo: int = 0
+    pad_hi: int = 0
+    adaptive: bool = False
+
+    @staticmethod
+    def make_adaptive(length: int, size: int) -> "AxisWindows":
+        """Adaptive windows; divisible cases become regular windows (same positions)."""
+        if size <= length and length % size == 0:
+            k = length // size
+            return AxisWindows(length=length, size=size, kernel=k, stride=k)
+        starts, ends = adaptive_bounds(length, size)
+        return AxisWindows(
+            length=length, size=size, kernel=int((ends - starts).max()), adaptive=True
+        )
+
+    @property
+    def is_global(self) -> bool:
+        """One window that covers the whole axis exactly."""
+        return self.size == 1 and self.kernel == self.length and self.pad_lo == 0
+
+    @property
+    def is_blocks(self) -> bool:
+        """Non-overlapping, gap-free windows: a reshape splits the axis into them."""
+        return not self.adaptive and self.dilation == 1 and self.stride == self.kernel
+
+    def starts(self) -> np.ndarray:
+        """Input position of each window's first tap (may be negative: padding)."""
+        if self.adaptive:
+            return adaptive_bounds(self.length, self.size)[0]
+        return np.arange(self.size) * self.stride - self.pad_lo
+
+    def tap_positions(self) -> np.ndarray:
+        """``(kernel, size)`` input positions; adaptive short windows repeat their last."""
+        taps = np.arange(self.kernel)[:, None]
+        if self.adaptive:
+            starts, ends = adaptive_bounds(self.length, self.size)
+            return np.minimum(starts[None, :] + taps, ends[None, :] - 1)
+        return self.starts()[None, :] + taps * self.dilation
+
+    def tap_valid(self) -> np.ndarray:
+        """``(kernel, size)``: whether a tap is a real element of its window."""
+        if self.adaptive:
+            starts, ends = adaptive_bounds(self.length, self.size)
+            return np.arange(self.kernel)[:, None] < (ends - starts)[None, :]
+        positions = self.tap_positions()
+        return (positions >= 0) & (positions < self.length)
+
+    def padded_extent(self) -> tuple[int, int]:
+        """``(lo, hi)`` padding that makes every tap a strided slice (hi may be < 0: crop)."""
+        if self.adaptive:
+            return 0, 0
+        needed = (self.size - 1) * self.stride + (self.kernel - 1) * self.dilation + 1
+        return self.pad_lo, needed - self.length - self.pad_lo
+
+    def divisor_with_padding(self) -> np.ndarray:
+        """Window lengths counting padding, clipped at the user's right padding (torch)."""
+        starts = self.starts()
+        if self.adaptive:
+            return adaptive_bounds(self.length, self.size)[1] - starts
+        ends = np.minimum(starts + self.kernel, self.length + self.pad_hi)
+        return ends - starts
+
+    def divisor_without_padding(self) -> np.ndarray:
+        """Number of real elements in each window."""
+        return self.tap_valid().sum(axis=0) if not self.adaptive else self.divisor_with_padding()
+
+
+@functools.lru_cache(maxsize=256)
+def _adaptive_bounds_cached(length: int, size: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    index = np.arange(size)
+    starts = (index * length) // size
+    ends = -((-(index + 1) * length) // size)
+    return tuple(starts.tolist()), tuple(ends.tolist())
+
+
+def adaptive_bounds(length: int, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """torch's adaptive windows: ``[floor(i*L/O), ceil((i+1)*L/O))`` for ``i < O``."""
+    starts, ends = _adaptive_bounds_cached(length, size)
+    return np.asarray(starts), np.asarray(ends)
+
+
+# ----------------------------------------------------------------------------------
+# Whole-input checks
+
+
+def spatial_axes(
+    shape: tuple[int, ...], n: int, channels_first: bool, op: str, *, batch_zero_ok: bool = True
+) -> tuple[int, ...]:
+    """Checks the rank and sizes of an input and returns its spatial axes (non-negative).
+
+    Channels-last inputs are ``(*batch, *spatial, C)``; channels-first inputs are
+    ``(*batch, C, *spatial)``. Any number of batch dims (zero included) is accepted.
+    Batch dims may be empty; spatial and channel dims may not (as torch).
+    """
+    layout = "(*batch, C, " if channels_first else "(*batch, "
+    layout += ", ".join("DHW"[3 - n :]) + (")" if channels_first else ", C)")
+    if len(shape) < n + 1:
+        raise ValueError(
+            f"{op}: expected an input of shape {layout} with at least {n + 1} dimensions, but got "
+            f"shape {tuple(shape)}"
+            + ("" if channels_first else " (pass channels_first=True for torch's layout)")
+        )
+    ndim = len(shape)
+    axes = tuple(range(ndim - n, ndim)) if channels_first else tuple(range(ndim - n - 1, ndim - 1))
+    channel_axis = ndim - n - 1 if channels_first else ndim - 1
+    for axis in (*axes, channel_axis):
+        if shape[axis] == 0:
+            raise ValueError(
+                f"{op}: Expected input to have non-zero size for non-batch dimensions, but input "
+                f"has shape {tuple(shape)} with dimension {axis} being empty"
+            )
+    return axes
+
+
+@dataclasses.dataclass(frozen=True)
+class WindowConfig:
+    """Validated configuration of a sliding-window pooling op along every spatial axis."""
+
+    axes: tuple[AxisWindows, ...]
+
+    @property
+    def output_size(self) -> tuple[int, ...]:
+        return tuple(w.size for w in self.axes)
+
+
+def sliding_windows(
+    op: str,
+    spatial_size: tuple[int, ...],
+    kernel_size: Any,
+    stride: Any,
+    padding: Any,
+    dilation: Any,
+    ceil_mode: Any,
+) -> WindowConfig:
+    """Validates torch-style pooling arguments and builds the windows of every axis.
+
+    Applies torch's checks with torch's wording: kernel, stride and dilation must be
+    positive, padding non-negative and (for int padding) at most half the effective
+    kernel, and the output at least 1 in every dimension. Flax-style padding ('SAME',
+    'VALID', explicit pairs) skips the half-kernel rule but must not create a window that
+    lies entirely in padding (it would give -inf or 0/0).
+    """
+    n = len(spatial_size)
+    kernel = as_tuple(kernel_size, n, "kernel_size", op)
+    no_stride = stride is None or (isinstance(stride, Sequence) and len(stride) == 0)
+    strides = kernel if no_stride else as_tuple(stride, n, "stride", op)  # torch: [] means None
+    dilations = as_tuple(dilation, n, "dilation", op)
+    ceil = as_bool(ceil_mode, "ceil_mode", op)
+    if any(k <= 0 for k in kernel):
+        raise ValueError(
+            f"{op}: kernel size should be greater than zero, but got kernel_size={kernel_size!r}"
+        )
+    if any(s <= 0 for s in strides):
+        raise ValueError(f"{op}: stride should be greater than zero, but got stride={stride!r}")
+    if any(d <= 0 for d in dilations):
+        raise ValueError(
+            f"{op}: dilation should be greater than zero, but got dilation={dilation!r}"
+        )
+    pad = normalize_padding(padding, n, op)
+    if pad.mode == "SAME" and ceil:
+        raise ValueError(
+            f"{op}: ceil_mode=True has no meaning with padding='SAME' (whose output size is "
+            "ceil(L / stride)); use explicit padding with ceil_mode"
+        )
+    if pad.mode == "SAME":
+        pairs = tuple(
+            _same_padding(spatial_size[i], kernel[i], strides[i], dilations[i]) for i in range(n)
+        )
+    else:
+        pairs = pad.pairs
+    if pad.mode == "torch":
+        for i, (p, _) in enumerate(pairs):
+            if p > (dilations[i] * (kernel[i] - 1) + 1) // 2:
+                raise ValueError(
+                    f"{op}: pad should be at most half of effective kernel size, but got "
+                    f"padding={padding!r}, kernel_size={kernel_size!r} and dilation={dilation!r}"
+                )
+            if p > kernel[i] // 2:  # torch checks the plain kernel too, dilated or not
+                raise ValueError(
+                    f"{op}: pad should be smaller than or equal to half of kernel size, but got "
+                    f"padding={padding!r} and kernel_size={kernel_size!r}"
+                )
+    outputs = tuple(
+        _output_length(spatial_size[i], kernel[i], strides[i], *pairs[i], dilations[i], ceil)
+        if pad.mode != "SAME"
+        else -(-spatial_size[i] // strides[i])
+        for i in range(n)
+    )
+    if any(o < 1 for o in outputs):
+        raise ValueError(
+            f"{op}: Given input size: {tuple(spatial_size)}. Calculated output size: {outputs}. "
+            f"Output size is too small (kernel_size={kernel_size!r}, stride={stride!r}, "
+            f"padding={padding!r}, dilation={dilation!r}, ceil_mode={ceil})"
+        )
+    windows = tuple(
+        AxisWindows(
+            length=spatial_size[i],
+            size=outputs[i],
+            kernel=kernel[i],
+            stride=strides[i],
+            dilation=dilations[i],
+            pad_lo=pairs[i][0],
+            pad_hi=pairs[i][1],
+        )
+        for i in range(n)
+    )
+    # Flax-style padding, or dilation that steps over the only real elements (torch
+    # accepts that and answers -inf with an index outside the input), can leave a
+    # window without a single real element.
+    for i, w in enumerate(windows):
+        empty = ~w.tap_valid().any(axis=0)
+        if empty.any():
+            raise ValueError(
+                f"{op}: padding={padding!r} puts output window {int(np.argmax(empty))} of "
+                f"spatial dimension {i} entirely in padding (kernel_size={kernel_size!r}, "
+                f"stride={stride!r}, dilation={dilation!r}, input size {tuple(spatial_size)}); "
+                "it would have no element to pool"
+            )
+    return WindowConfig(axes=windows)
+
+
+def adaptive_windows(op: str, spatial_size: tuple[int, ...], output_size: Any) -> WindowConfig:
+    """Validates ``output_size`` (``None`` entries keep a dim) and builds adaptive windows."""
+    n = len(spatial_size)
+    sizes = as_tuple(output_size, n, "output_size", op, allow_none=True)
+    resolved = tuple(spatial_size[i] if s is None else s for i, s in enumerate(sizes))
+    if any(s <= 0 for s in resolved):
+        raise ValueError(
+            f"{op}: elements of output_size must be greater than 0, but got "
+            f"output_size={output_size!r}"
+        )
+    return WindowConfig(
+        axes=tuple(AxisWindows.make_adaptive(spatial_size[i], resolved[i]) for i in range(n))
+    )
+
+
+def global_windows(spatial_size: tuple[int, ...]) -> WindowConfig:
+    """One window per axis covering all of it."""
+    return WindowConfig(axes=tuple(AxisWindows(length=L, size=1, kernel=L, stride=L) for L in spatial_size))
+
+
+def check_spatial_dims(spatial_dims: Any, op: str) -> int:
+    n = as_int(spatial_dims, "spatial_dims", op)
+    if n not in (1, 2, 3):
+        raise ValueError(f"{op}: spatial_dims must be 1, 2 or 3, but got spatial_dims={spatial_dims!r}")
+    return n
+
+
+def index_dtype_bits(volume: int, x64: bool, op: str) -> int:
+    """Bits of the index dtype; refuses volumes that int32 cannot index."""
+    if volume < 2**31:
+        return 32
+    if x64:
+        return 64
+    raise ValueError(
+        f"{op}: the spatial volume {volume} is too large for int32 indices; enable "
+        "jax_enable_x64 for int64 indices"
+    )
+
+
+def along(vector: np.ndarray, axis: int, ndim: int) -> np.ndarray:
+    """Shapes a 1-D static array to broadcast along ``axis`` of an ``ndim`` array."""
+    shape = [1] * ndim
+    shape[axis] = vector.shape[0]
+    return np.reshape(vector, shape)

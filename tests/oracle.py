@@ -1,0 +1,111 @@
+"""Shared test helpers: run torch.nn.functional as the oracle on jaxpool's layouts.
+
+jaxpool takes ``(*batch, *spatial, C)`` (or ``(*batch, C, *spatial)``); torch takes
+``(N, C, *spatial)``. These helpers move between the two, call both, and compare
+forward values, indices and vector-Jacobian products.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import torch
+
+
+def to_torch_layout(x: np.ndarray, n: int, channels_first: bool) -> np.ndarray:
+    """``(*batch, *spatial, C)`` or ``(*batch, C, *spatial)`` -> ``(N, C, *spatial)``."""
+    if not channels_first:
+        x = np.moveaxis(x, -1, -n - 1)
+    batch = x.shape[: x.ndim - n - 1]
+    return x.reshape((math.prod(batch), *x.shape[x.ndim - n - 1 :]))
+
+
+def from_torch_layout(y: np.ndarray, batch: tuple, n: int, channels_first: bool) -> np.ndarray:
+    """Inverse of :func:`to_torch_layout` for an output of torch."""
+    y = y.reshape((*batch, *y.shape[1:]))
+    if not channels_first:
+        y = np.moveaxis(y, -n - 1, -1)
+    return y
+
+
+def compare_with_torch(
+    jax_fn: Callable,
+    torch_fn: Callable,
+    x: np.ndarray,
+    n: int,
+    channels_first: bool,
+    *,
+    indices: bool = False,
+    exact: bool = True,
+    grad: bool = True,
+    rtol: float = 1e-6,
+    atol: float = 1e-6,
+    seed: int = 0,
+) -> None:
+    """Checks forward (and indices, and VJP) of ``jax_fn(x)`` against ``torch_fn``.
+
+    ``jax_fn`` takes the jaxpool-layout array; ``torch_fn`` takes an ``(N, C, *spatial)``
+    tensor. With ``indices``, both return ``(values, indices)``. The cotangent holds small
+    integers, so sums of it are exact in any order; ``exact`` then demands bit equality
+    of values and gradients (max pooling), else ``rtol``/``atol`` apply.
+    """
+    batch = x.shape[: x.ndim - n - 1]
+    t_in = torch.tensor(to_torch_layout(x, n, channels_first), requires_grad=grad)
+    t_out = torch_fn(t_in)
+    t_values, t_index = t_out if indices else (t_out, None)
+    j_out = jax_fn(jnp.asarray(x))
+    j_values, j_index = j_out if indices else (j_out, None)
+
+    expected = from_torch_layout(t_values.detach().numpy(), batch, n, channels_first)
+    chex.assert_shape(j_values, expected.shape)
+    assert j_values.dtype == jnp.asarray(x).dtype, (j_values.dtype, x.dtype)
+    _assert_close(np.asarray(j_values), expected, exact, rtol, atol, "forward")
+    if indices:
+        expected_index = from_torch_layout(t_index.numpy(), batch, n, channels_first)
+        np.testing.assert_array_equal(np.asarray(j_index), expected_index, err_msg="indices")
+    if not grad:
+        return
+    rng = np.random.default_rng(seed)
+    cotangent = rng.integers(-3, 4, size=expected.shape).astype(x.dtype)
+    (t_grad,) = torch.autograd.grad(
+        t_values,
+        t_in,
+        torch.tensor(to_torch_layout(cotangent, n, channels_first)),
+    )
+    values_only = (lambda v: jax_fn(v)[0]) if indices else jax_fn
+    _, vjp = jax.vjp(values_only, jnp.asarray(x))
+    (j_grad,) = vjp(jnp.asarray(cotangent))
+    expected_grad = from_torch_layout(t_grad.numpy(), batch, n, channels_first)
+    _assert_close(np.asarray(j_grad), expected_grad, exact, rtol, atol, "gradient")
+
+
+def _assert_close(actual, expected, exact, rtol, atol, what):
+    if exact:
+        np.testing.assert_array_equal(actual, expected, err_msg=what)
+    else:
+        np.testing.assert_allclose(actual, expected, rtol=rtol, atol=atol, err_msg=what)
+
+
+def sample_input(
+    rng: np.random.Generator,
+    shape: tuple,
+    *,
+    ties: bool,
+    nan: bool,
+    dtype=np.float32,
+) -> np.ndarray:
+    """Random input; ``ties`` draws from few integers (many equal maxima), ``nan`` adds NaNs."""
+    if ties:
+        x = rng.integers(-2, 3, size=shape).astype(dtype)
+    else:
+        x = rng.standard_normal(shape).astype(dtype)
+    if nan and x.size:
+        flat = x.reshape(-1)
+        count = max(1, flat.size // 25)
+        flat[rng.choice(flat.size, size=count, replace=False)] = np.nan
+    return x
