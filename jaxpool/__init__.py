@@ -1,12 +1,82 @@
-"""jaxpool: PyTorch-exact pooling for JAX and Flax."""
-from jaxpool._functional import (
-    avg_pool1d, avg_pool2d, avg_pool3d, max_pool1d, max_pool2d, max_pool3d,
-    min_pool1d, min_pool2d, min_pool3d, lp_pool1d, lp_pool2d, lp_pool3d,
-    max_unpool1d, max_unpool2d, max_unpool3d, fractional_max_pool2d, fractional_max_pool3d,
-)
-from jaxpool._geometry import pool_output_shape
-from jaxpool._adaptive import (
-    adaptive_avg_pool1d, adaptive_avg_pool2d, adaptive_avg_pool3d,
-    adaptive_max_pool1d, adaptive_max_pool2d, adaptive_max_pool3d,
-    global_avg_pool, global_max_pool,
+"""jaxpool: pooling for JAX and Flax with exactly PyTorch's numbers.
+
+Functional ops mirror ``torch.nn.functional`` (names and argument order) with a
+channels-last layout by default; Flax linen modules wrap them. See the README for the
+table of ops and their torch counterparts.
+"""
+
+from jaxpool._adaptive import adaptive_avg_pool1d as adaptive_avg_pool1d
+from jaxpool._adaptive import adaptive_avg_pool2d as adaptive_avg_pool2d
+from jaxpool._adaptive import adaptive_avg_pool3d as adaptive_avg_pool3d
+from jaxpool._adaptive import adaptive_max_pool1d as adaptive_max_pool1d
+from jaxpool._adaptive import adaptive_max_pool2d as adaptive_max_pool2d
+from jaxpool._adaptive import adaptive_max_pool3d as adaptive_max_pool3d
+from jaxpool._adaptive import global_avg_pool as global_avg_pool
+from jaxpool._adaptive import global_max_pool as global_max_pool
+from jaxpool._functional import avg_pool1d as avg_pool1d
+from jaxpool._functional import avg_pool2d as avg_pool2d
+from jaxpool._functional import avg_pool3d as avg_pool3d
+from jaxpool._functional import fractional_max_pool2d as fractional_max_pool2d
+from jaxpool._functional import fractional_max_pool3d as fractional_max_pool3d
+from jaxpool._functional import lp_pool1d as lp_pool1d
+from jaxpool._functional import lp_pool2d as lp_pool2d
+from jaxpool._functional import lp_pool3d as lp_pool3d
+from jaxpool._functional import max_pool1d as max_pool1d
+from jaxpool._functional import max_pool2d as max_pool2d
+from jaxpool._functional import max_pool3d as max_pool3d
+from jaxpool._functional import max_unpool1d as max_unpool1d
+from jaxpool._functional import max_unpool2d as max_unpool2d
+from jaxpool._functional import max_unpool3d as max_unpool3d
+from jaxpool._functional import min_pool1d as min_pool1d
+from jaxpool._functional import min_pool2d as min_pool2d
+from jaxpool._functional import min_pool3d as min_pool3d
+from jaxpool._geometry import pool_output_shape as pool_output_shape
+from jaxpool._linen import AdaptiveAvgPool as AdaptiveAvgPool
+from jaxpool._linen import AdaptiveMaxPool as AdaptiveMaxPool
+from jaxpool._linen import AvgPool as AvgPool
+from jaxpool._linen import FractionalMaxPool as FractionalMaxPool
+from jaxpool._linen import GlobalAvgPool as GlobalAvgPool
+from jaxpool._linen import GlobalMaxPool as GlobalMaxPool
+from jaxpool._linen import LPPool as LPPool
+from jaxpool._linen import MaxPool as MaxPool
+
+__version__ = "0.1.0"
+
+__all__ = (
+    # Functional ops (torch.nn.functional names).
+    "max_pool1d",
+    "max_pool2d",
+    "max_pool3d",
+    "min_pool1d",
+    "min_pool2d",
+    "min_pool3d",
+    "avg_pool1d",
+    "avg_pool2d",
+    "avg_pool3d",
+    "lp_pool1d",
+    "lp_pool2d",
+    "lp_pool3d",
+    "adaptive_avg_pool1d",
+    "adaptive_avg_pool2d",
+    "adaptive_avg_pool3d",
+    "adaptive_max_pool1d",
+    "adaptive_max_pool2d",
+    "adaptive_max_pool3d",
+    "global_avg_pool",
+    "global_max_pool",
+    "max_unpool1d",
+    "max_unpool2d",
+    "max_unpool3d",
+    "fractional_max_pool2d",
+    "fractional_max_pool3d",
+    "pool_output_shape",
+    # Flax linen modules.
+    "MaxPool",
+    "AvgPool",
+    "LPPool",
+    "AdaptiveAvgPool",
+    "AdaptiveMaxPool",
+    "GlobalAvgPool",
+    "GlobalMaxPool",
+    "FractionalMaxPool",
 )

@@ -121,7 +121,7 @@ _EXAMPLES = {
     ("avg", 2): """>>> import jax.numpy as jnp, jaxpool
       >>> x = jnp.arange(1.0, 17.0).reshape(1, 4, 4, 1)
       >>> jaxpool.adaptive_avg_pool2d(x, (1, 2))[0, ..., 0]
-      Array([[ 7.5,  9.5]], dtype=float32)""",
+      Array([[7.5, 9.5]], dtype=float32)""",
     ("avg", 3): """>>> import jax.numpy as jnp, jaxpool
       >>> jaxpool.adaptive_avg_pool3d(jnp.ones((4, 4, 4, 2)), (2, None, 1)).shape
       (2, 4, 1, 2)""",
@@ -209,8 +209,8 @@ def global_avg_pool(
     Example:
       >>> import jax.numpy as jnp, jaxpool
       >>> x = jnp.array([[1.0, 3, 2, 4], [5, 6, 8, 7], [4, 2, 1, 0], [9, 7, 3, 2]])
-      >>> jaxpool.global_avg_pool(x[None, :, :, None])
-      Array([[4.25]], dtype=float32)
+      >>> jaxpool.global_avg_pool(x[None, :, :, None])   # 64 / 16
+      Array([[4.]], dtype=float32)
     """
     return _global("global_avg_pool", x, spatial_dims, keepdims, channels_first, kind="avg")
 

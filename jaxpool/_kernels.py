@@ -276,6 +276,33 @@ def window_average(
     return divide(sums, total, axes).astype(x.dtype)
 
 
+def window_hybrid(
+    x: jax.Array,
+    alpha: jax.Array,
+    axes: Sequence[int],
+    windows: Sequence[AxisWindows],
+    divisor: str | int,
+) -> jax.Array:
+    """``alpha * max + (1 - alpha) * average`` over each window (torch's rules for both).
+
+    Args:
+      x: floating input.
+      alpha: mixing weight, broadcastable to the output (same rank); differentiable.
+      axes: spatial axes of ``x``.
+      windows: windows per axis.
+      divisor: as :func:`window_average`.
+
+    Returns:
+      The mix, in ``x``'s dtype (computed in float32 for narrower floats).
+    """
+    maxima = window_max(x, axes, windows)
+    averages = window_average(x, axes, windows, divisor)
+    compute = jnp.promote_types(x.dtype, jnp.float32)
+    alpha = alpha.astype(compute)
+    mixed = alpha * maxima.astype(compute) + (1 - alpha) * averages.astype(compute)
+    return mixed.astype(x.dtype)
+
+
 def divide(numerator: jax.Array, divisor, axes: Sequence[int]) -> jax.Array:
     """``numerator / divisor`` rounded as IEEE division, as torch computes averages.
 

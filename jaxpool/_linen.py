@@ -1,0 +1,301 @@
+"""Flax linen modules for the pooling ops: configuration fields, then one call to the op.
+
+The spatial rank comes from ``len(kernel_size)`` (or ``len(output_size)``), so sizes are
+tuples: ``MaxPool((2, 2))`` pools 2D, ``MaxPool((3,))`` 1D. Every other argument keeps
+torch's name and default. Modules hold no logic of their own; see the functional ops for
+the math, the shapes and the errors.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional, Sequence, Union
+
+import flax.linen as nn
+import jax
+from jax.typing import ArrayLike
+
+from jaxpool import _adaptive as adaptive
+from jaxpool import _functional as functional
+
+Size = Sequence[int]
+OptionalSize = Sequence[Optional[int]]
+PaddingLike = Union[int, Sequence[int], str, Sequence[tuple[int, int]]]
+
+_MAX = {1: functional.max_pool1d, 2: functional.max_pool2d, 3: functional.max_pool3d}
+_AVG = {1: functional.avg_pool1d, 2: functional.avg_pool2d, 3: functional.avg_pool3d}
+_LP = {1: functional.lp_pool1d, 2: functional.lp_pool2d, 3: functional.lp_pool3d}
+_ADAPTIVE_AVG = {
+    1: adaptive.adaptive_avg_pool1d,
+    2: adaptive.adaptive_avg_pool2d,
+    3: adaptive.adaptive_avg_pool3d,
+}
+_ADAPTIVE_MAX = {
+    1: adaptive.adaptive_max_pool1d,
+    2: adaptive.adaptive_max_pool2d,
+    3: adaptive.adaptive_max_pool3d,
+}
+_FRACTIONAL = {2: functional.fractional_max_pool2d, 3: functional.fractional_max_pool3d}
+
+
+def spatial_rank(module: nn.Module, name: str, value: Any, ranks=(1, 2, 3)) -> int:
+    """The number of spatial dims, read from a size field that must be a tuple."""
+    kind = type(module).__name__
+    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
+        raise TypeError(
+            f"{kind}: {name} must be a tuple with one entry per spatial dimension (its length "
+            f"sets the rank), e.g. (2, 2) for 2D pooling, but got {name}={value!r}"
+        )
+    if len(value) not in ranks:
+        raise ValueError(
+            f"{kind}: {name} must have {' or '.join(map(str, ranks))} entries (one per spatial "
+            f"dimension), but got {name}={value!r}"
+        )
+    return len(value)
+
+
+class MaxPool(nn.Module):
+    """Max pooling, as ``torch.nn.MaxPool{1,2,3}d`` (see :func:`jaxpool.max_pool2d`).
+
+    Example:
+      >>> import jax.numpy as jnp, jaxpool
+      >>> pool = jaxpool.MaxPool(kernel_size=(3, 3), stride=(2, 2), padding=1)
+      >>> pool.apply({}, jnp.ones((8, 32, 32, 16))).shape
+      (8, 16, 16, 16)
+
+    Attributes:
+      kernel_size: window size per spatial dim; its length (1, 2 or 3) sets the rank.
+      stride: window stride; default ``None`` means ``kernel_size``.
+      padding: int, per-dim ints, 'SAME', 'VALID' or ``(lo, hi)`` pairs; default 0.
+      dilation: spacing between window elements; default 1.
+      ceil_mode: ceil instead of floor for the output size; default False.
+      return_indices: also return torch-style flat indices; default False.
+      channels_first: input is ``(*batch, C, *spatial)``; default False (channels-last).
+    """
+
+    kernel_size: Size
+    stride: Optional[Union[int, Size]] = None
+    padding: PaddingLike = 0
+    dilation: Union[int, Size] = 1
+    ceil_mode: bool = False
+    return_indices: bool = False
+    channels_first: bool = False
+
+    def __call__(self, x: ArrayLike):
+        """Pools ``x``: ``(*batch, *spatial, C)`` -> ``(*batch, *out_spatial, C)``."""
+        n = spatial_rank(self, "kernel_size", self.kernel_size)
+        return _MAX[n](
+            x, self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode,
+            self.return_indices, channels_first=self.channels_first,
+        )
+
+
+class AvgPool(nn.Module):
+    """Average pooling, as ``torch.nn.AvgPool{1,2,3}d`` (see :func:`jaxpool.avg_pool2d`).
+
+    Example:
+      >>> import jax.numpy as jnp, jaxpool
+      >>> pool = jaxpool.AvgPool(kernel_size=(2, 2))
+      >>> pool.apply({}, jnp.arange(1.0, 17.0).reshape(4, 4, 1))[..., 0]
+      Array([[ 3.5,  5.5],
+             [11.5, 13.5]], dtype=float32)
+
+    Attributes:
+      kernel_size: window size per spatial dim; its length sets the rank.
+      stride: window stride; default ``None`` means ``kernel_size``.
+      padding: int, per-dim ints, 'SAME', 'VALID' or ``(lo, hi)`` pairs; default 0.
+      ceil_mode: ceil instead of floor for the output size; default False.
+      count_include_pad: padding counts in the divisor; default True.
+      divisor_override: if set, the divisor of every window; default None.
+      channels_first: input is ``(*batch, C, *spatial)``; default False.
+    """
+
+    kernel_size: Size
+    stride: Optional[Union[int, Size]] = None
+    padding: PaddingLike = 0
+    ceil_mode: bool = False
+    count_include_pad: bool = True
+    divisor_override: Optional[int] = None
+    channels_first: bool = False
+
+    def __call__(self, x: ArrayLike) -> jax.Array:
+        """Pools ``x``: ``(*batch, *spatial, C)`` -> ``(*batch, *out_spatial, C)``."""
+        n = spatial_rank(self, "kernel_size", self.kernel_size)
+        return _AVG[n](
+            x, self.kernel_size, self.stride, self.padding, self.ceil_mode,
+            self.count_include_pad, self.divisor_override, channels_first=self.channels_first,
+        )
+
+
+class LPPool(nn.Module):
+    """Power-average pooling, as ``torch.nn.LPPool{1,2,3}d`` (see :func:`jaxpool.lp_pool2d`).
+
+    Example:
+      >>> import jax.numpy as jnp, jaxpool
+      >>> pool = jaxpool.LPPool(norm_type=2, kernel_size=(2, 2))
+      >>> pool.apply({}, jnp.full((2, 2, 1), 3.0))[..., 0]
+      Array([[6.]], dtype=float32)
+
+    Attributes:
+      norm_type: the power ``p`` > 0 (``inf`` gives max pooling of ``|x|``).
+      kernel_size: window size per spatial dim; its length sets the rank.
+      stride: window stride; default ``None`` means ``kernel_size``.
+      ceil_mode: ceil instead of floor for the output size; default False.
+      channels_first: input is ``(*batch, C, *spatial)``; default False.
+    """
+
+    norm_type: float
+    kernel_size: Size
+    stride: Optional[Union[int, Size]] = None
+    ceil_mode: bool = False
+    channels_first: bool = False
+
+    def __call__(self, x: ArrayLike) -> jax.Array:
+        """Pools ``x``: ``(*batch, *spatial, C)`` -> ``(*batch, *out_spatial, C)``."""
+        n = spatial_rank(self, "kernel_size", self.kernel_size)
+        return _LP[n](
+            x, self.norm_type, self.kernel_size, self.stride, self.ceil_mode,
+            channels_first=self.channels_first,
+        )
+
+
+class AdaptiveAvgPool(nn.Module):
+    """Adaptive average pooling, as ``torch.nn.AdaptiveAvgPool{1,2,3}d``.
+
+    Example:
+      >>> import jax.numpy as jnp, jaxpool
+      >>> pool = jaxpool.AdaptiveAvgPool(output_size=(7, 7))
+      >>> pool.apply({}, jnp.ones((2, 56, 56, 8))).shape
+      (2, 7, 7, 8)
+
+    Attributes:
+      output_size: output size per spatial dim (``None`` keeps a dim); its length sets
+        the rank.
+      channels_first: input is ``(*batch, C, *spatial)``; default False.
+    """
+
+    output_size: OptionalSize
+    channels_first: bool = False
+
+    def __call__(self, x: ArrayLike) -> jax.Array:
+        """Pools ``x`` to ``output_size``: ``(*batch, *spatial, C)`` -> ``(*batch, *output_size, C)``."""
+        n = spatial_rank(self, "output_size", self.output_size)
+        return _ADAPTIVE_AVG[n](x, self.output_size, channels_first=self.channels_first)
+
+
+class AdaptiveMaxPool(nn.Module):
+    """Adaptive max pooling, as ``torch.nn.AdaptiveMaxPool{1,2,3}d``.
+
+    Example:
+      >>> import jax.numpy as jnp, jaxpool
+      >>> pool = jaxpool.AdaptiveMaxPool(output_size=(3, 3))
+      >>> pool.apply({}, jnp.ones((2, 10, 10, 8))).shape
+      (2, 3, 3, 8)
+
+    Attributes:
+      output_size: output size per spatial dim (``None`` keeps a dim); its length sets
+        the rank.
+      return_indices: also return flat indices; default False.
+      channels_first: input is ``(*batch, C, *spatial)``; default False.
+    """
+
+    output_size: OptionalSize
+    return_indices: bool = False
+    channels_first: bool = False
+
+    def __call__(self, x: ArrayLike):
+        """Pools ``x`` to ``output_size``: ``(*batch, *spatial, C)`` -> ``(*batch, *output_size, C)``."""
+        n = spatial_rank(self, "output_size", self.output_size)
+        return _ADAPTIVE_MAX[n](
+            x, self.output_size, self.return_indices, channels_first=self.channels_first
+        )
+
+
+class GlobalAvgPool(nn.Module):
+    """Mean over all spatial positions (a CNN head); see :func:`jaxpool.global_avg_pool`.
+
+    Example:
+      >>> import jax.numpy as jnp, jaxpool
+      >>> jaxpool.GlobalAvgPool().apply({}, jnp.ones((8, 7, 7, 512))).shape
+      (8, 512)
+
+    Attributes:
+      spatial_dims: number of spatial dims (1, 2 or 3); default 2.
+      keepdims: keep the spatial dims with size 1; default False.
+      channels_first: input is ``(*batch, C, *spatial)``; default False.
+    """
+
+    spatial_dims: int = 2
+    keepdims: bool = False
+    channels_first: bool = False
+
+    def __call__(self, x: ArrayLike) -> jax.Array:
+        """``(*batch, *spatial, C)`` -> ``(*batch, C)`` (or keepdims' shape)."""
+        return adaptive.global_avg_pool(
+            x, spatial_dims=self.spatial_dims, keepdims=self.keepdims,
+            channels_first=self.channels_first,
+        )
+
+
+class GlobalMaxPool(nn.Module):
+    """Maximum over all spatial positions; see :func:`jaxpool.global_max_pool`.
+
+    Example:
+      >>> import jax.numpy as jnp, jaxpool
+      >>> jaxpool.GlobalMaxPool(keepdims=True).apply({}, jnp.ones((8, 7, 7, 512))).shape
+      (8, 1, 1, 512)
+
+    Attributes:
+      spatial_dims: number of spatial dims (1, 2 or 3); default 2.
+      keepdims: keep the spatial dims with size 1; default False.
+      channels_first: input is ``(*batch, C, *spatial)``; default False.
+    """
+
+    spatial_dims: int = 2
+    keepdims: bool = False
+    channels_first: bool = False
+
+    def __call__(self, x: ArrayLike) -> jax.Array:
+        """``(*batch, *spatial, C)`` -> ``(*batch, C)`` (or keepdims' shape)."""
+        return adaptive.global_max_pool(
+            x, spatial_dims=self.spatial_dims, keepdims=self.keepdims,
+            channels_first=self.channels_first,
+        )
+
+
+class FractionalMaxPool(nn.Module):
+    """Fractional max pooling, as ``torch.nn.FractionalMaxPool{2,3}d``.
+
+    Every call draws fresh pooling regions from the ``rng_collection`` stream (pass
+    ``rngs={'fractional': key}`` to ``apply``), as torch samples anew each forward.
+
+    Example:
+      >>> import jax, jax.numpy as jnp, jaxpool
+      >>> pool = jaxpool.FractionalMaxPool(kernel_size=(2, 2), output_ratio=(0.5, 0.5))
+      >>> x = jnp.ones((2, 10, 10, 3))
+      >>> pool.apply({}, x, rngs={"fractional": jax.random.key(0)}).shape
+      (2, 5, 5, 3)
+
+    Attributes:
+      kernel_size: window size per spatial dim; its length (2 or 3) sets the rank.
+      output_size: output size per spatial dim (exactly one of this and output_ratio).
+      output_ratio: output size as a fraction in (0, 1) of the input size.
+      return_indices: also return flat indices; default False.
+      channels_first: input is ``(*batch, C, *spatial)``; default False.
+      rng_collection: the rng stream the samples come from; default 'fractional'.
+    """
+
+    kernel_size: Size
+    output_size: Optional[Union[int, Size]] = None
+    output_ratio: Optional[Union[float, Sequence[float]]] = None
+    return_indices: bool = False
+    channels_first: bool = False
+    rng_collection: str = "fractional"
+
+    @nn.compact
+    def __call__(self, x: ArrayLike):
+        """Pools ``x`` with regions drawn from ``rng_collection``."""
+        n = spatial_rank(self, "kernel_size", self.kernel_size, ranks=(2, 3))
+        return _FRACTIONAL[n](
+            x, self.kernel_size, self.output_size, self.output_ratio, self.return_indices,
+            key=self.make_rng(self.rng_collection), channels_first=self.channels_first,
+        )
