@@ -76,9 +76,9 @@ def as_tuple(value: Any, n: int, name: str, op: str, *, allow_none: bool = False
     if _is_int(value) or (value is None and allow_none):
         return (check(value),) * n
     if isinstance(value, (str, bytes)) or not isinstance(value, Sequence | np.ndarray):
+        kind = "an int or None, or a tuple of such values" if allow_none else f"an int or a tuple of {n} ints"
         raise TypeError(
-            f"{op}: {name} must be an int or a tuple of {n} ints, but got {value!r} of type "
-            f"{type(value).__name__}"
+            f"{op}: {name} must be {kind}, but got {value!r} of type {type(value).__name__}"
         )
     entries = tuple(value)
     if len(entries) == 1 and n > 1:

@@ -117,31 +117,34 @@ def _pad_axis(x: jax.Array, axis: int, lo: int, hi: int, value) -> jax.Array:
     return lax.pad(x, jnp.asarray(value, x.dtype), config)
 
 
-def _prepare(x: jax.Array, axis: int, w: AxisWindows, value) -> jax.Array:
-    """Pads (or crops) an axis so that every regular tap is an in-bounds strided slice."""
-    lo, hi = w.padded_extent()
-    return _pad_axis(x, axis, lo, hi, value)
+def _tap(x: jax.Array, axis: int, w: AxisWindows, j: int, fill) -> jax.Array:
+    """Tap ``j`` of every window along ``axis`` (length ``w.size``), padding with ``fill``.
 
-
-def _tap(x: jax.Array, axis: int, w: AxisWindows, j: int) -> jax.Array:
-    """Tap ``j`` of every window along ``axis`` of a prepared array (length ``w.size``)."""
+    The slice is taken from the unpadded input and only the (output-sized) tap is
+    padded, which XLA fuses into its consumer; padding the input first would copy it.
+    """
+    positions = w.tap_positions()[j]
     if w.adaptive:
-        positions = w.tap_positions()[j]
         step = np.diff(positions)
-        if positions.size > 1 and np.all(step == step[0]) and step[0] > 0:
-            return lax.slice_in_dim(
-                x, int(positions[0]), int(positions[-1]) + 1, int(step[0]), axis
-            )
-        if positions.size == 1:
-            return lax.slice_in_dim(x, int(positions[0]), int(positions[0]) + 1, 1, axis)
+        if positions.size == 1 or (np.all(step == step[0]) and step[0] > 0):
+            stride = int(step[0]) if positions.size > 1 else 1
+            return lax.slice_in_dim(x, int(positions[0]), int(positions[-1]) + 1, stride, axis)
         return jnp.take(x, jnp.asarray(positions, np.int32), axis=axis)
-    start = j * w.dilation
-    return lax.slice_in_dim(x, start, start + (w.size - 1) * w.stride + 1, w.stride, axis)
+    valid = np.flatnonzero((positions >= 0) & (positions < w.length))
+    if valid.size == 0:  # this tap is padding in every window
+        shape = list(x.shape)
+        shape[axis] = w.size
+        return jnp.full(shape, fill, x.dtype)
+    first, last = int(valid[0]), int(valid[-1])
+    tap = lax.slice_in_dim(
+        x, int(positions[first]), int(positions[last]) + 1, w.stride, axis
+    )
+    return _pad_axis(tap, axis, first, w.size - 1 - last, fill)
 
 
-def _take_taps(x: jax.Array, stage: Stage, tap: tuple[int, ...]) -> jax.Array:
+def _take_taps(x: jax.Array, stage: Stage, tap: tuple[int, ...], fill) -> jax.Array:
     for axis, w, j in zip(stage.axes, stage.windows, tap):
-        x = _tap(x, axis, w, j)
+        x = _tap(x, axis, w, j, fill)
     return x
 
 
@@ -190,12 +193,9 @@ def window_sum(x: jax.Array, axes: Sequence[int], windows: Sequence[AxisWindows]
             x = jnp.sum(split, axis=tap_axes)
             continue
         _log_path("sum:taps")
-        prepared = x
-        for axis, w in zip(stage.axes, stage.windows):
-            prepared = _prepare(prepared, axis, w, 0)
         total = None
         for tap in _stage_taps(stage):
-            value = _take_taps(prepared, stage, tap)
+            value = _take_taps(x, stage, tap, 0)
             # Adaptive windows shorter than the kernel repeat their last element.
             mask = _repeat_mask(stage, tap, x.ndim)
             if mask is not None:
@@ -261,7 +261,10 @@ def window_average(
         if all(w.size == 1 for w in windows):
             sums = divide(sums, float(math.prod(w.length for w in windows)), axes)
         else:
-            for axis, w in zip(axes, windows):
+            for number, (axis, w) in enumerate(zip(axes, windows)):
+                if number:
+                    # XLA would merge (s / a) / b into s / (a * b), which rounds once.
+                    sums = lax.optimization_barrier(sums)
                 sums = divide(sums, along(w.divisor_with_padding(), axis, x.ndim), axes)
         return sums.astype(x.dtype)
     if isinstance(divisor, int):
@@ -391,17 +394,12 @@ def _max_stage(
     lowest = _lowest(x.dtype)
     if stage.kind == "blocks":
         return _max_blocks_stage(x, stage, carried, want_taps=want_taps, floating=floating)
-    prepared = x
-    carried_prepared = list(carried)
-    for axis, w in zip(stage.axes, stage.windows):
-        prepared = _prepare(prepared, axis, w, lowest)
-        carried_prepared = [_prepare(c, axis, w, 0) for c in carried_prepared]
     taps = _stage_taps(stage)
-    best = _take_taps(prepared, stage, taps[0])
+    best = _take_taps(x, stage, taps[0], lowest)
     chosen = jnp.zeros(best.shape, jnp.int32) if want_taps else None
-    follow = [_take_taps(c, stage, taps[0]) for c in carried_prepared]
+    follow = [_take_taps(c, stage, taps[0], 0) for c in carried]
     for number, tap in enumerate(taps[1:], start=1):
-        value = _take_taps(prepared, stage, tap)
+        value = _take_taps(x, stage, tap, lowest)
         better = value > best
         if floating:
             better = better | jnp.isnan(value)
@@ -415,7 +413,9 @@ def _max_stage(
         best = jnp.where(better, value, best)
         if want_taps:
             chosen = jnp.where(better, number, chosen)
-        follow = [jnp.where(better, _take_taps(c, stage, tap), f) for c, f in zip(carried_prepared, follow)]
+        follow = [
+            jnp.where(better, _take_taps(c, stage, tap, 0), f) for c, f in zip(carried, follow)
+        ]
     return best, chosen, tuple(follow)
 
 
@@ -451,10 +451,7 @@ def _select_stage(dx: jax.Array, stage: Stage, chosen: jax.Array) -> jax.Array:
         iota = lax.broadcasted_iota(jnp.int32, split.shape, tap_axis)
         one_hot = iota == jnp.expand_dims(chosen, tap_axis)
         return jnp.sum(jnp.where(one_hot, split, 0), axis=tap_axis)
-    prepared = dx
-    for axis, w in zip(stage.axes, stage.windows):
-        prepared = _prepare(prepared, axis, w, 0)
-    cases = [_take_taps(prepared, stage, tap) for tap in _stage_taps(stage)]
+    cases = [_take_taps(dx, stage, tap, 0) for tap in _stage_taps(stage)]
     if len(cases) == 1:
         return cases[0]
     return lax.select_n(chosen, *cases)
