@@ -1,30 +1,38 @@
 """How windows are reduced: the array code under every pooling op.
 
 Each op describes its windows with :class:`~jaxpool._geometry.AxisWindows` (one per
-spatial axis, static Python data) and calls one of three reductions here:
+spatial axis, static Python data) and calls a reduction here:
 
-* :func:`window_max`: maximum over each window, with torch's gradient (everything to
-  the first maximum in row-major window order; a NaN window sends it to its last NaN)
-  and, on request, torch's flat indices;
-* :func:`window_sum`: float32 sum over each window (averages divide it);
-* :func:`window_first_max_index`: the index alone, for custom windows.
+* :func:`window_max`: the maximum of each window with torch's semantics (the first
+  maximum in row-major window order wins ties; a window holding NaN gives NaN and points
+  at its last NaN), its gradient, and on request torch's flat indices;
+* :func:`window_sum` / :func:`window_average`: float32 window sums, divided as torch
+  divides them;
+* :func:`window_hybrid`: ``alpha * max + (1 - alpha) * average``;
+* :func:`gather_window_max`: windows whose starts are data (fractional pooling).
 
-A window reduction is split into *stages*, each reducing one or more spatial axes:
+**Stages.** A window is reduced in stages, each over one or more spatial axes, the
+innermost axis first (separable max keeps torch's row-major first maximum, stage by
+stage). A stage is one of
 
-* ``blocks``: the windows tile the axis (stride == kernel, no dilation), so a reshape
-  splits the axis into (windows, taps) and an axis reduction does the work. Used for
-  global pooling, divisible adaptive pooling and large non-overlapping kernels.
-* ``taps``: each tap of the window is a strided slice (or, for adaptive windows, a
-  static gather) of the padded input; the taps are combined elementwise, which XLA fuses
-  into one loop. Several axes share one stage while their tap count stays small;
-  otherwise each axis is its own stage (separable: rows, then columns).
+* ``taps``: every window element ("tap") is a strided slice of the input. Outputs whose
+  windows overlap the padding are cut into a few border *blocks*; within a block each
+  valid tap is a plain strided slice and invalid taps are left out, so no tap is ever
+  padded (XLA evaluates ``pad`` element by element, and it keeps a padded tap from
+  fusing). The blocks are joined by concatenation, which fuses.
+* ``blocks``: the windows tile the axis (stride == kernel, no dilation): a reshape splits
+  the axis into (windows, taps) and an axis reduction does the work (global pooling,
+  divisible adaptive pooling, large non-overlapping kernels).
+* ``adaptive``: torch's adaptive windows that do not tile the axis; taps are static
+  gathers, a short window repeats its last element.
 
-Separable max is exact, and so is its index: reducing the innermost axis first and
-keeping the first maximum (last NaN) at every stage picks the same element as torch's
-row-major scan. The gradient of the max is a custom JVP that selects the tangent at the
-chosen tap of every stage (``lax.select_n``); JAX transposes that into strided pads, so
-the backward pass is one fused scatter-free loop per stage instead of XLA's
-``select_and_scatter_add``.
+**Gradients.** The linear maps under the reductions are JAX primitives with their own
+transpose rules: :data:`window_sum_p` (transpose: every input element gathers the window
+sums it belongs to, computed phase by phase of the stride as stride-1 window sums of the
+cotangent, then interleaved), :data:`select_tap_p` (the element at each window's chosen
+tap; the tangent of the max) and its transpose :data:`scatter_tap_p`. So forward mode,
+reverse mode, ``vmap`` and higher derivatives all work, and no backward pass goes
+through XLA's ``select_and_scatter_add`` or interior padding.
 """
 
 from __future__ import annotations
@@ -33,24 +41,26 @@ import dataclasses
 import functools
 import itertools
 import math
-from typing import Sequence
+from typing import Callable, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax import core as jax_core
 from jax import lax
+from jax.extend.core import Primitive
+from jax.interpreters import ad, batching, mlir
 
 from jaxpool._geometry import AxisWindows, along
 
-# Largest number of taps combined in one joint multi-axis stage; beyond it each axis is
-# reduced on its own (separable), which costs the sum of the kernels instead of their
-# product.
+# Largest number of taps combined in one joint multi-axis ``taps`` stage; beyond it each
+# axis is reduced on its own (separable: the sum of the kernels instead of their product).
 JOINT_TAPS_LIMIT = 16
-# Tiling windows at least this long are reduced by reshape + axis reduction rather than
-# by combining strided slices.
+# Tiling windows at least this long are reduced by reshape + axis reduction (``blocks``)
+# rather than by combining strided slices.
 BLOCKS_MIN_KERNEL = 4
 
-# Set by tests to record which implementation ran (a list that receives path names).
+# Tests set this to a list to record which implementations ran ("max:taps", ...).
 _path_log: list[str] | None = None
 
 
@@ -59,51 +69,82 @@ def _log_path(name: str) -> None:
         _path_log.append(name)
 
 
+# ----------------------------------------------------------------------------------
+# Stages
+
+
 @dataclasses.dataclass(frozen=True)
 class Stage:
-    """One step of a window reduction: the spatial axes it reduces and how."""
+    """One step of a window reduction: the spatial axes it reduces and how.
 
-    kind: str  # "blocks" or "taps"
-    axes: tuple[int, ...]  # positions in the array
+    Attributes:
+      kind: 'taps', 'blocks' or 'adaptive' (see the module docstring).
+      axes: positions of the reduced axes in the array.
+      windows: the windows along each of those axes.
+    """
+
+    kind: str
+    axes: tuple[int, ...]
     windows: tuple[AxisWindows, ...]
 
+    def shifted(self, offset: int) -> "Stage":
+        """The same stage for an array with ``offset`` more leading axes (vmap)."""
+        return dataclasses.replace(self, axes=tuple(a + offset for a in self.axes))
 
-def plan_stages(
-    axes: Sequence[int], windows: Sequence[AxisWindows], *, joint: bool = True
-) -> tuple[Stage, ...]:
+    @property
+    def taps(self) -> list[tuple[int, ...]]:
+        """Every tap of a window, in row-major order."""
+        return list(itertools.product(*(range(w.kernel) for w in self.windows)))
+
+    def out_shape(self, shape: Sequence[int]) -> tuple[int, ...]:
+        shape = list(shape)
+        for axis, w in zip(self.axes, self.windows):
+            shape[axis] = w.size
+        return tuple(shape)
+
+    def in_shape(self, shape: Sequence[int]) -> tuple[int, ...]:
+        shape = list(shape)
+        for axis, w in zip(self.axes, self.windows):
+            shape[axis] = w.length
+        return tuple(shape)
+
+
+def plan_stages(axes: Sequence[int], windows: Sequence[AxisWindows]) -> tuple[Stage, ...]:
     """Splits a window reduction into stages, innermost axes first.
 
-    Stages cover contiguous runs of axes ending at the innermost one, so that picking
-    the first maximum stage by stage equals torch's row-major choice.
+    Stages cover contiguous runs of axes ending at the innermost remaining one, so that
+    keeping the first maximum stage by stage equals torch's row-major choice.
     """
+
+    def kind_of(w: AxisWindows) -> str:
+        if w.adaptive:
+            return "adaptive"
+        if w.is_blocks and (w.kernel >= BLOCKS_MIN_KERNEL or w.is_global):
+            return "blocks"
+        return "taps"
+
     pairs = list(zip(axes, windows))
     stages: list[Stage] = []
-
-    def blocks_kind(w: AxisWindows) -> bool:
-        return w.is_blocks and (w.kernel >= BLOCKS_MIN_KERNEL or w.is_global)
-
     while pairs:
-        axis, w = pairs[-1]
-        if blocks_kind(w):
-            pairs.pop()
-            stages.append(Stage("blocks", (axis,), (w,)))
-            continue
-        group = [pairs.pop()]
+        axis, w = pairs.pop()
+        kind = kind_of(w)
+        group = [(axis, w)]
         taps = w.kernel
-        while joint and pairs and not blocks_kind(pairs[-1][1]):
+        while kind == "taps" and pairs and kind_of(pairs[-1][1]) == "taps":
             if taps * pairs[-1][1].kernel > JOINT_TAPS_LIMIT:
                 break
             taps *= pairs[-1][1].kernel
             group.insert(0, pairs.pop())
-        stages.append(Stage("taps", tuple(a for a, _ in group), tuple(v for _, v in group)))
+        stages.append(Stage(kind, tuple(a for a, _ in group), tuple(v for _, v in group)))
     return tuple(stages)
 
 
 # ----------------------------------------------------------------------------------
-# Helpers on one axis
+# Helpers
 
 
 def _lowest(dtype) -> float | int:
+    """The pad value that never wins a maximum."""
     if jnp.issubdtype(dtype, jnp.floating):
         return -np.inf
     return int(jnp.iinfo(dtype).min)
@@ -117,67 +158,442 @@ def _pad_axis(x: jax.Array, axis: int, lo: int, hi: int, value) -> jax.Array:
     return lax.pad(x, jnp.asarray(value, x.dtype), config)
 
 
-def _tap(x: jax.Array, axis: int, w: AxisWindows, j: int, fill) -> jax.Array:
-    """Tap ``j`` of every window along ``axis`` (length ``w.size``), padding with ``fill``.
-
-    The slice is taken from the unpadded input and only the (output-sized) tap is
-    padded, which XLA fuses into its consumer; padding the input first would copy it.
-    """
-    positions = w.tap_positions()[j]
-    if w.adaptive:
-        step = np.diff(positions)
-        if positions.size == 1 or (np.all(step == step[0]) and step[0] > 0):
-            stride = int(step[0]) if positions.size > 1 else 1
-            return lax.slice_in_dim(x, int(positions[0]), int(positions[-1]) + 1, stride, axis)
-        return jnp.take(x, jnp.asarray(positions, np.int32), axis=axis)
-    valid = np.flatnonzero((positions >= 0) & (positions < w.length))
-    if valid.size == 0:  # this tap is padding in every window
-        shape = list(x.shape)
-        shape[axis] = w.size
-        return jnp.full(shape, fill, x.dtype)
-    first, last = int(valid[0]), int(valid[-1])
-    tap = lax.slice_in_dim(
-        x, int(positions[first]), int(positions[last]) + 1, w.stride, axis
-    )
-    return _pad_axis(tap, axis, first, w.size - 1 - last, fill)
+@functools.lru_cache(maxsize=1024)
+def _segments(w: AxisWindows) -> tuple[tuple[int, int, tuple[int, ...]], ...]:
+    """Runs of outputs ``[o0, o1)`` whose windows have the same valid taps."""
+    valid = w.tap_valid()
+    runs = []
+    start = 0
+    for o in range(1, w.size + 1):
+        if o == w.size or not np.array_equal(valid[:, o], valid[:, start]):
+            runs.append((start, o, tuple(np.flatnonzero(valid[:, start]).tolist())))
+            start = o
+    return tuple(runs)
 
 
-def _take_taps(x: jax.Array, stage: Stage, tap: tuple[int, ...], fill) -> jax.Array:
-    for axis, w, j in zip(stage.axes, stage.windows, tap):
-        x = _tap(x, axis, w, j, fill)
-    return x
+def _blocks_of(stage: Stage):
+    """Every border block of a taps stage: (index, per-axis (o0, o1, valid taps))."""
+    runs = [_segments(w) for w in stage.windows]
+    for index in itertools.product(*(range(len(r)) for r in runs)):
+        yield index, [runs[level][i] for level, i in enumerate(index)]
 
 
-def _stage_taps(stage: Stage) -> list[tuple[int, ...]]:
-    return list(itertools.product(*(range(w.kernel) for w in stage.windows)))
+def _block_tap(x: jax.Array, stage: Stage, block, tap) -> jax.Array:
+    """Tap ``tap`` of the windows of one block: a single strided slice of ``x``."""
+    start = [0] * x.ndim
+    limit = list(x.shape)
+    strides = [1] * x.ndim
+    for axis, w, (o0, o1, _), j in zip(stage.axes, stage.windows, block, tap):
+        first = o0 * w.stride - w.pad_lo + j * w.dilation
+        start[axis] = first
+        limit[axis] = first + (o1 - o0 - 1) * w.stride + 1
+        strides[axis] = w.stride
+    return lax.slice(x, start, limit, strides)
 
 
-def _split_blocks(x: jax.Array, stage: Stage, value) -> tuple[jax.Array, tuple[int, ...]]:
-    """Pads each blocks axis to ``size*kernel`` and splits it into (windows, taps).
+def _block_of(x: jax.Array, stage: Stage, block) -> jax.Array:
+    """The part of an output-shaped array that belongs to one block."""
+    start = [0] * x.ndim
+    limit = list(x.shape)
+    for axis, (o0, o1, _) in zip(stage.axes, block):
+        start[axis], limit[axis] = o0, o1
+    return lax.slice(x, start, limit)
 
-    Returns the reshaped array and the positions of the new tap axes.
-    """
-    for axis, w in zip(stage.axes, stage.windows):
-        lo = w.pad_lo
-        x = _pad_axis(x, axis, lo, w.size * w.kernel - w.length - lo, value)
+
+def _block_shape(shape, stage: Stage, block) -> tuple[int, ...]:
+    shape = list(shape)
+    for axis, (o0, o1, _) in zip(stage.axes, block):
+        shape[axis] = o1 - o0
+    return tuple(shape)
+
+
+def _assemble(parts: dict, stage: Stage) -> jax.Array:
+    """Joins per-block arrays back into one output by nested concatenation."""
+    runs = [_segments(w) for w in stage.windows]
+
+    def build(prefix: list[int], level: int) -> jax.Array:
+        if level == len(runs):
+            return parts[tuple(prefix)]
+        pieces = [build(prefix + [i], level + 1) for i in range(len(runs[level]))]
+        return pieces[0] if len(pieces) == 1 else jnp.concatenate(pieces, stage.axes[level])
+
+    return build([], 0)
+
+
+def _valid_in_block(block, tap) -> bool:
+    return all(j in valid for (_, _, valid), j in zip(block, tap))
+
+
+def _split_blocks(x: jax.Array, stage: Stage, value) -> tuple[jax.Array, int]:
+    """Pads a blocks axis to ``size*kernel`` and splits it into (windows, taps)."""
+    ((axis,), (w,)) = stage.axes, stage.windows
+    x = _pad_axis(x, axis, w.pad_lo, w.size * w.kernel - w.length - w.pad_lo, value)
     shape = list(x.shape)
-    tap_axes = []
-    for offset, (axis, w) in enumerate(sorted(zip(stage.axes, stage.windows))):
-        position = axis + offset
-        shape[position : position + 1] = [w.size, w.kernel]
-        tap_axes.append(position + 1)
-    return x.reshape(shape), tuple(tap_axes)
+    shape[axis : axis + 1] = [w.size, w.kernel]
+    return x.reshape(shape), axis + 1
+
+
+def _merge_blocks(x: jax.Array, stage: Stage) -> jax.Array:
+    """Inverse of :func:`_split_blocks` (drops the padding again)."""
+    ((axis,), (w,)) = stage.axes, stage.windows
+    shape = list(x.shape)
+    shape[axis : axis + 2] = [w.size * w.kernel]
+    x = x.reshape(shape)
+    return _pad_axis(x, axis, -w.pad_lo, w.length + w.pad_lo - w.size * w.kernel, 0)
+
+
+def _adaptive_tap(x: jax.Array, stage: Stage, j: int) -> jax.Array:
+    ((axis,), (w,)) = stage.axes, stage.windows
+    return jnp.take(x, jnp.asarray(w.tap_positions()[j], np.int32), axis=axis)
+
+
+@functools.lru_cache(maxsize=256)
+def _adaptive_inverse(w: AxisWindows) -> tuple[np.ndarray, np.ndarray]:
+    """For each input position, the windows that hold it: ``(length, count)`` indices
+    (-1 where a position belongs to fewer windows)."""
+    positions = w.tap_positions()
+    valid = w.tap_valid()
+    members: list[list[int]] = [[] for _ in range(w.length)]
+    for i in range(w.size):
+        for j in range(w.kernel):
+            if valid[j, i]:
+                members[positions[j, i]].append(i)
+    count = max(len(m) for m in members)
+    table = np.full((w.length, count), -1, np.int32)
+    for position, owners in enumerate(members):
+        table[position, : len(owners)] = owners
+    return table, table >= 0
+
+
+def _materialize(*arrays: jax.Array) -> tuple[jax.Array, ...]:
+    """Returns the arrays unchanged, computed once into memory.
+
+    Passing them through a reduction (over a stack with neutral values) keeps XLA from
+    fusing their computation into consumers that read each element several times; an
+    optimization barrier does not survive XLA's CPU pipeline.
+    """
+    stacked = []
+    inits = []
+    for a in arrays:
+        neutral = jnp.full_like(a, _lowest(a.dtype))
+        stacked.append(jnp.stack([a, neutral]))
+        inits.append(jnp.asarray(_lowest(a.dtype), a.dtype))
+
+    def combine(left, right):
+        return tuple(jnp.maximum(l, r) for l, r in zip(left, right))
+
+    return tuple(lax.reduce(tuple(stacked), tuple(inits), combine, (0,)))
 
 
 # ----------------------------------------------------------------------------------
-# Sums (average pooling)
+# Linear maps: implementations
+
+
+def _sum_impl(x: jax.Array, stage: Stage) -> jax.Array:
+    """Sum of the valid elements of each window of one stage."""
+    if stage.kind == "blocks":
+        split, tap_axis = _split_blocks(x, stage, 0)
+        return jnp.sum(split, axis=tap_axis)
+    if stage.kind == "adaptive":
+        ((axis,), (w,)) = stage.axes, stage.windows
+        valid = w.tap_valid()
+        total = None
+        for j in range(w.kernel):
+            value = _adaptive_tap(x, stage, j)
+            if not valid[j].all():
+                value = jnp.where(along(valid[j], axis, x.ndim), value, 0)
+            total = value if total is None else total + value
+        return total
+    parts = {}
+    for index, block in _blocks_of(stage):
+        total = None
+        for tap in stage.taps:
+            if _valid_in_block(block, tap):
+                value = _block_tap(x, stage, block, tap)
+                total = value if total is None else total + value
+        # A transposed window may hold no element (inputs that no window reads).
+        parts[index] = jnp.zeros(_block_shape(x.shape, stage, block), x.dtype) if total is None else total
+    return _assemble(parts, stage)
+
+
+@functools.lru_cache(maxsize=1024)
+def _phases(w: AxisWindows) -> tuple[tuple[int, AxisWindows | None, tuple[int, ...]], ...]:
+    """The transpose of a strided window, phase by phase of the stride.
+
+    Input position ``s*m + r`` (phase ``r``) receives, from tap ``j`` with
+    ``j*d - pad = s*q + r``, the value of window ``m - q``. So phase ``r`` is a stride-1
+    window over the output axis whose taps are those ``j`` (in increasing position of
+    the window they read). Returns per phase: (its length, that window or None when no
+    tap lands on the phase, the original taps in the window's tap order).
+    """
+    phases = []
+    for r in range(w.stride):
+        length = max(0, -(-(w.length - r) // w.stride))
+        taps = [j for j in range(w.kernel) if (j * w.dilation - w.pad_lo) % w.stride == r]
+        if not taps or length == 0:
+            phases.append((length, None, ()))
+            continue
+        offsets = {j: -((j * w.dilation - w.pad_lo - r) // w.stride) for j in taps}
+        order = sorted(taps, key=lambda j: offsets[j])
+        step = offsets[order[1]] - offsets[order[0]] if len(order) > 1 else 1
+        window = AxisWindows(
+            length=w.size,
+            size=length,
+            kernel=len(order),
+            stride=1,
+            dilation=step,
+            pad_lo=-offsets[order[0]],
+        )
+        phases.append((length, window, tuple(order)))
+    return tuple(phases)
+
+
+def _interleave(parts: dict, stage: Stage, dtype) -> jax.Array:
+    """Joins phase arrays back into input order along each stage axis."""
+    per_axis = [_phases(w) for w in stage.windows]
+
+    def build(prefix: list[int], level: int) -> jax.Array:
+        if level == len(per_axis):
+            return parts[tuple(prefix)]
+        axis, w = stage.axes[level], stage.windows[level]
+        rows = -(-w.length // w.stride)
+        pieces = []
+        for r in range(w.stride):
+            piece = build(prefix + [r], level + 1)
+            if piece.shape[axis] < rows:
+                shape = list(piece.shape)
+                shape[axis] = rows - piece.shape[axis]
+                piece = jnp.concatenate([piece, jnp.zeros(shape, dtype)], axis)
+            pieces.append(piece)
+        if w.stride == 1:
+            return pieces[0]
+        stacked = jnp.stack(pieces, axis=axis + 1)
+        shape = list(stacked.shape)
+        shape[axis : axis + 2] = [rows * w.stride]
+        joined = stacked.reshape(shape)
+        if rows * w.stride != w.length:
+            joined = lax.slice_in_dim(joined, 0, w.length, 1, axis)
+        return joined
+
+    return build([], 0)
+
+
+def _phase_stage(stage: Stage, choice) -> tuple[Stage, tuple[int, ...], list[tuple[int, ...]]]:
+    """The stride-1 stage of one phase combination, its shape, and original taps."""
+    per_axis = [_phases(w)[r] for w, r in zip(stage.windows, choice)]
+    windows = tuple(p[1] for p in per_axis)
+    return Stage("taps", stage.axes, windows), tuple(p[0] for p in per_axis), [p[2] for p in per_axis]
+
+
+def _sum_transpose_impl(c: jax.Array, stage: Stage) -> jax.Array:
+    """Transpose of :func:`_sum_impl`: each input element sums the windows holding it."""
+    if stage.kind == "blocks":
+        split_shape = list(c.shape)
+        (tap_axis,) = [stage.axes[0] + 1]
+        split_shape.insert(tap_axis, stage.windows[0].kernel)
+        expanded = jnp.broadcast_to(jnp.expand_dims(c, tap_axis), split_shape)
+        return _merge_blocks(expanded, stage)
+    if stage.kind == "adaptive":
+        ((axis,), (w,)) = stage.axes, stage.windows
+        table, valid = _adaptive_inverse(w)
+        total = None
+        for k in range(table.shape[1]):
+            value = jnp.take(c, jnp.asarray(np.maximum(table[:, k], 0)), axis=axis)
+            if not valid[:, k].all():
+                value = jnp.where(along(valid[:, k], axis, c.ndim), value, 0)
+            total = value if total is None else total + value
+        return total
+    parts = {}
+    for choice in itertools.product(*(range(w.stride) for w in stage.windows)):
+        phase, lengths, _ = _phase_stage(stage, choice)
+        shape = list(c.shape)
+        for axis, length in zip(stage.axes, lengths):
+            shape[axis] = length
+        if any(w is None for w in phase.windows):
+            parts[choice] = jnp.zeros(shape, c.dtype)
+        else:
+            parts[choice] = _sum_impl(c, phase)
+    return _interleave(parts, stage, c.dtype)
+
+
+def _tap_number(stage: Stage, tap: tuple[int, ...]) -> int:
+    number = 0
+    for w, j in zip(stage.windows, tap):
+        number = number * w.kernel + j
+    return number
+
+
+def _select_impl(x: jax.Array, chosen: jax.Array, stage: Stage) -> jax.Array:
+    """The element of each window at its chosen tap (row-major tap number)."""
+    if stage.kind == "blocks":
+        split, tap_axis = _split_blocks(x, stage, 0)
+        iota = lax.broadcasted_iota(jnp.int32, split.shape, tap_axis)
+        hit = iota == jnp.expand_dims(chosen, tap_axis)
+        return jnp.sum(jnp.where(hit, split, jnp.zeros((), x.dtype)), axis=tap_axis)
+    if stage.kind == "adaptive":
+        cases = [_adaptive_tap(x, stage, j) for j in range(stage.windows[0].kernel)]
+        return cases[0] if len(cases) == 1 else lax.select_n(chosen, *cases)
+    parts = {}
+    for index, block in _blocks_of(stage):
+        shape = _block_shape(x.shape, stage, block)
+        cases = [
+            _block_tap(x, stage, block, tap) if _valid_in_block(block, tap) else jnp.zeros(shape, x.dtype)
+            for tap in stage.taps
+        ]
+        parts[index] = cases[0] if len(cases) == 1 else lax.select_n(_block_of(chosen, stage, block), *cases)
+    return _assemble(parts, stage)
+
+
+def _scatter_impl(c: jax.Array, chosen: jax.Array, stage: Stage) -> jax.Array:
+    """Transpose of :func:`_select_impl`: each window's value goes to its chosen tap."""
+    if stage.kind == "blocks":
+        split_shape = list(c.shape)
+        tap_axis = stage.axes[0] + 1
+        split_shape.insert(tap_axis, stage.windows[0].kernel)
+        iota = lax.broadcasted_iota(jnp.int32, split_shape, tap_axis)
+        hit = iota == jnp.expand_dims(chosen, tap_axis)
+        expanded = jnp.where(hit, jnp.expand_dims(c, tap_axis), jnp.zeros((), c.dtype))
+        return _merge_blocks(expanded, stage)
+    if stage.kind == "adaptive":
+        ((axis,), (w,)) = stage.axes, stage.windows
+        table, valid = _adaptive_inverse(w)
+        starts = w.tap_positions()[0]
+        ends = w.tap_positions()[-1]
+        position = along(np.arange(w.length), axis, c.ndim)
+        total = None
+        for k in range(table.shape[1]):
+            owner = np.maximum(table[:, k], 0)
+            owner_chosen = jnp.take(chosen, jnp.asarray(owner), axis=axis)
+            target = jnp.minimum(along(starts[owner], axis, c.ndim) + owner_chosen, along(ends[owner], axis, c.ndim))
+            hit = target == position
+            if not valid[:, k].all():
+                hit = hit & along(valid[:, k], axis, c.ndim)
+            value = jnp.where(hit, jnp.take(c, jnp.asarray(owner), axis=axis), jnp.zeros((), c.dtype))
+            total = value if total is None else total + value
+        return total
+    parts = {}
+    for choice in itertools.product(*(range(w.stride) for w in stage.windows)):
+        phase, lengths, originals = _phase_stage(stage, choice)
+        shape = list(c.shape)
+        for axis, length in zip(stage.axes, lengths):
+            shape[axis] = length
+        if any(w is None for w in phase.windows):
+            parts[choice] = jnp.zeros(shape, c.dtype)
+            continue
+        blocks = {}
+        for index, block in _blocks_of(phase):
+            total = None
+            for ptap in phase.taps:
+                if not _valid_in_block(block, ptap):
+                    continue
+                tap = tuple(order[k] for order, k in zip(originals, ptap))
+                hit = _block_tap(chosen, phase, block, ptap) == _tap_number(stage, tap)
+                value = jnp.where(hit, _block_tap(c, phase, block, ptap), jnp.zeros((), c.dtype))
+                total = value if total is None else total + value
+            if total is None:
+                total = jnp.zeros(_block_shape(shape, phase, block), c.dtype)
+            blocks[index] = total
+        parts[choice] = _assemble(blocks, phase)
+    return _interleave(parts, stage, c.dtype)
+
+
+# ----------------------------------------------------------------------------------
+# Linear maps: primitives with transpose rules
+
+
+def _jitted(impl: Callable) -> Callable:
+    return jax.jit(impl, static_argnames=("stage",))
+
+
+def _linear_primitive(name: str, impl: Callable, out_shape: Callable) -> Primitive:
+    primitive = Primitive(name)
+    primitive.def_impl(_jitted(impl))
+    primitive.def_abstract_eval(
+        lambda x, *rest, stage: jax_core.ShapedArray(out_shape(stage, x.shape), x.dtype)
+    )
+    mlir.register_lowering(primitive, mlir.lower_fun(impl, multiple_results=False))
+    return primitive
+
+
+window_sum_p = _linear_primitive(
+    "jaxpool_window_sum", lambda x, *, stage: _sum_impl(x, stage), lambda s, shape: s.out_shape(shape)
+)
+window_sum_transpose_p = _linear_primitive(
+    "jaxpool_window_sum_transpose",
+    lambda c, *, stage: _sum_transpose_impl(c, stage),
+    lambda s, shape: s.in_shape(shape),
+)
+select_tap_p = _linear_primitive(
+    "jaxpool_select_tap",
+    lambda x, chosen, *, stage: _select_impl(x, chosen, stage),
+    lambda s, shape: s.out_shape(shape),
+)
+scatter_tap_p = _linear_primitive(
+    "jaxpool_scatter_tap",
+    lambda c, chosen, *, stage: _scatter_impl(c, chosen, stage),
+    lambda s, shape: s.in_shape(shape),
+)
+
+ad.deflinear2(window_sum_p, lambda ct, x, *, stage: [window_sum_transpose_p.bind(ct, stage=stage)])
+ad.deflinear2(window_sum_transpose_p, lambda ct, c, *, stage: [window_sum_p.bind(ct, stage=stage)])
+
+
+def _tap_jvp(primitive: Primitive):
+    def jvp(primals, tangents, *, stage):
+        x, chosen = primals
+        dx, _ = tangents
+        out = primitive.bind(x, chosen, stage=stage)
+        if type(dx) is ad.Zero:
+            return out, ad.Zero.from_primal_value(out)
+        return out, primitive.bind(dx, chosen, stage=stage)
+
+    return jvp
+
+
+def _tap_transpose(other: Primitive):
+    def transpose(ct, x, chosen, *, stage):
+        if ad.is_undefined_primal(chosen):
+            raise ValueError("jaxpool: the chosen taps of a window are not differentiable")
+        if type(ct) is ad.Zero:
+            return [None, None]
+        return [other.bind(ct, chosen, stage=stage), None]
+
+    return transpose
+
+
+ad.primitive_jvps[select_tap_p] = _tap_jvp(select_tap_p)
+ad.primitive_jvps[scatter_tap_p] = _tap_jvp(scatter_tap_p)
+ad.primitive_transposes[select_tap_p] = _tap_transpose(scatter_tap_p)
+ad.primitive_transposes[scatter_tap_p] = _tap_transpose(select_tap_p)
+
+
+def _batch_rule(primitive: Primitive):
+    def rule(arguments, dims, *, stage):
+        size = next(a.shape[d] for a, d in zip(arguments, dims) if d is not None)
+        moved = []
+        for a, d in zip(arguments, dims):
+            if d is None:
+                moved.append(jnp.broadcast_to(a, (size, *a.shape)))
+            else:
+                moved.append(jnp.moveaxis(a, d, 0))
+        return primitive.bind(*moved, stage=stage.shifted(1)), 0
+
+    return rule
+
+
+for _primitive in (window_sum_p, window_sum_transpose_p, select_tap_p, scatter_tap_p):
+    batching.primitive_batchers[_primitive] = _batch_rule(_primitive)
+
+
+# ----------------------------------------------------------------------------------
+# Sums and averages
 
 
 def window_sum(x: jax.Array, axes: Sequence[int], windows: Sequence[AxisWindows]) -> jax.Array:
-    """Float32 sum of each window; padding adds zero. Differentiable by plain autodiff.
+    """Float32 sum of each window (float64 for float64 input); padding adds nothing.
 
     Args:
-      x: input; any dtype (accumulated in float32, float64 when x is float64).
+      x: input.
       axes: the spatial axes of ``x``, one per window description.
       windows: the windows along each axis.
 
@@ -187,54 +603,9 @@ def window_sum(x: jax.Array, axes: Sequence[int], windows: Sequence[AxisWindows]
     accumulate = jnp.float64 if x.dtype == jnp.float64 else jnp.float32
     x = x.astype(accumulate)
     for stage in plan_stages(axes, windows):
-        if stage.kind == "blocks":
-            _log_path("sum:blocks")
-            split, tap_axes = _split_blocks(x, stage, 0)
-            x = jnp.sum(split, axis=tap_axes)
-            continue
-        _log_path("sum:taps")
-        total = None
-        for tap in _stage_taps(stage):
-            value = _take_taps(x, stage, tap, 0)
-            # Adaptive windows shorter than the kernel repeat their last element.
-            mask = _repeat_mask(stage, tap, x.ndim)
-            if mask is not None:
-                value = jnp.where(mask, value, 0)
-            total = value if total is None else total + value
-        x = total
+        _log_path(f"sum:{stage.kind}")
+        x = window_sum_p.bind(x, stage=stage)
     return x
-
-
-def _repeat_mask(stage: Stage, tap: tuple[int, ...], ndim: int) -> np.ndarray | None:
-    """Static mask of the windows for which a tap is a real, non-repeated element.
-
-    Only adaptive windows shorter than the kernel repeat elements (their last); regular
-    padding is handled by the pad value. None means every window.
-    """
-    mask = None
-    for axis, w, j in zip(stage.axes, stage.windows, tap):
-        if not w.adaptive:
-            continue
-        row = w.tap_valid()[j]
-        if row.all():
-            continue
-        part = along(row, axis, ndim)
-        mask = part if mask is None else mask & part
-    return mask
-
-
-def _first_real(stage: Stage, tap: tuple[int, ...], ndim: int) -> np.ndarray | bool:
-    """Static mask of the windows whose first real element is this tap (True/False: all/none)."""
-    mask: np.ndarray | bool = True
-    for axis, w, j in zip(stage.axes, stage.windows, tap):
-        row = np.argmax(w.tap_valid(), axis=0) == j
-        if not row.any():
-            return False
-        if row.all():
-            continue
-        part = along(row, axis, ndim)
-        mask = part if mask is True else mask & part
-    return mask
 
 
 def window_average(
@@ -269,14 +640,225 @@ def window_average(
         return sums.astype(x.dtype)
     if isinstance(divisor, int):
         return divide(sums, float(divisor), axes).astype(x.dtype)
-    per_axis = [
-        w.divisor_with_padding() if divisor == "with_padding" else w.divisor_without_padding()
-        for w in windows
-    ]
     total = np.ones([1] * x.ndim, np.float64)
-    for vector, axis in zip(per_axis, axes):
-        total = total * along(vector.astype(np.float64), axis, x.ndim)
+    for axis, w in zip(axes, windows):
+        per_axis = w.divisor_with_padding() if divisor == "with_padding" else w.divisor_without_padding()
+        total = total * along(per_axis.astype(np.float64), axis, x.ndim)
     return divide(sums, total, axes).astype(x.dtype)
+
+
+def divide(numerator: jax.Array, divisor, axes: Sequence[int]) -> jax.Array:
+    """``numerator / divisor`` rounded as IEEE division, as torch computes averages.
+
+    XLA turns a division by a broadcast operand into a multiplication by its
+    reciprocal, which is off by one ulp for divisors such as 9. Here the divisor,
+    spread over the spatial ``axes``, meets values spread over the other axes in an
+    elementwise maximum: a full-shape operand XLA cannot rewrite, fused into the
+    division loop at no memory cost. The gradient divides by the same operand.
+
+    Args:
+      numerator: the window sums.
+      divisor: a number, or a static array broadcastable to ``numerator`` that varies
+        only along ``axes``.
+      axes: the spatial axes of ``numerator``.
+    """
+    shape = numerator.shape
+    spatial = [shape[a] if a in axes else 1 for a in range(numerator.ndim)]
+    rest = [1 if a in axes else shape[a] for a in range(numerator.ndim)]
+    divisor = np.broadcast_to(np.asarray(divisor, numerator.dtype), spatial)
+    if math.prod(rest) == 1:
+        return numerator / lax.optimization_barrier(jnp.asarray(divisor))
+    # max(d, -inf) == d for every divisor d.
+    floor = np.full(rest, -np.inf, numerator.dtype)
+    full = jnp.maximum(
+        lax.optimization_barrier(jnp.asarray(divisor)), lax.optimization_barrier(jnp.asarray(floor))
+    )
+    return numerator / full
+
+
+# ----------------------------------------------------------------------------------
+# Maxima
+
+
+def _max_value(x: jax.Array, stage: Stage) -> jax.Array:
+    """Window maxima of one stage (NaN propagates), no index."""
+    lowest = _lowest(x.dtype)
+    if stage.kind == "blocks":
+        split, tap_axis = _split_blocks(x, stage, lowest)
+        return jnp.max(split, axis=tap_axis)
+    if stage.kind == "adaptive":
+        best = None
+        for j in range(stage.windows[0].kernel):
+            value = _adaptive_tap(x, stage, j)
+            best = value if best is None else jnp.maximum(best, value)
+        return best
+    parts = {}
+    for index, block in _blocks_of(stage):
+        best = None
+        for tap in stage.taps:
+            if _valid_in_block(block, tap):
+                value = _block_tap(x, stage, block, tap)
+                best = value if best is None else jnp.maximum(best, value)
+        parts[index] = best
+    return _assemble(parts, stage)
+
+
+def _max_choice(x: jax.Array, stage: Stage) -> tuple[jax.Array, jax.Array]:
+    """Window maxima of one stage and the chosen tap (row-major number), as torch.
+
+    The first valid tap starts the scan (so an all -inf window points at its first real
+    element); a later tap replaces the choice when it is greater or NaN (so ties keep
+    the first maximum and a NaN window ends at its last NaN).
+    """
+    floating = jnp.issubdtype(x.dtype, jnp.floating)
+    if stage.kind == "blocks":
+        ((axis,), (w,)) = stage.axes, stage.windows
+        split, tap_axis = _split_blocks(x, stage, _lowest(x.dtype))
+        best = jnp.max(split, axis=tap_axis)
+        iota = lax.broadcasted_iota(jnp.int32, split.shape, tap_axis)
+        hit = split == jnp.expand_dims(best, tap_axis)
+        valid = w.tap_valid().T  # (size, kernel)
+        if not valid.all():
+            shape = [1] * split.ndim
+            shape[axis], shape[tap_axis] = valid.shape
+            hit = hit & np.reshape(valid, shape)
+        chosen = jnp.min(jnp.where(hit, iota, w.kernel), axis=tap_axis)
+        if floating:
+            last_nan = jnp.max(jnp.where(jnp.isnan(split), iota, -1), axis=tap_axis)
+            chosen = jnp.where(last_nan >= 0, last_nan, chosen)
+        return best, chosen
+
+    def scan(values: list[tuple[int, jax.Array]]) -> tuple[jax.Array, jax.Array]:
+        number, best = values[0]
+        chosen = jnp.full(best.shape, number, jnp.int32)
+        for number, value in values[1:]:
+            better = value > best
+            if floating:
+                better = better | jnp.isnan(value)
+            best = jnp.where(better, value, best)
+            chosen = jnp.where(better, number, chosen)
+        return best, chosen
+
+    if stage.kind == "adaptive":
+        best, chosen = scan([(j, _adaptive_tap(x, stage, j)) for j in range(stage.windows[0].kernel)])
+        return _materialize(best, chosen)
+    best_parts, chosen_parts = {}, {}
+    for index, block in _blocks_of(stage):
+        best_parts[index], chosen_parts[index] = scan(
+            [
+                (_tap_number(stage, tap), _block_tap(x, stage, block, tap))
+                for tap in stage.taps
+                if _valid_in_block(block, tap)
+            ]
+        )
+    return _materialize(_assemble(best_parts, stage), _assemble(chosen_parts, stage))
+
+
+def _coordinates(stage: Stage, chosen: jax.Array, ndim: int) -> dict[int, jax.Array]:
+    """Input coordinate along each stage axis of every window's chosen tap."""
+    coords = {}
+    for position, (axis, w) in enumerate(zip(stage.axes, stage.windows)):
+        later = math.prod(v.kernel for v in stage.windows[position + 1 :])
+        tap = (chosen // later) % w.kernel
+        table = w.tap_positions()
+        if w.adaptive:
+            coords[axis] = jnp.minimum(along(table[0], axis, ndim) + tap, along(table[-1], axis, ndim))
+        else:
+            coords[axis] = along(table[0], axis, ndim) + tap * w.dilation
+    return coords
+
+
+def _max_with_choices(x: jax.Array, stages: tuple[Stage, ...], want_index: bool):
+    """Every stage's maxima and choices; with ``want_index`` also input coordinates."""
+    coords: dict[int, jax.Array] = {}
+    choices = []
+    for stage in stages:
+        x, chosen = _max_choice(x, stage)
+        choices.append(chosen)
+        if want_index:
+            coords = {axis: _select_impl(c, chosen, stage) for axis, c in coords.items()}
+            coords.update(_coordinates(stage, chosen, x.ndim))
+    return x, tuple(choices), coords
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(1,))
+def _max_values(x: jax.Array, stages: tuple[Stage, ...]) -> jax.Array:
+    for stage in stages:
+        x = _max_value(x, stage)
+    return x
+
+
+@_max_values.defjvp
+def _max_values_jvp(stages, primals, tangents):
+    (x,), (dx,) = primals, tangents
+    values, choices, _ = _max_with_choices(x, stages, want_index=False)
+    for stage, chosen in zip(stages, choices):
+        dx = select_tap_p.bind(dx, chosen, stage=stage)
+    return values, dx
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(1, 2))
+def _max_values_and_index(x, stages, lengths):
+    values, _, coords = _max_with_choices(x, stages, want_index=True)
+    return values, _flat_index(coords, lengths)
+
+
+@_max_values_and_index.defjvp
+def _max_values_and_index_jvp(stages, lengths, primals, tangents):
+    (x,), (dx,) = primals, tangents
+    values, choices, coords = _max_with_choices(x, stages, want_index=True)
+    for stage, chosen in zip(stages, choices):
+        dx = select_tap_p.bind(dx, chosen, stage=stage)
+    index = _flat_index(coords, lengths)
+    return (values, index), (dx, np.zeros(index.shape, jax.dtypes.float0))
+
+
+def _flat_index(coords: dict[int, jax.Array], lengths: tuple[tuple[int, int], ...]) -> jax.Array:
+    """Flat position in the unpadded spatial volume (row-major), as torch reports."""
+    index_dtype = jnp.int64 if jax.config.jax_enable_x64 else jnp.int32
+    flat = None
+    multiplier = 1
+    for axis, length in reversed(lengths):
+        term = coords[axis].astype(index_dtype) * multiplier
+        flat = term if flat is None else flat + term
+        multiplier *= length
+    return flat
+
+
+def window_max(
+    x: jax.Array,
+    axes: Sequence[int],
+    windows: Sequence[AxisWindows],
+    *,
+    return_index: bool = False,
+):
+    """Maximum of each window with torch's semantics; optionally its flat index.
+
+    Padding never wins (it is left out of every window). Ties go to the first element in
+    row-major window order; a window holding NaN gives NaN and points at its last NaN.
+    The gradient follows the index (torch's rule), also for dilated windows, which JAX
+    itself cannot differentiate.
+
+    Returns:
+      The maxima, or ``(maxima, indices)`` with int32 indices (int64 under x64) into the
+      flattened unpadded spatial volume.
+    """
+    axes, windows = tuple(axes), tuple(windows)
+    stages = plan_stages(axes, windows)
+    for stage in stages:
+        _log_path(f"max:{stage.kind}")
+    lengths = tuple((axis, w.length) for axis, w in zip(axes, windows))
+    differentiable = jnp.issubdtype(x.dtype, jnp.floating)
+    if return_index:
+        if differentiable:
+            return _max_values_and_index(x, stages, lengths)
+        values, _, coords = _max_with_choices(x, stages, want_index=True)
+        return values, _flat_index(coords, lengths)
+    if differentiable:
+        return _max_values(x, stages)
+    for stage in stages:
+        x = _max_value(x, stage)
+    return x
 
 
 def window_hybrid(
@@ -304,266 +886,6 @@ def window_hybrid(
     alpha = alpha.astype(compute)
     mixed = alpha * maxima.astype(compute) + (1 - alpha) * averages.astype(compute)
     return mixed.astype(x.dtype)
-
-
-def divide(numerator: jax.Array, divisor, axes: Sequence[int]) -> jax.Array:
-    """``numerator / divisor`` rounded as IEEE division, as torch computes averages.
-
-    XLA turns a division by a broadcast operand into a multiplication by its
-    reciprocal, which is off by one ulp for divisors such as 9. Here the divisor,
-    spread over the spatial ``axes``, meets ones-like values spread over the other axes
-    in an elementwise maximum: a full-shape operand that XLA cannot rewrite, fused into
-    the division loop at no memory cost. The gradient divides by the same operand.
-
-    Args:
-      numerator: the window sums.
-      divisor: a number, or a static array broadcastable to ``numerator`` that varies
-        only along ``axes``.
-      axes: the spatial axes of ``numerator``.
-    """
-    shape = numerator.shape
-    spatial = [shape[a] if a in axes else 1 for a in range(numerator.ndim)]
-    rest = [1 if a in axes else shape[a] for a in range(numerator.ndim)]
-    divisor = np.broadcast_to(np.asarray(divisor, numerator.dtype), spatial)
-    if math.prod(rest) == 1:
-        return numerator / lax.optimization_barrier(jnp.asarray(divisor))
-    # max(d, -inf) == d for every divisor d.
-    floor = np.full(rest, -np.inf, numerator.dtype)
-    full = jnp.maximum(
-        lax.optimization_barrier(jnp.asarray(divisor)), lax.optimization_barrier(jnp.asarray(floor))
-    )
-    return numerator / full
-
-
-# ----------------------------------------------------------------------------------
-# Maxima
-
-
-def _max_value_fast(x: jax.Array, axes: Sequence[int], windows: Sequence[AxisWindows]) -> jax.Array:
-    """Window maxima without indices: reshape-reduce for tiling windows, else reduce_window."""
-    if all(w.is_blocks for w in windows):
-        _log_path("max:blocks")
-        stage = Stage("blocks", tuple(axes), tuple(windows))
-        split, tap_axes = _split_blocks(x, stage, _lowest(x.dtype))
-        return jnp.max(split, axis=tap_axes)
-    if any(w.adaptive for w in windows):
-        _log_path("max:taps")
-        for stage in plan_stages(axes, windows):
-            x = _max_stage(x, stage, (), want_taps=False)[0]
-        return x
-    _log_path("max:reduce_window")
-    dims = [1] * x.ndim
-    strides = [1] * x.ndim
-    dilation = [1] * x.ndim
-    padding = [(0, 0)] * x.ndim
-    for axis, w in zip(axes, windows):
-        lo, hi = w.padded_extent()
-        if hi < 0:
-            x = lax.slice_in_dim(x, 0, w.length + hi, 1, axis)
-            hi = 0
-        dims[axis], strides[axis], dilation[axis] = w.kernel, w.stride, w.dilation
-        padding[axis] = (lo, hi)
-    return lax.reduce_window(
-        x,
-        jnp.asarray(_lowest(x.dtype), x.dtype),
-        lax.max,
-        tuple(dims),
-        tuple(strides),
-        tuple(padding),
-        window_dilation=tuple(dilation),
-    )
-
-
-def _max_stage(
-    x: jax.Array, stage: Stage, carried: tuple[jax.Array, ...], *, want_taps: bool
-) -> tuple[jax.Array, jax.Array | None, tuple[jax.Array, ...]]:
-    """Reduces one stage, tracking the first maximum (last NaN) as torch does.
-
-    Args:
-      x: values.
-      stage: what to reduce.
-      carried: int arrays shaped like ``x`` (input coordinates chosen by earlier stages)
-        that follow the choice made here.
-      want_taps: whether to return the chosen tap of every window.
-
-    Returns:
-      ``(maxima, chosen_tap or None, carried)``; ``chosen_tap`` numbers the stage's taps
-      in row-major order.
-    """
-    floating = jnp.issubdtype(x.dtype, jnp.floating)
-    lowest = _lowest(x.dtype)
-    if stage.kind == "blocks":
-        return _max_blocks_stage(x, stage, carried, want_taps=want_taps, floating=floating)
-    taps = _stage_taps(stage)
-    best = _take_taps(x, stage, taps[0], lowest)
-    chosen = jnp.zeros(best.shape, jnp.int32) if want_taps else None
-    follow = [_take_taps(c, stage, taps[0], 0) for c in carried]
-    for number, tap in enumerate(taps[1:], start=1):
-        value = _take_taps(x, stage, tap, lowest)
-        better = value > best
-        if floating:
-            better = better | jnp.isnan(value)
-        first_real = _first_real(stage, tap, x.ndim)
-        if first_real is True:
-            better = jnp.ones_like(better)
-        elif first_real is not False:
-            # A window whose leading taps are padding starts at its first real element,
-            # even when that element is -inf (torch's initial index).
-            better = better | first_real
-        best = jnp.where(better, value, best)
-        if want_taps:
-            chosen = jnp.where(better, number, chosen)
-        follow = [
-            jnp.where(better, _take_taps(c, stage, tap, 0), f) for c, f in zip(carried, follow)
-        ]
-    return best, chosen, tuple(follow)
-
-
-def _max_blocks_stage(x, stage, carried, *, want_taps, floating):
-    (axis,), (w,) = stage.axes, stage.windows
-    split, (tap_axis,) = _split_blocks(x, stage, _lowest(x.dtype))
-    best = jnp.max(split, axis=tap_axis)
-    if not want_taps and not carried:
-        return best, None, ()
-    iota = lax.broadcasted_iota(jnp.int32, split.shape, tap_axis)
-    hit = split == jnp.expand_dims(best, tap_axis)
-    valid = w.tap_valid().T  # (size, kernel)
-    if not valid.all():
-        shape = [1] * split.ndim
-        shape[axis], shape[tap_axis] = valid.shape
-        hit = hit & np.reshape(valid, shape)
-    chosen = jnp.min(jnp.where(hit, iota, w.kernel), axis=tap_axis)
-    if floating:
-        last_nan = jnp.max(jnp.where(jnp.isnan(split), iota, -1), axis=tap_axis)
-        chosen = jnp.where(last_nan >= 0, last_nan, chosen)
-    one_hot = iota == jnp.expand_dims(chosen, tap_axis)
-    follow = tuple(
-        jnp.sum(jnp.where(one_hot, _split_blocks(c, stage, 0)[0], 0), axis=tap_axis)
-        for c in carried
-    )
-    return best, chosen, follow
-
-
-def _select_stage(dx: jax.Array, stage: Stage, chosen: jax.Array) -> jax.Array:
-    """Linear in ``dx``: the element of every window at the chosen tap."""
-    if stage.kind == "blocks":
-        split, (tap_axis,) = _split_blocks(dx, stage, 0)
-        iota = lax.broadcasted_iota(jnp.int32, split.shape, tap_axis)
-        one_hot = iota == jnp.expand_dims(chosen, tap_axis)
-        return jnp.sum(jnp.where(one_hot, split, 0), axis=tap_axis)
-    cases = [_take_taps(dx, stage, tap, 0) for tap in _stage_taps(stage)]
-    if len(cases) == 1:
-        return cases[0]
-    return lax.select_n(chosen, *cases)
-
-
-def _max_with_taps(
-    x: jax.Array, axes: tuple[int, ...], windows: tuple[AxisWindows, ...], want_index: bool
-):
-    """Runs every stage; returns maxima, per-stage chosen taps, and coordinates."""
-    stages = plan_stages(axes, windows)
-    _log_path("max-index:" + "+".join(s.kind for s in stages))
-    coords: dict[int, jax.Array] = {}
-    chosen_taps = []
-    for stage in stages:
-        carried_axes = tuple(coords)
-        x, chosen, follow = _max_stage(
-            x, stage, tuple(coords[a] for a in carried_axes), want_taps=True
-        )
-        chosen_taps.append(chosen)
-        coords = dict(zip(carried_axes, follow))
-        if want_index:
-            for position, (axis, w) in enumerate(zip(stage.axes, stage.windows)):
-                if stage.kind == "blocks":
-                    tap_of_axis = chosen
-                else:
-                    # Row-major tap number -> this axis's tap.
-                    later = math.prod(v.kernel for v in stage.windows[position + 1 :])
-                    tap_of_axis = (chosen // later) % w.kernel
-                table = w.tap_positions()  # (kernel, size)
-                if w.adaptive or stage.kind == "blocks":
-                    starts = along(table[0], axis, x.ndim)
-                    if w.adaptive:
-                        # Short windows repeat their last tap: clip like the table does.
-                        ends = along(table[-1], axis, x.ndim)
-                        coords[axis] = jnp.minimum(starts + tap_of_axis, ends)
-                    else:
-                        coords[axis] = starts + tap_of_axis
-                else:
-                    coords[axis] = along(table[0], axis, x.ndim) + tap_of_axis * w.dilation
-    return x, tuple(chosen_taps), stages, coords
-
-
-@functools.partial(jax.custom_jvp, nondiff_argnums=(1, 2))
-def _max_values(x: jax.Array, axes: tuple[int, ...], windows: tuple[AxisWindows, ...]) -> jax.Array:
-    return _max_value_fast(x, axes, windows)
-
-
-@_max_values.defjvp
-def _max_values_jvp(axes, windows, primals, tangents):
-    (x,), (dx,) = primals, tangents
-    values, chosen_taps, stages, _ = _max_with_taps(x, axes, windows, want_index=False)
-    for stage, chosen in zip(stages, chosen_taps):
-        dx = _select_stage(dx, stage, chosen)
-    return values, dx
-
-
-@functools.partial(jax.custom_jvp, nondiff_argnums=(1, 2))
-def _max_values_and_index(x, axes, windows):
-    values, _, _, coords = _max_with_taps(x, axes, windows, want_index=True)
-    return values, _flat_index(coords, axes, windows)
-
-
-@_max_values_and_index.defjvp
-def _max_values_and_index_jvp(axes, windows, primals, tangents):
-    (x,), (dx,) = primals, tangents
-    values, chosen_taps, stages, coords = _max_with_taps(x, axes, windows, want_index=True)
-    for stage, chosen in zip(stages, chosen_taps):
-        dx = _select_stage(dx, stage, chosen)
-    index = _flat_index(coords, axes, windows)
-    return (values, index), (dx, np.zeros(index.shape, jax.dtypes.float0))
-
-
-def _flat_index(coords: dict[int, jax.Array], axes, windows) -> jax.Array:
-    """Flat position in the unpadded spatial volume (row-major), as torch reports."""
-    index_dtype = jnp.int64 if jax.config.jax_enable_x64 else jnp.int32
-    flat = None
-    multiplier = 1
-    for axis, w in reversed(list(zip(axes, windows))):
-        term = coords[axis].astype(index_dtype) * multiplier
-        flat = term if flat is None else flat + term
-        multiplier *= w.length
-    return flat
-
-
-def window_max(
-    x: jax.Array,
-    axes: Sequence[int],
-    windows: Sequence[AxisWindows],
-    *,
-    return_index: bool = False,
-):
-    """Maximum of each window with torch's semantics; optionally its flat index.
-
-    Padding never wins (it is -inf, or the dtype's minimum for integers). Ties go to the
-    first element in row-major window order; a window holding NaN gives NaN and points
-    at its last NaN. The gradient follows the index (torch's rule), also for dilated
-    windows, which JAX itself cannot differentiate.
-
-    Returns:
-      The maxima, or ``(maxima, indices)`` with int32 indices (int64 under x64) into the
-      flattened unpadded spatial volume.
-    """
-    axes, windows = tuple(axes), tuple(windows)
-    differentiable = jnp.issubdtype(x.dtype, jnp.floating)
-    if return_index:
-        if differentiable:
-            return _max_values_and_index(x, axes, windows)
-        values, _, _, coords = _max_with_taps(x, axes, windows, want_index=True)
-        return values, _flat_index(coords, axes, windows)
-    if differentiable:
-        return _max_values(x, axes, windows)
-    return _max_value_fast(x, axes, windows)
 
 
 # ----------------------------------------------------------------------------------
@@ -632,9 +954,3 @@ def gather_window_max(
     maxima = jnp.take_along_axis(moved, moved_index.reshape(*out_shape[: len(rest)], -1), axis=-1)
     maxima = jnp.transpose(maxima.reshape(out_shape), np.argsort(perm))
     return maxima, flat
-
-
-def lowest_value(dtype) -> float | int:
-    """The pad value that never wins a maximum."""
-    return _lowest(dtype)
-
