@@ -265,24 +265,14 @@ def _adaptive_inverse(w: AxisWindows) -> tuple[np.ndarray, np.ndarray]:
     return table, table >= 0
 
 
-def _materialize(*arrays: jax.Array) -> tuple[jax.Array, ...]:
-    """Returns the arrays unchanged, computed once into memory.
+def _materialize(x: jax.Array) -> jax.Array:
+    """Returns ``x`` unchanged, computed once into memory.
 
-    Passing them through a reduction (over a stack with neutral values) keeps XLA from
-    fusing their computation into consumers that read each element several times; an
+    Passing it through a reduction (over a stack with a neutral value) keeps XLA from
+    fusing its computation into consumers that read each element several times; an
     optimization barrier does not survive XLA's CPU pipeline.
     """
-    stacked = []
-    inits = []
-    for a in arrays:
-        neutral = jnp.full_like(a, _lowest(a.dtype))
-        stacked.append(jnp.stack([a, neutral]))
-        inits.append(jnp.asarray(_lowest(a.dtype), a.dtype))
-
-    def combine(left, right):
-        return tuple(jnp.maximum(l, r) for l, r in zip(left, right))
-
-    return tuple(lax.reduce(tuple(stacked), tuple(inits), combine, (0,)))
+    return jnp.max(jnp.stack([x, jnp.full_like(x, _lowest(x.dtype))]), axis=0)
 
 
 # ----------------------------------------------------------------------------------
@@ -740,8 +730,7 @@ def _max_choice(x: jax.Array, stage: Stage) -> tuple[jax.Array, jax.Array]:
         return best, chosen
 
     if stage.kind == "adaptive":
-        best, chosen = scan([(j, _adaptive_tap(x, stage, j)) for j in range(stage.windows[0].kernel)])
-        return _materialize(best, chosen)
+        return scan([(j, _adaptive_tap(x, stage, j)) for j in range(stage.windows[0].kernel)])
     best_parts, chosen_parts = {}, {}
     for index, block in _blocks_of(stage):
         best_parts[index], chosen_parts[index] = scan(
@@ -751,7 +740,7 @@ def _max_choice(x: jax.Array, stage: Stage) -> tuple[jax.Array, jax.Array]:
                 if _valid_in_block(block, tap)
             ]
         )
-    return _materialize(_assemble(best_parts, stage), _assemble(chosen_parts, stage))
+    return _assemble(best_parts, stage), _assemble(chosen_parts, stage)
 
 
 def _coordinates(stage: Stage, chosen: jax.Array, ndim: int) -> dict[int, jax.Array]:
@@ -769,11 +758,20 @@ def _coordinates(stage: Stage, chosen: jax.Array, ndim: int) -> dict[int, jax.Ar
 
 
 def _max_with_choices(x: jax.Array, stages: tuple[Stage, ...], want_index: bool):
-    """Every stage's maxima and choices; with ``want_index`` also input coordinates."""
+    """Every stage's maxima and chosen taps; with ``want_index`` also input coordinates.
+
+    Not differentiable (the callers differentiate :func:`_max_values`): the choices are
+    integers, materialised so that a backward pass reads them instead of recomputing
+    the comparisons for every input element.
+    """
+    x = lax.stop_gradient(x)
     coords: dict[int, jax.Array] = {}
     choices = []
-    for stage in stages:
+    for number, stage in enumerate(stages):
         x, chosen = _max_choice(x, stage)
+        chosen = _materialize(chosen)
+        if number + 1 < len(stages):
+            x = _materialize(x)
         choices.append(chosen)
         if want_index:
             coords = {axis: _select_impl(c, chosen, stage) for axis, c in coords.items()}
@@ -791,26 +789,10 @@ def _max_values(x: jax.Array, stages: tuple[Stage, ...]) -> jax.Array:
 @_max_values.defjvp
 def _max_values_jvp(stages, primals, tangents):
     (x,), (dx,) = primals, tangents
-    values, choices, _ = _max_with_choices(x, stages, want_index=False)
+    _, choices, _ = _max_with_choices(x, stages, want_index=False)
     for stage, chosen in zip(stages, choices):
         dx = select_tap_p.bind(dx, chosen, stage=stage)
-    return values, dx
-
-
-@functools.partial(jax.custom_jvp, nondiff_argnums=(1, 2))
-def _max_values_and_index(x, stages, lengths):
-    values, _, coords = _max_with_choices(x, stages, want_index=True)
-    return values, _flat_index(coords, lengths)
-
-
-@_max_values_and_index.defjvp
-def _max_values_and_index_jvp(stages, lengths, primals, tangents):
-    (x,), (dx,) = primals, tangents
-    values, choices, coords = _max_with_choices(x, stages, want_index=True)
-    for stage, chosen in zip(stages, choices):
-        dx = select_tap_p.bind(dx, chosen, stage=stage)
-    index = _flat_index(coords, lengths)
-    return (values, index), (dx, np.zeros(index.shape, jax.dtypes.float0))
+    return _max_values(x, stages), dx
 
 
 def _flat_index(coords: dict[int, jax.Array], lengths: tuple[tuple[int, int], ...]) -> jax.Array:
@@ -850,9 +832,9 @@ def window_max(
     lengths = tuple((axis, w.length) for axis, w in zip(axes, windows))
     differentiable = jnp.issubdtype(x.dtype, jnp.floating)
     if return_index:
-        if differentiable:
-            return _max_values_and_index(x, stages, lengths)
         values, _, coords = _max_with_choices(x, stages, want_index=True)
+        if differentiable:
+            values = _max_values(x, stages)
         return values, _flat_index(coords, lengths)
     if differentiable:
         return _max_values(x, stages)

@@ -1,0 +1,192 @@
+"""Tests of jaxpool._kernels: stage planning, every implementation path, the linear
+primitives' transposes, batching and forward mode.
+
+The parity suites (test_functional, test_adaptive) compare with torch; here we make
+sure they reach every path, and check the primitives against dense references.
+"""
+
+import contextlib
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+import jaxpool
+from jaxpool import _geometry as geometry
+from jaxpool import _kernels as kernels
+
+
+@contextlib.contextmanager
+def recorded_paths():
+    """Records the implementation paths traced inside the block (clears jit caches)."""
+    jax.clear_caches()
+    kernels._path_log = []
+    try:
+        yield kernels._path_log
+    finally:
+        kernels._path_log = None
+
+
+def _windows(sizes, kernel, stride, padding, dilation=1, ceil_mode=False):
+    return geometry.sliding_windows("test", sizes, kernel, stride, padding, dilation, ceil_mode)
+
+
+def test_plan_joint_small_kernels():
+    config = _windows((9, 9), 3, 2, 1)
+    (stage,) = kernels.plan_stages((1, 2), config.axes)
+    assert stage.kind == "taps" and stage.axes == (1, 2)
+
+
+def test_plan_separable_large_kernels_innermost_first():
+    config = _windows((20, 20), 5, 1, 2)
+    stages = kernels.plan_stages((1, 2), config.axes)
+    assert [s.axes for s in stages] == [(2,), (1,)]
+    assert all(s.kind == "taps" for s in stages)
+
+
+def test_plan_blocks_and_adaptive():
+    global_config = geometry.global_windows((7, 7))
+    assert [s.kind for s in kernels.plan_stages((1, 2), global_config.axes)] == ["blocks", "blocks"]
+    adaptive = geometry.adaptive_windows("t", (56, 13), (5, 13))
+    kinds = [s.kind for s in kernels.plan_stages((1, 2), adaptive.axes)]
+    assert kinds == ["taps", "adaptive"]  # 13 -> 13 is a kernel-1 window; 56 -> 5 is not regular
+
+
+# Configurations that reach every stage kind, both in the forward pass and in the
+# transposes (window_sum_transpose_p, scatter_tap_p), compared with torch.
+PATH_CASES = [
+    ("taps", lambda v: jaxpool.max_pool2d(v, 3, 2, 1), lambda t: F.max_pool2d(t, 3, 2, 1)),
+    ("taps", lambda v: jaxpool.avg_pool2d(v, 3, 1, 1), lambda t: F.avg_pool2d(t, 3, 1, 1)),
+    ("blocks", lambda v: jaxpool.max_pool2d(v, 4), lambda t: F.max_pool2d(t, 4)),
+    ("blocks", lambda v: jaxpool.avg_pool2d(v, 4, padding=2, ceil_mode=True), lambda t: F.avg_pool2d(t, 4, padding=2, ceil_mode=True)),
+    ("adaptive", lambda v: jaxpool.adaptive_max_pool2d(v, 5), lambda t: F.adaptive_max_pool2d(t, 5)),
+    ("adaptive", lambda v: jaxpool.adaptive_avg_pool2d(v, (5, 17)), lambda t: F.adaptive_avg_pool2d(t, (5, 17))),
+]
+
+
+@pytest.mark.parametrize("kind, ours, theirs", PATH_CASES)
+def test_every_path_is_reached_and_matches_torch(kind, ours, theirs):
+    rng = np.random.default_rng(0)
+    x = rng.integers(-3, 4, (2, 13, 12, 3)).astype(np.float32)  # ties included
+    t = torch.tensor(np.moveaxis(x, -1, 1), requires_grad=True)
+    expected = theirs(t)
+    cotangent = rng.integers(-3, 4, expected.shape).astype(np.float32)
+    (expected_grad,) = torch.autograd.grad(expected, t, torch.tensor(cotangent))
+    with recorded_paths() as paths:
+        out, vjp = jax.vjp(ours, jnp.asarray(x))
+        (grad,) = vjp(jnp.asarray(np.moveaxis(cotangent, 1, -1)))
+    assert any(p.endswith(f":{kind}") for p in paths), paths
+    np.testing.assert_allclose(np.moveaxis(np.asarray(out), -1, 1), expected.detach().numpy(), rtol=1e-6)
+    np.testing.assert_allclose(np.moveaxis(np.asarray(grad), -1, 1), expected_grad.numpy(), rtol=1e-6, atol=1e-6)
+
+
+def _dense(function, shape):
+    """The matrix of a linear function of an array of ``shape`` (columns = basis images)."""
+    size = int(np.prod(shape))
+    basis = jnp.eye(size, dtype=jnp.float32).reshape((size, *shape))
+    return jax.vmap(lambda b: function(b).reshape(-1))(basis).T
+
+
+STAGES = [
+    kernels.Stage("taps", (0, 1), _windows((7, 6), 3, 2, 1).axes),
+    kernels.Stage("taps", (0, 1), _windows((7, 6), (2, 3), (3, 1), (1, 1), (2, 1), True).axes),
+    kernels.Stage("taps", (1,), _windows((9,), 2, 3, 0).axes),  # stride > kernel: gaps
+    kernels.Stage("blocks", (1,), _windows((10,), 4, 4, 1, 1, True).axes),
+    kernels.Stage("adaptive", (0,), geometry.adaptive_windows("t", (10,), 4).axes),
+    kernels.Stage("adaptive", (1,), geometry.adaptive_windows("t", (3,), 7).axes),  # upsampling
+]
+
+
+def _shape(stage):
+    shape = [5, 4]
+    for axis, w in zip(stage.axes, stage.windows):
+        shape[axis] = w.length
+    return tuple(shape)
+
+
+@pytest.mark.parametrize("stage", STAGES, ids=lambda s: f"{s.kind}-{s.axes}")
+def test_window_sum_transpose_is_the_transpose(stage):
+    shape = _shape(stage)
+    forward = _dense(lambda v: kernels.window_sum_p.bind(v, stage=stage), shape)
+    out_shape = stage.out_shape(shape)
+    backward = _dense(lambda c: kernels.window_sum_transpose_p.bind(c, stage=stage), out_shape)
+    np.testing.assert_array_equal(backward, forward.T)
+
+
+@pytest.mark.parametrize("stage", STAGES, ids=lambda s: f"{s.kind}-{s.axes}")
+def test_scatter_is_the_transpose_of_select(stage):
+    shape = _shape(stage)
+    out_shape = stage.out_shape(shape)
+    taps = int(np.prod([w.kernel for w in stage.windows]))
+    chosen = jax.random.randint(jax.random.key(0), out_shape, 0, taps)
+    forward = _dense(lambda v: kernels.select_tap_p.bind(v, chosen, stage=stage), shape)
+    backward = _dense(lambda c: kernels.scatter_tap_p.bind(c, chosen, stage=stage), out_shape)
+    np.testing.assert_array_equal(backward, forward.T)
+    # JAX's own transposition goes through the registered rule too.
+    transposed = _dense(
+        lambda c: jax.linear_transpose(
+            lambda v: kernels.select_tap_p.bind(v, chosen, stage=stage), jnp.zeros(shape)
+        )(c)[0],
+        out_shape,
+    )
+    np.testing.assert_array_equal(transposed, backward)
+
+
+def test_primitives_batch_under_vmap():
+    stage = STAGES[0]
+    xs = jax.random.normal(jax.random.key(1), (3, *_shape(stage)))
+    batched = jax.vmap(lambda v: kernels.window_sum_p.bind(v, stage=stage))(xs)
+    looped = jnp.stack([kernels.window_sum_p.bind(v, stage=stage) for v in xs])
+    chex.assert_trees_all_close(batched, looped)
+    chosen = jnp.zeros(stage.out_shape(_shape(stage)), jnp.int32)
+    # Unbatched choice with batched values, and batch axis not first.
+    selected = jax.vmap(lambda v: kernels.select_tap_p.bind(v, chosen, stage=stage), in_axes=1)(
+        jnp.moveaxis(xs, 0, 1)
+    )
+    chex.assert_trees_all_close(selected, jnp.stack([kernels.select_tap_p.bind(v, chosen, stage=stage) for v in xs]))
+
+
+def test_forward_and_reverse_mode_agree_on_every_path():
+    x = jax.random.normal(jax.random.key(2), (9, 8, 2))
+    for function in [
+        lambda v: jaxpool.max_pool2d(v, 3, 2, 1, 2),
+        lambda v: jaxpool.avg_pool2d(v, 3, 2, 1, True),
+        lambda v: jaxpool.adaptive_max_pool2d(v, (4, 3)),
+        lambda v: jaxpool.global_max_pool(v[None])[0],
+    ]:
+        chex.assert_trees_all_close(jax.jacfwd(function)(x), jax.jacrev(function)(x), atol=1e-6)
+
+
+def test_second_derivative_through_max_pool():
+    x = jax.random.normal(jax.random.key(3), (6, 6, 1))
+
+    def loss(v):
+        return jnp.sum(jaxpool.max_pool2d(v, 2) ** 3)
+
+    hessian_vector = jax.jvp(jax.grad(loss), (x,), (jnp.ones_like(x),))[1]
+    pooled, index = jaxpool.max_pool2d(x, 2, return_indices=True)
+    expected = np.zeros(36)
+    expected[np.asarray(index).reshape(-1)] = 6 * np.asarray(pooled).reshape(-1)
+    np.testing.assert_allclose(np.asarray(hessian_vector).reshape(-1), expected, rtol=1e-5)
+
+
+def test_chosen_taps_are_not_differentiable():
+    stage = STAGES[0]
+    chosen = jnp.full(stage.out_shape(_shape(stage)), 4, jnp.int32)  # the centre: always real
+    x = jnp.ones(_shape(stage))
+    grad = jax.grad(lambda v: kernels.select_tap_p.bind(v, chosen, stage=stage).sum())(x)
+    assert float(grad.sum()) == np.prod(stage.out_shape(_shape(stage)))
+
+
+def test_division_is_ieee_exact():
+    sums = jnp.full((2, 3, 3, 4), 34.0)
+    exact = np.float32(34) / np.float32(9)
+    out = jax.jit(lambda s: kernels.divide(s, 9.0, (1, 2)))(sums)
+    assert np.all(np.asarray(out) == exact)
+    per_position = np.full((1, 3, 3, 1), 9, np.float32)
+    out = jax.jit(lambda s: kernels.divide(s, per_position, (1, 2)))(sums)
+    assert np.all(np.asarray(out) == exact)
