@@ -19,7 +19,6 @@ from other processes; medians and all samples go to the JSON.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import datetime
 import gc
 import json
@@ -530,7 +529,7 @@ def measure(runners: dict[str, Runner], args, log) -> dict[str, dict]:
     for n in live:
         if out[n]["status"] != "ok":
             continue
-        ms = [t * 1e3 for t in samples[n]]
+        ms = [round(t * 1e3, 5) for t in samples[n]]  # 10 ns resolution keeps the JSON small
         out[n].update({
             "min_ms": min(ms), "median_ms": statistics.median(ms), "mean_ms": statistics.fmean(ms),
             "repeats": len(ms), "samples_ms": ms,
@@ -560,6 +559,27 @@ def other_cores(a, b) -> float | None:
     if a is None or b is None or b[0] <= a[0]:
         return None
     return max(0.0, ((b[1] - a[1]) - (b[2] - a[2])) / (b[0] - a[0]))
+
+
+def wait_quiet(max_s: float, log, window_s: float = 1.0, need: int = 3) -> float:
+    """Wait (at most max_s) until other processes kept < BUSY_CORES cores busy for `need`
+    consecutive windows; returns the seconds waited."""
+    t0 = time.perf_counter()
+    quiet = 0
+    told = False
+    while time.perf_counter() - t0 < max_s:
+        a = cpu_snapshot()
+        time.sleep(window_s)
+        load = other_cores(a, cpu_snapshot())
+        if load is None:
+            break
+        quiet = quiet + 1 if load < BUSY_CORES else 0
+        if quiet >= need:
+            break
+        if not told and quiet == 0:
+            log(f"    waiting for a quiet machine (other processes use {load:.2f} cores; up to {max_s:.0f} s)")
+            told = True
+    return time.perf_counter() - t0
 
 
 @dataclass
@@ -904,6 +924,9 @@ def parse_args(argv=None):
                         "(default 1.0; --quick 0.2; 0 = exactly --repeats)")
     p.add_argument("--warmup", type=int, default=None, help="untimed calls first, incl. compile (default 3; --quick 2)")
     p.add_argument("--pause", type=float, default=0.002, help="seconds slept when switching candidate (default 0.002)")
+    p.add_argument("--wait-quiet", type=float, default=0.0,
+                   help="before each case, wait up to this many seconds for other processes to "
+                        "leave the CPU idle (default 0: don't wait)")
     p.add_argument("--torch-threads", type=int, default=None,
                    help="torch.set_num_threads (default os.cpu_count())")
     p.add_argument("--quick", action="store_true", help="smoke test: batch 4 instead of 32, fewer repeats")
@@ -962,10 +985,12 @@ def main(argv=None) -> int:
     recs = []
     for case in cases:
         gc.collect()
+        waited = wait_quiet(args.wait_quiet, log) if args.wait_quiet > 0 else None
         snap = cpu_snapshot()
         recs.append(run_case(case, cands, ctx, args, log))
         snap2 = cpu_snapshot()
         recs[-1]["other_processes_cores"] = other_cores(snap, snap2)
+        recs[-1]["waited_for_quiet_s"] = waited
         recs[-1]["wall_s"] = snap2[0] - snap[0] if snap and snap2 else None
     env["loadavg_end"] = list(os.getloadavg())
     env["other_processes_cores"] = other_cores(snap_start, cpu_snapshot())
