@@ -30,9 +30,11 @@ def as_array(x: Any, name: str, op: str, *, kind: str = "any") -> jax.Array:
     Raises:
       TypeError: if ``x`` is not array-like or its dtype is not accepted.
     """
+    if x is None or isinstance(x, (str, bytes)):
+        raise TypeError(f"{op}: {name} must be an array, but got {x!r} of type {type(x).__name__}")
     try:
         array = jnp.asarray(x)
-    except TypeError as error:
+    except (TypeError, ValueError) as error:
         raise TypeError(
             f"{op}: {name} must be an array, but got {type(x).__name__}: {error}"
         ) from None

@@ -269,14 +269,15 @@ class AxisWindows:
 
     @staticmethod
     def make_adaptive(length: int, size: int) -> "AxisWindows":
-        """Adaptive windows; divisible cases become regular windows (same positions)."""
-        if size <= length and length % size == 0:
-            k = length // size
-            return AxisWindows(length=length, size=size, kernel=k, stride=k)
+        """Adaptive windows; when they are regular (equal lengths, evenly spaced starts,
+        as for 56 -> 7 or 56 -> 5) they become regular windows with the same positions."""
         starts, ends = adaptive_bounds(length, size)
-        return AxisWindows(
-            length=length, size=size, kernel=int((ends - starts).max()), adaptive=True
-        )
+        lengths = ends - starts
+        steps = np.diff(starts)
+        if np.all(lengths == lengths[0]) and (size == 1 or (np.all(steps == steps[0]) and steps[0] > 0)):
+            stride = int(steps[0]) if size > 1 else int(lengths[0])
+            return AxisWindows(length=length, size=size, kernel=int(lengths[0]), stride=stride)
+        return AxisWindows(length=length, size=size, kernel=int(lengths.max()), adaptive=True)
 
     @property
     def is_global(self) -> bool:

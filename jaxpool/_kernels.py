@@ -109,11 +109,15 @@ class Stage:
         return tuple(shape)
 
 
-def plan_stages(axes: Sequence[int], windows: Sequence[AxisWindows]) -> tuple[Stage, ...]:
+def plan_stages(
+    axes: Sequence[int], windows: Sequence[AxisWindows], *, joint_blocks: bool = False
+) -> tuple[Stage, ...]:
     """Splits a window reduction into stages, innermost axes first.
 
     Stages cover contiguous runs of axes ending at the innermost remaining one, so that
-    keeping the first maximum stage by stage equals torch's row-major choice.
+    keeping the first maximum stage by stage equals torch's row-major choice. With
+    ``joint_blocks``, neighbouring ``blocks`` axes share one stage (one reduction over
+    several axes: right for sums and plain maxima, not for a chosen index).
     """
 
     def kind_of(w: AxisWindows) -> str:
@@ -134,6 +138,8 @@ def plan_stages(axes: Sequence[int], windows: Sequence[AxisWindows]) -> tuple[St
             if taps * pairs[-1][1].kernel > JOINT_TAPS_LIMIT:
                 break
             taps *= pairs[-1][1].kernel
+            group.insert(0, pairs.pop())
+        while kind == "blocks" and joint_blocks and pairs and kind_of(pairs[-1][1]) == "blocks":
             group.insert(0, pairs.pop())
         stages.append(Stage(kind, tuple(a for a, _ in group), tuple(v for _, v in group)))
     return tuple(stages)
@@ -224,22 +230,48 @@ def _valid_in_block(block, tap) -> bool:
     return all(j in valid for (_, _, valid), j in zip(block, tap))
 
 
-def _split_blocks(x: jax.Array, stage: Stage, value) -> tuple[jax.Array, int]:
-    """Pads a blocks axis to ``size*kernel`` and splits it into (windows, taps)."""
-    ((axis,), (w,)) = stage.axes, stage.windows
-    x = _pad_axis(x, axis, w.pad_lo, w.size * w.kernel - w.length - w.pad_lo, value)
-    shape = list(x.shape)
-    shape[axis : axis + 1] = [w.size, w.kernel]
-    return x.reshape(shape), axis + 1
+def _split_blocks(x: jax.Array, stage: Stage, value) -> tuple[jax.Array, tuple[int, ...]]:
+    """Pads each blocks axis to ``size*kernel`` and splits it into (windows, taps).
+
+    Returns the reshaped array and the positions of the new tap axes.
+    """
+    shape = []
+    tap_axes = []
+    for axis, w in zip(stage.axes, stage.windows):
+        x = _pad_axis(x, axis, w.pad_lo, w.size * w.kernel - w.length - w.pad_lo, value)
+    for axis, length in enumerate(x.shape):
+        if axis in stage.axes:
+            w = stage.windows[stage.axes.index(axis)]
+            shape += [w.size, w.kernel]
+            tap_axes.append(len(shape) - 1)
+        else:
+            shape.append(length)
+    return x.reshape(shape), tuple(tap_axes)
 
 
-def _merge_blocks(x: jax.Array, stage: Stage) -> jax.Array:
-    """Inverse of :func:`_split_blocks` (drops the padding again)."""
-    ((axis,), (w,)) = stage.axes, stage.windows
-    shape = list(x.shape)
-    shape[axis : axis + 2] = [w.size * w.kernel]
-    x = x.reshape(shape)
-    return _pad_axis(x, axis, -w.pad_lo, w.length + w.pad_lo - w.size * w.kernel, 0)
+def _expand_blocks(c: jax.Array, stage: Stage, tap_values=None) -> jax.Array:
+    """Broadcasts window values over their taps and merges back to the input layout.
+
+    ``tap_values(split_shape, tap_axes, expanded)`` may replace the broadcast values
+    (e.g. keep only a chosen tap); the inverse of :func:`_split_blocks`'s padding is cut.
+    """
+    split_shape = []
+    tap_axes = []
+    for axis, length in enumerate(c.shape):
+        split_shape.append(length)
+        if axis in stage.axes:
+            split_shape.append(stage.windows[stage.axes.index(axis)].kernel)
+            tap_axes.append(len(split_shape) - 1)
+    expanded = jnp.broadcast_to(jnp.expand_dims(c, tap_axes), split_shape)
+    if tap_values is not None:
+        expanded = tap_values(split_shape, tuple(tap_axes), expanded)
+    merged_shape = list(c.shape)
+    for axis, w in zip(stage.axes, stage.windows):
+        merged_shape[axis] = w.size * w.kernel
+    merged = expanded.reshape(merged_shape)
+    for axis, w in zip(stage.axes, stage.windows):
+        merged = _pad_axis(merged, axis, -w.pad_lo, w.length + w.pad_lo - w.size * w.kernel, 0)
+    return merged
 
 
 def _adaptive_tap(x: jax.Array, stage: Stage, j: int) -> jax.Array:
@@ -282,8 +314,8 @@ def _materialize(x: jax.Array) -> jax.Array:
 def _sum_impl(x: jax.Array, stage: Stage) -> jax.Array:
     """Sum of the valid elements of each window of one stage."""
     if stage.kind == "blocks":
-        split, tap_axis = _split_blocks(x, stage, 0)
-        return jnp.sum(split, axis=tap_axis)
+        split, tap_axes = _split_blocks(x, stage, 0)
+        return jnp.sum(split, axis=tap_axes)
     if stage.kind == "adaptive":
         ((axis,), (w,)) = stage.axes, stage.windows
         valid = w.tap_valid()
@@ -314,13 +346,16 @@ def _phases(w: AxisWindows) -> tuple[tuple[int, AxisWindows | None, tuple[int, .
     ``j*d - pad = s*q + r``, the value of window ``m - q``. So phase ``r`` is a stride-1
     window over the output axis whose taps are those ``j`` (in increasing position of
     the window they read). Returns per phase: (its length, that window or None when no
-    tap lands on the phase, the original taps in the window's tap order).
+    tap lands on the phase, the original taps in the window's tap order). Rows past the
+    input hold garbage for sums (never for the chosen taps) and are cut off.
     """
     phases = []
+    # Every phase gets ceil(L / s) rows, so that the phases interleave by a plain reshape;
+    # rows past the input's end are cut off after interleaving.
+    length = -(-w.length // w.stride)
     for r in range(w.stride):
-        length = max(0, -(-(w.length - r) // w.stride))
         taps = [j for j in range(w.kernel) if (j * w.dilation - w.pad_lo) % w.stride == r]
-        if not taps or length == 0:
+        if not taps:
             phases.append((length, None, ()))
             continue
         offsets = {j: -((j * w.dilation - w.pad_lo - r) // w.stride) for j in taps}
@@ -338,7 +373,7 @@ def _phases(w: AxisWindows) -> tuple[tuple[int, AxisWindows | None, tuple[int, .
     return tuple(phases)
 
 
-def _interleave(parts: dict, stage: Stage, dtype) -> jax.Array:
+def _interleave(parts: dict, stage: Stage) -> jax.Array:
     """Joins phase arrays back into input order along each stage axis."""
     per_axis = [_phases(w) for w in stage.windows]
 
@@ -347,14 +382,7 @@ def _interleave(parts: dict, stage: Stage, dtype) -> jax.Array:
             return parts[tuple(prefix)]
         axis, w = stage.axes[level], stage.windows[level]
         rows = -(-w.length // w.stride)
-        pieces = []
-        for r in range(w.stride):
-            piece = build(prefix + [r], level + 1)
-            if piece.shape[axis] < rows:
-                shape = list(piece.shape)
-                shape[axis] = rows - piece.shape[axis]
-                piece = jnp.concatenate([piece, jnp.zeros(shape, dtype)], axis)
-            pieces.append(piece)
+        pieces = [build(prefix + [r], level + 1) for r in range(w.stride)]
         if w.stride == 1:
             return pieces[0]
         stacked = jnp.stack(pieces, axis=axis + 1)
@@ -375,14 +403,69 @@ def _phase_stage(stage: Stage, choice) -> tuple[Stage, tuple[int, ...], list[tup
     return Stage("taps", stage.axes, windows), tuple(p[0] for p in per_axis), [p[2] for p in per_axis]
 
 
+# Strides above this use the tiled transpose (one fused pass over all taps) instead of
+# phase by phase: past it XLA materialises every phase before interleaving them.
+PHASE_STRIDE_LIMIT = 3
+
+
+def _tiled_transpose(c: jax.Array, chosen: jax.Array | None, stage: Stage) -> jax.Array:
+    """Transpose of a strided taps stage in one pass over a tiled layout.
+
+    Each stage axis of the input is viewed as (rows, stride); input element (m, r) of
+    tap ``j`` (with ``j*d - pad = s*q + r``) receives window ``m - q``. Every tap adds its
+    term, masked to its phase (and, with ``chosen``, to the windows that chose it).
+    """
+    padded_c, padded_chosen = c, chosen
+    layout = []
+    for axis, w in zip(stage.axes, stage.windows):
+        rows = -(-w.length // w.stride)
+        shifts = [divmod(j * w.dilation - w.pad_lo, w.stride) for j in range(w.kernel)]
+        lo = max(0, max(q for q, _ in shifts))
+        hi = max(0, rows - 1 - min(q for q, _ in shifts) - (w.size - 1))
+        padded_c = _pad_axis(padded_c, axis, lo, hi, 0)
+        if chosen is not None:
+            padded_chosen = _pad_axis(padded_chosen, axis, lo, hi, -1)  # -1 matches no tap
+        layout.append((rows, shifts, lo))
+    tiled_shape, unit_shape, phase_axes = [], [], []
+    for axis, length in enumerate(c.shape):
+        if axis in stage.axes:
+            rows, _, _ = layout[stage.axes.index(axis)]
+            tiled_shape += [rows, stage.windows[stage.axes.index(axis)].stride]
+            phase_axes.append(len(tiled_shape) - 1)
+            unit_shape += [rows, 1]
+        else:
+            tiled_shape.append(length)
+            unit_shape.append(length)
+    total = None
+    for number, tap in enumerate(stage.taps):
+        start = [0] * c.ndim
+        limit = list(padded_c.shape)
+        hit = None
+        for level, (axis, j) in enumerate(zip(stage.axes, tap)):
+            rows, shifts, lo = layout[level]
+            q, r = shifts[j]
+            start[axis], limit[axis] = lo - q, lo - q + rows
+            phase = lax.broadcasted_iota(jnp.int32, tiled_shape, phase_axes[level]) == r
+            hit = phase if hit is None else hit & phase
+        value = lax.slice(padded_c, start, limit).reshape(unit_shape)
+        if chosen is not None:
+            hit = hit & (lax.slice(padded_chosen, start, limit).reshape(unit_shape) == number)
+        term = jnp.where(hit, value, jnp.zeros((), c.dtype))
+        total = term if total is None else total + term
+    merged = list(c.shape)
+    for axis, (rows, _, _), w in zip(stage.axes, layout, stage.windows):
+        merged[axis] = rows * w.stride
+    out = total.reshape(merged)
+    for axis, w in zip(stage.axes, stage.windows):
+        if out.shape[axis] != w.length:
+            out = lax.slice_in_dim(out, 0, w.length, 1, axis)
+    return out
+
+
 def _sum_transpose_impl(c: jax.Array, stage: Stage) -> jax.Array:
     """Transpose of :func:`_sum_impl`: each input element sums the windows holding it."""
     if stage.kind == "blocks":
-        split_shape = list(c.shape)
-        (tap_axis,) = [stage.axes[0] + 1]
-        split_shape.insert(tap_axis, stage.windows[0].kernel)
-        expanded = jnp.broadcast_to(jnp.expand_dims(c, tap_axis), split_shape)
-        return _merge_blocks(expanded, stage)
+        return _expand_blocks(c, stage)
     if stage.kind == "adaptive":
         ((axis,), (w,)) = stage.axes, stage.windows
         table, valid = _adaptive_inverse(w)
@@ -393,6 +476,8 @@ def _sum_transpose_impl(c: jax.Array, stage: Stage) -> jax.Array:
                 value = jnp.where(along(valid[:, k], axis, c.ndim), value, 0)
             total = value if total is None else total + value
         return total
+    if max(w.stride for w in stage.windows) > PHASE_STRIDE_LIMIT:
+        return _tiled_transpose(c, None, stage)
     parts = {}
     for choice in itertools.product(*(range(w.stride) for w in stage.windows)):
         phase, lengths, _ = _phase_stage(stage, choice)
@@ -403,7 +488,7 @@ def _sum_transpose_impl(c: jax.Array, stage: Stage) -> jax.Array:
             parts[choice] = jnp.zeros(shape, c.dtype)
         else:
             parts[choice] = _sum_impl(c, phase)
-    return _interleave(parts, stage, c.dtype)
+    return _interleave(parts, stage)
 
 
 def _tap_number(stage: Stage, tap: tuple[int, ...]) -> int:
@@ -416,7 +501,7 @@ def _tap_number(stage: Stage, tap: tuple[int, ...]) -> int:
 def _select_impl(x: jax.Array, chosen: jax.Array, stage: Stage) -> jax.Array:
     """The element of each window at its chosen tap (row-major tap number)."""
     if stage.kind == "blocks":
-        split, tap_axis = _split_blocks(x, stage, 0)
+        split, (tap_axis,) = _split_blocks(x, stage, 0)
         iota = lax.broadcasted_iota(jnp.int32, split.shape, tap_axis)
         hit = iota == jnp.expand_dims(chosen, tap_axis)
         return jnp.sum(jnp.where(hit, split, jnp.zeros((), x.dtype)), axis=tap_axis)
@@ -437,13 +522,14 @@ def _select_impl(x: jax.Array, chosen: jax.Array, stage: Stage) -> jax.Array:
 def _scatter_impl(c: jax.Array, chosen: jax.Array, stage: Stage) -> jax.Array:
     """Transpose of :func:`_select_impl`: each window's value goes to its chosen tap."""
     if stage.kind == "blocks":
-        split_shape = list(c.shape)
-        tap_axis = stage.axes[0] + 1
-        split_shape.insert(tap_axis, stage.windows[0].kernel)
-        iota = lax.broadcasted_iota(jnp.int32, split_shape, tap_axis)
-        hit = iota == jnp.expand_dims(chosen, tap_axis)
-        expanded = jnp.where(hit, jnp.expand_dims(c, tap_axis), jnp.zeros((), c.dtype))
-        return _merge_blocks(expanded, stage)
+
+        def keep_chosen(split_shape, tap_axes, expanded):
+            (tap_axis,) = tap_axes
+            iota = lax.broadcasted_iota(jnp.int32, split_shape, tap_axis)
+            hit = iota == jnp.expand_dims(chosen, tap_axis)
+            return jnp.where(hit, expanded, jnp.zeros((), c.dtype))
+
+        return _expand_blocks(c, stage, keep_chosen)
     if stage.kind == "adaptive":
         ((axis,), (w,)) = stage.axes, stage.windows
         table, valid = _adaptive_inverse(w)
@@ -461,6 +547,8 @@ def _scatter_impl(c: jax.Array, chosen: jax.Array, stage: Stage) -> jax.Array:
             value = jnp.where(hit, jnp.take(c, jnp.asarray(owner), axis=axis), jnp.zeros((), c.dtype))
             total = value if total is None else total + value
         return total
+    if max(w.stride for w in stage.windows) > PHASE_STRIDE_LIMIT:
+        return _tiled_transpose(c, chosen, stage)
     parts = {}
     for choice in itertools.product(*(range(w.stride) for w in stage.windows)):
         phase, lengths, originals = _phase_stage(stage, choice)
@@ -484,7 +572,7 @@ def _scatter_impl(c: jax.Array, chosen: jax.Array, stage: Stage) -> jax.Array:
                 total = jnp.zeros(_block_shape(shape, phase, block), c.dtype)
             blocks[index] = total
         parts[choice] = _assemble(blocks, phase)
-    return _interleave(parts, stage, c.dtype)
+    return _interleave(parts, stage)
 
 
 # ----------------------------------------------------------------------------------
@@ -592,7 +680,7 @@ def window_sum(x: jax.Array, axes: Sequence[int], windows: Sequence[AxisWindows]
     """
     accumulate = jnp.float64 if x.dtype == jnp.float64 else jnp.float32
     x = x.astype(accumulate)
-    for stage in plan_stages(axes, windows):
+    for stage in plan_stages(axes, windows, joint_blocks=True):
         _log_path(f"sum:{stage.kind}")
         x = window_sum_p.bind(x, stage=stage)
     return x
@@ -674,8 +762,8 @@ def _max_value(x: jax.Array, stage: Stage) -> jax.Array:
     """Window maxima of one stage (NaN propagates), no index."""
     lowest = _lowest(x.dtype)
     if stage.kind == "blocks":
-        split, tap_axis = _split_blocks(x, stage, lowest)
-        return jnp.max(split, axis=tap_axis)
+        split, tap_axes = _split_blocks(x, stage, lowest)
+        return jnp.max(split, axis=tap_axes)
     if stage.kind == "adaptive":
         best = None
         for j in range(stage.windows[0].kernel):
@@ -703,7 +791,7 @@ def _max_choice(x: jax.Array, stage: Stage) -> tuple[jax.Array, jax.Array]:
     floating = jnp.issubdtype(x.dtype, jnp.floating)
     if stage.kind == "blocks":
         ((axis,), (w,)) = stage.axes, stage.windows
-        split, tap_axis = _split_blocks(x, stage, _lowest(x.dtype))
+        split, (tap_axis,) = _split_blocks(x, stage, _lowest(x.dtype))
         best = jnp.max(split, axis=tap_axis)
         iota = lax.broadcasted_iota(jnp.int32, split.shape, tap_axis)
         hit = split == jnp.expand_dims(best, tap_axis)
@@ -779,9 +867,20 @@ def _max_with_choices(x: jax.Array, stages: tuple[Stage, ...], want_index: bool)
     return x, tuple(choices), coords
 
 
+def _joined_blocks(stages: tuple[Stage, ...]) -> tuple[Stage, ...]:
+    """Merges neighbouring single-axis blocks stages (one reduction for plain maxima)."""
+    joined: list[Stage] = []
+    for stage in stages:
+        if stage.kind == "blocks" and joined and joined[-1].kind == "blocks":
+            last = joined.pop()
+            stage = Stage("blocks", stage.axes + last.axes, stage.windows + last.windows)
+        joined.append(stage)
+    return tuple(joined)
+
+
 @functools.partial(jax.custom_jvp, nondiff_argnums=(1,))
 def _max_values(x: jax.Array, stages: tuple[Stage, ...]) -> jax.Array:
-    for stage in stages:
+    for stage in _joined_blocks(stages):
         x = _max_value(x, stage)
     return x
 
@@ -838,7 +937,7 @@ def window_max(
         return values, _flat_index(coords, lengths)
     if differentiable:
         return _max_values(x, stages)
-    for stage in stages:
+    for stage in _joined_blocks(stages):
         x = _max_value(x, stage)
     return x
 

@@ -69,8 +69,14 @@ def test_adaptive_bounds_follow_torch_formula(length, size):
 def test_adaptive_divisible_case_becomes_regular_windows():
     windows = geometry.AxisWindows.make_adaptive(56, 7)
     assert not windows.adaptive and windows.kernel == 8 and windows.stride == 8
-    irregular = geometry.AxisWindows.make_adaptive(56, 5)
-    assert irregular.adaptive and irregular.kernel == 12
+    evenly_spaced = geometry.AxisWindows.make_adaptive(56, 5)  # starts 0, 11, ..., 44; length 12
+    assert not evenly_spaced.adaptive and (evenly_spaced.kernel, evenly_spaced.stride) == (12, 11)
+    irregular = geometry.AxisWindows.make_adaptive(13, 5)
+    assert irregular.adaptive and irregular.kernel == 4
+    for windows in (evenly_spaced, irregular):
+        starts, ends = geometry.adaptive_bounds(windows.length, windows.size)
+        positions = windows.tap_positions()
+        assert (positions[0] == starts).all() and (positions[-1] == ends - 1).all()
 
 
 def test_tap_positions_and_validity():

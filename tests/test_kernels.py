@@ -51,9 +51,11 @@ def test_plan_separable_large_kernels_innermost_first():
 def test_plan_blocks_and_adaptive():
     global_config = geometry.global_windows((7, 7))
     assert [s.kind for s in kernels.plan_stages((1, 2), global_config.axes)] == ["blocks", "blocks"]
-    adaptive = geometry.adaptive_windows("t", (56, 13), (5, 13))
+    adaptive = geometry.adaptive_windows("t", (56, 13), (7, 5))
     kinds = [s.kind for s in kernels.plan_stages((1, 2), adaptive.axes)]
-    assert kinds == ["taps", "adaptive"]  # 13 -> 13 is a kernel-1 window; 56 -> 5 is not regular
+    assert kinds == ["adaptive", "blocks"]  # 13 -> 5 is irregular; 56 -> 7 tiles by 8
+    joint = kernels.plan_stages((1, 2), geometry.global_windows((7, 7)).axes, joint_blocks=True)
+    assert [s.axes for s in joint] == [(1, 2)]
 
 
 # Configurations that reach every stage kind, both in the forward pass and in the
@@ -95,6 +97,8 @@ STAGES = [
     kernels.Stage("taps", (0, 1), _windows((7, 6), 3, 2, 1).axes),
     kernels.Stage("taps", (0, 1), _windows((7, 6), (2, 3), (3, 1), (1, 1), (2, 1), True).axes),
     kernels.Stage("taps", (1,), _windows((9,), 2, 3, 0).axes),  # stride > kernel: gaps
+    kernels.Stage("taps", (1,), geometry.adaptive_windows("t", (56,), 5).axes),  # tiled: stride 11
+    kernels.Stage("taps", (0, 1), _windows((13, 9), (5, 2), 4, (2, 1), 1, True).axes),  # tiled, 2-D
     kernels.Stage("blocks", (1,), _windows((10,), 4, 4, 1, 1, True).axes),
     kernels.Stage("adaptive", (0,), geometry.adaptive_windows("t", (10,), 4).axes),
     kernels.Stage("adaptive", (1,), geometry.adaptive_windows("t", (3,), 7).axes),  # upsampling
