@@ -408,14 +408,16 @@ def _phase_stage(stage: Stage, choice) -> tuple[Stage, tuple[int, ...], list[tup
 PHASE_STRIDE_LIMIT = 3
 
 
-def _tiled_transpose(c: jax.Array, chosen: jax.Array | None, stage: Stage) -> jax.Array:
+def _tiled_transpose(
+    c: jax.Array, chosen: jax.Array | None, stage: Stage, dense: jax.Array | None = None
+) -> jax.Array:
     """Transpose of a strided taps stage in one pass over a tiled layout.
 
     Each stage axis of the input is viewed as (rows, stride); input element (m, r) of
     tap ``j`` (with ``j*d - pad = s*q + r``) receives window ``m - q``. Every tap adds its
     term, masked to its phase (and, with ``chosen``, to the windows that chose it).
     """
-    padded_c, padded_chosen = c, chosen
+    padded_c, padded_chosen, padded_dense = c, chosen, dense
     layout = []
     for axis, w in zip(stage.axes, stage.windows):
         rows = -(-w.length // w.stride)
@@ -425,6 +427,8 @@ def _tiled_transpose(c: jax.Array, chosen: jax.Array | None, stage: Stage) -> ja
         padded_c = _pad_axis(padded_c, axis, lo, hi, 0)
         if chosen is not None:
             padded_chosen = _pad_axis(padded_chosen, axis, lo, hi, -1)  # -1 matches no tap
+        if dense is not None:
+            padded_dense = _pad_axis(padded_dense, axis, lo, hi, 0)
         layout.append((rows, shifts, lo))
     tiled_shape, unit_shape, phase_axes = [], [], []
     for axis, length in enumerate(c.shape):
@@ -449,7 +453,10 @@ def _tiled_transpose(c: jax.Array, chosen: jax.Array | None, stage: Stage) -> ja
             hit = phase if hit is None else hit & phase
         value = lax.slice(padded_c, start, limit).reshape(unit_shape)
         if chosen is not None:
-            hit = hit & (lax.slice(padded_chosen, start, limit).reshape(unit_shape) == number)
+            chosen_here = lax.slice(padded_chosen, start, limit).reshape(unit_shape) == number
+            value = jnp.where(chosen_here, value, jnp.zeros((), c.dtype))
+        if dense is not None:
+            value = value + lax.slice(padded_dense, start, limit).reshape(unit_shape)
         term = jnp.where(hit, value, jnp.zeros((), c.dtype))
         total = term if total is None else total + term
     merged = list(c.shape)
@@ -519,17 +526,23 @@ def _select_impl(x: jax.Array, chosen: jax.Array, stage: Stage) -> jax.Array:
     return _assemble(parts, stage)
 
 
-def _scatter_impl(c: jax.Array, chosen: jax.Array, stage: Stage) -> jax.Array:
-    """Transpose of :func:`_select_impl`: each window's value goes to its chosen tap."""
+def _scatter_impl(c: jax.Array, chosen: jax.Array, stage: Stage, dense: jax.Array | None = None) -> jax.Array:
+    """Transpose of :func:`_select_impl`: each window's value goes to its chosen tap.
+
+    With ``dense`` (output-shaped), every element also receives the ``dense`` value of
+    each window that holds it (the transpose of :func:`_sum_impl`), in the same pass.
+    """
+    zero = jnp.zeros((), c.dtype)
     if stage.kind == "blocks":
 
         def keep_chosen(split_shape, tap_axes, expanded):
             (tap_axis,) = tap_axes
             iota = lax.broadcasted_iota(jnp.int32, split_shape, tap_axis)
             hit = iota == jnp.expand_dims(chosen, tap_axis)
-            return jnp.where(hit, expanded, jnp.zeros((), c.dtype))
+            return jnp.where(hit, expanded, zero)
 
-        return _expand_blocks(c, stage, keep_chosen)
+        out = _expand_blocks(c, stage, keep_chosen)
+        return out if dense is None else out + _expand_blocks(dense, stage)
     if stage.kind == "adaptive":
         ((axis,), (w,)) = stage.axes, stage.windows
         table, valid = _adaptive_inverse(w)
@@ -538,17 +551,21 @@ def _scatter_impl(c: jax.Array, chosen: jax.Array, stage: Stage) -> jax.Array:
         position = along(np.arange(w.length), axis, c.ndim)
         total = None
         for k in range(table.shape[1]):
-            owner = np.maximum(table[:, k], 0)
-            owner_chosen = jnp.take(chosen, jnp.asarray(owner), axis=axis)
-            target = jnp.minimum(along(starts[owner], axis, c.ndim) + owner_chosen, along(ends[owner], axis, c.ndim))
-            hit = target == position
+            owner = jnp.asarray(np.maximum(table[:, k], 0))
+            owner_chosen = jnp.take(chosen, owner, axis=axis)
+            target = jnp.minimum(
+                along(starts[np.maximum(table[:, k], 0)], axis, c.ndim) + owner_chosen,
+                along(ends[np.maximum(table[:, k], 0)], axis, c.ndim),
+            )
+            value = jnp.where(target == position, jnp.take(c, owner, axis=axis), zero)
+            if dense is not None:
+                value = value + jnp.take(dense, owner, axis=axis)
             if not valid[:, k].all():
-                hit = hit & along(valid[:, k], axis, c.ndim)
-            value = jnp.where(hit, jnp.take(c, jnp.asarray(owner), axis=axis), jnp.zeros((), c.dtype))
+                value = jnp.where(along(valid[:, k], axis, c.ndim), value, zero)
             total = value if total is None else total + value
         return total
     if max(w.stride for w in stage.windows) > PHASE_STRIDE_LIMIT:
-        return _tiled_transpose(c, chosen, stage)
+        return _tiled_transpose(c, chosen, stage, dense)
     parts = {}
     for choice in itertools.product(*(range(w.stride) for w in stage.windows)):
         phase, lengths, originals = _phase_stage(stage, choice)
@@ -566,13 +583,29 @@ def _scatter_impl(c: jax.Array, chosen: jax.Array, stage: Stage) -> jax.Array:
                     continue
                 tap = tuple(order[k] for order, k in zip(originals, ptap))
                 hit = _block_tap(chosen, phase, block, ptap) == _tap_number(stage, tap)
-                value = jnp.where(hit, _block_tap(c, phase, block, ptap), jnp.zeros((), c.dtype))
+                value = jnp.where(hit, _block_tap(c, phase, block, ptap), zero)
+                if dense is not None:
+                    value = value + _block_tap(dense, phase, block, ptap)
                 total = value if total is None else total + value
             if total is None:
                 total = jnp.zeros(_block_shape(shape, phase, block), c.dtype)
             blocks[index] = total
         parts[choice] = _assemble(blocks, phase)
     return _interleave(parts, stage)
+
+
+def _mix_impl(x, chosen, tap_weight, sum_weight, stage: Stage) -> jax.Array:
+    """``tap_weight * select(x) + sum_weight * window_sum(x)`` (the hybrid's tangent)."""
+    return tap_weight * _select_impl(x, chosen, stage) + sum_weight * _sum_impl(x, stage)
+
+
+def _mix_transpose_impl(c, chosen, tap_weight, sum_weight, stage: Stage) -> jax.Array:
+    """Transpose of :func:`_mix_impl` in x, in one pass over the input.
+
+    Each window sends ``c * (tap_weight + sum_weight)`` to its chosen element and
+    ``c * sum_weight`` to the others.
+    """
+    return _scatter_impl(c * tap_weight, chosen, stage, dense=c * sum_weight)
 
 
 # ----------------------------------------------------------------------------------
@@ -614,6 +647,66 @@ scatter_tap_p = _linear_primitive(
 
 ad.deflinear2(window_sum_p, lambda ct, x, *, stage: [window_sum_transpose_p.bind(ct, stage=stage)])
 ad.deflinear2(window_sum_transpose_p, lambda ct, c, *, stage: [window_sum_p.bind(ct, stage=stage)])
+
+
+window_mix_p = _linear_primitive(
+    "jaxpool_window_mix",
+    lambda x, chosen, tap_weight, sum_weight, *, stage: _mix_impl(x, chosen, tap_weight, sum_weight, stage),
+    lambda s, shape: s.out_shape(shape),
+)
+window_mix_transpose_p = _linear_primitive(
+    "jaxpool_window_mix_transpose",
+    lambda c, chosen, tap_weight, sum_weight, *, stage: _mix_transpose_impl(
+        c, chosen, tap_weight, sum_weight, stage
+    ),
+    lambda s, shape: s.in_shape(shape),
+)
+
+
+def _mix_jvp(primitive: Primitive):
+    # Both mixes are bilinear in (values, (tap_weight, sum_weight)).
+    def jvp(primals, tangents, *, stage):
+        x, chosen, tap_weight, sum_weight = primals
+        dx, _, d_tap, d_sum = tangents
+        out = primitive.bind(x, chosen, tap_weight, sum_weight, stage=stage)
+        tangent = None
+        if type(dx) is not ad.Zero:
+            tangent = primitive.bind(dx, chosen, tap_weight, sum_weight, stage=stage)
+        if type(d_tap) is not ad.Zero or type(d_sum) is not ad.Zero:
+            d_tap = ad.instantiate_zeros(d_tap)
+            d_sum = ad.instantiate_zeros(d_sum)
+            extra = primitive.bind(x, chosen, d_tap, d_sum, stage=stage)
+            tangent = extra if tangent is None else tangent + extra
+        return out, ad.Zero.from_primal_value(out) if tangent is None else tangent
+
+    return jvp
+
+
+def _mix_transpose(other: Primitive, forward: bool):
+    def transpose(ct, x, chosen, tap_weight, sum_weight, *, stage):
+        if type(ct) is ad.Zero:
+            return [None] * 4
+        if ad.is_undefined_primal(x):
+            return [other.bind(ct, chosen, tap_weight, sum_weight, stage=stage), None, None, None]
+        # Linear in the weights: the mix of x is tap_weight * a + sum_weight * b with
+        # a, b the selected elements and window sums (forward), or their transposes.
+        if forward:
+            taps = _select_impl(x, chosen, stage)
+            sums = _sum_impl(x, stage)
+        else:
+            taps = _select_impl(ct, chosen, stage)
+            sums = _sum_impl(ct, stage)
+        d_tap = (ct * taps if forward else x * taps) if ad.is_undefined_primal(tap_weight) else None
+        d_sum = (ct * sums if forward else x * sums) if ad.is_undefined_primal(sum_weight) else None
+        return [None, None, d_tap, d_sum]
+
+    return transpose
+
+
+ad.primitive_jvps[window_mix_p] = _mix_jvp(window_mix_p)
+ad.primitive_jvps[window_mix_transpose_p] = _mix_jvp(window_mix_transpose_p)
+ad.primitive_transposes[window_mix_p] = _mix_transpose(window_mix_transpose_p, forward=True)
+ad.primitive_transposes[window_mix_transpose_p] = _mix_transpose(window_mix_p, forward=False)
 
 
 def _tap_jvp(primitive: Primitive):
@@ -659,7 +752,14 @@ def _batch_rule(primitive: Primitive):
     return rule
 
 
-for _primitive in (window_sum_p, window_sum_transpose_p, select_tap_p, scatter_tap_p):
+for _primitive in (
+    window_sum_p,
+    window_sum_transpose_p,
+    select_tap_p,
+    scatter_tap_p,
+    window_mix_p,
+    window_mix_transpose_p,
+):
     batching.primitive_batchers[_primitive] = _batch_rule(_primitive)
 
 
@@ -716,13 +816,21 @@ def window_average(
                     sums = lax.optimization_barrier(sums)
                 sums = divide(sums, along(w.divisor_with_padding(), axis, x.ndim), axes)
         return sums.astype(x.dtype)
+    return divide(sums, _divisor(x.ndim, axes, windows, divisor), axes).astype(x.dtype)
+
+
+def _divisor(ndim: int, axes, windows, divisor: str | int) -> np.ndarray | float:
+    """The divisor of every window as one static array (or number), for non-adaptive rules."""
     if isinstance(divisor, int):
-        return divide(sums, float(divisor), axes).astype(x.dtype)
-    total = np.ones([1] * x.ndim, np.float64)
+        return float(divisor)
+    total = np.ones([1] * ndim, np.float64)
     for axis, w in zip(axes, windows):
-        per_axis = w.divisor_with_padding() if divisor == "with_padding" else w.divisor_without_padding()
-        total = total * along(per_axis.astype(np.float64), axis, x.ndim)
-    return divide(sums, total, axes).astype(x.dtype)
+        if divisor == "without_padding":
+            per_axis = w.divisor_without_padding()
+        else:  # "with_padding" and "adaptive" (one window per output: its length)
+            per_axis = w.divisor_with_padding()
+        total = total * along(per_axis.astype(np.float64), axis, ndim)
+    return total
 
 
 def divide(numerator: jax.Array, divisor, axes: Sequence[int]) -> jax.Array:
@@ -951,6 +1059,12 @@ def window_hybrid(
 ) -> jax.Array:
     """``alpha * max + (1 - alpha) * average`` over each window (torch's rules for both).
 
+    Windows reduced in one stage (every pooling with up to 16 taps, and tiling windows)
+    take a fused path: the gradient is one pass over the input that sends
+    ``alpha * g`` to each window's chosen element and ``(1 - alpha) * g / divisor`` to
+    all of its elements. Larger windows compose :func:`window_max` and
+    :func:`window_average`.
+
     Args:
       x: floating input.
       alpha: mixing weight, broadcastable to the output (same rank); differentiable.
@@ -959,14 +1073,47 @@ def window_hybrid(
       divisor: as :func:`window_average`.
 
     Returns:
-      The mix, in ``x``'s dtype (computed in float32 for narrower floats).
+      The mix, in ``x``'s dtype (mixed in float32 for narrower floats).
     """
-    maxima = window_max(x, axes, windows)
-    averages = window_average(x, axes, windows, divisor)
+    axes, windows = tuple(axes), tuple(windows)
+    stages = plan_stages(axes, windows)
     compute = jnp.promote_types(x.dtype, jnp.float32)
+    if len(stages) == 1:
+        _log_path(f"hybrid:{stages[0].kind}")
+        return _hybrid_fused(x, alpha.astype(compute), stages[0], divisor)
+    _log_path("hybrid:composed")
+    maxima = window_max(x, axes, windows).astype(compute)
+    averages = window_average(x.astype(compute), axes, windows, divisor)
     alpha = alpha.astype(compute)
-    mixed = alpha * maxima.astype(compute) + (1 - alpha) * averages.astype(compute)
-    return mixed.astype(x.dtype)
+    return (alpha * maxima + (1 - alpha) * averages).astype(x.dtype)
+
+
+def _hybrid_parts(x: jax.Array, stage: Stage, divisor) -> tuple[jax.Array, jax.Array]:
+    compute = jnp.promote_types(x.dtype, jnp.float32)
+    maxima = _max_value(x, stage).astype(compute)
+    averages = window_average(x.astype(compute), stage.axes, stage.windows, divisor)
+    return maxima, averages
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(2, 3))
+def _hybrid_fused(x: jax.Array, alpha: jax.Array, stage: Stage, divisor) -> jax.Array:
+    maxima, averages = _hybrid_parts(x, stage, divisor)
+    return (alpha * maxima + (1 - alpha) * averages).astype(x.dtype)
+
+
+@_hybrid_fused.defjvp
+def _hybrid_fused_jvp(stage, divisor, primals, tangents):
+    (x, alpha), (dx, d_alpha) = primals, tangents
+    maxima, averages = _hybrid_parts(x, stage, divisor)
+    out = alpha * maxima + (1 - alpha) * averages
+    _, (chosen,), _ = _max_with_choices(x, (stage,), want_index=False)
+    shape = out.shape
+    tap_weight = jnp.broadcast_to(alpha, shape)
+    total = _divisor(x.ndim, stage.axes, stage.windows, divisor)
+    sum_weight = jnp.broadcast_to((1 - alpha) / jnp.asarray(total, out.dtype), shape)
+    d_out = window_mix_p.bind(dx.astype(out.dtype), chosen, tap_weight, sum_weight, stage=stage)
+    d_out = d_out + d_alpha * (maxima - averages)
+    return out.astype(x.dtype), d_out.astype(x.dtype)
 
 
 # ----------------------------------------------------------------------------------

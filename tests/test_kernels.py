@@ -194,3 +194,69 @@ def test_division_is_ieee_exact():
     per_position = np.full((1, 3, 3, 1), 9, np.float32)
     out = jax.jit(lambda s: kernels.divide(s, per_position, (1, 2)))(sums)
     assert np.all(np.asarray(out) == exact)
+
+
+@pytest.mark.parametrize("stage", STAGES, ids=lambda s: f"{s.kind}-{s.axes}")
+def test_mix_transpose_is_the_transpose(stage):
+    shape = _shape(stage)
+    out_shape = stage.out_shape(shape)
+    taps = int(np.prod([w.kernel for w in stage.windows]))
+    chosen = jax.random.randint(jax.random.key(4), out_shape, 0, taps)
+    tap_weight = jax.random.uniform(jax.random.key(5), out_shape)
+    sum_weight = jax.random.uniform(jax.random.key(6), out_shape)
+    forward = _dense(
+        lambda v: kernels.window_mix_p.bind(v, chosen, tap_weight, sum_weight, stage=stage), shape
+    )
+    backward = _dense(
+        lambda c: kernels.window_mix_transpose_p.bind(c, chosen, tap_weight, sum_weight, stage=stage),
+        out_shape,
+    )
+    np.testing.assert_allclose(backward, forward.T, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "kernel_size, stride, padding, path",
+    [(2, 2, 0, "hybrid:taps"), (3, 2, 1, "hybrid:taps"), (6, 6, 0, "hybrid:composed"), (5, 1, 2, "hybrid:composed")],
+)
+def test_hybrid_paths_agree_with_the_composed_formula(kernel_size, stride, padding, path):
+    x = jax.random.normal(jax.random.key(7), (2, 12, 12, 3))
+    alpha = jax.random.uniform(jax.random.key(8), (3,))
+
+    def hybrid(v, a):
+        return jaxpool.hybrid_pool2d(v, a, kernel_size, stride, padding)
+
+    def reference(v, a):
+        maxima = jaxpool.max_pool2d(v, kernel_size, stride, padding)
+        a = a.reshape(1, 1, 1, -1)
+        return a * maxima + (1 - a) * jaxpool.avg_pool2d(v, kernel_size, stride, padding)
+
+    with recorded_paths() as paths:
+        out, vjp = jax.vjp(hybrid, x, alpha)
+    assert path in paths, paths
+    expected, reference_vjp = jax.vjp(reference, x, alpha)
+    chex.assert_trees_all_close(out, expected, rtol=1e-6, atol=1e-6)
+    cotangent = jax.random.normal(jax.random.key(9), out.shape)
+    chex.assert_trees_all_close(vjp(cotangent), reference_vjp(cotangent), rtol=2e-5, atol=2e-5)
+    # Forward mode and second order through the fused path.
+    chex.assert_trees_all_close(
+        jax.jacfwd(hybrid, argnums=(0, 1))(x[:1, :6, :6], alpha),
+        jax.jacrev(hybrid, argnums=(0, 1))(x[:1, :6, :6], alpha),
+        atol=1e-5,
+    )
+    hessian = jax.hessian(lambda a: jnp.sum(hybrid(x, a) ** 2))(alpha)
+    expected_hessian = jax.hessian(lambda a: jnp.sum(reference(x, a) ** 2))(alpha)
+    chex.assert_trees_all_close(hessian, expected_hessian, rtol=1e-4, atol=1e-4)
+
+
+def test_hybrid_blocks_path_in_one_dimension():
+    x = jax.random.normal(jax.random.key(10), (2, 12, 3))
+    alpha = jnp.float32(0.25)
+    with recorded_paths() as paths:
+        out, vjp = jax.vjp(lambda v: jaxpool.hybrid_pool1d(v, alpha, 6), x)
+    assert "hybrid:blocks" in paths, paths
+    expected, expected_vjp = jax.vjp(
+        lambda v: 0.25 * jaxpool.max_pool1d(v, 6) + 0.75 * jaxpool.avg_pool1d(v, 6), x
+    )
+    chex.assert_trees_all_close(out, expected, rtol=1e-6)
+    cotangent = jnp.ones_like(out)
+    chex.assert_trees_all_close(vjp(cotangent), expected_vjp(cotangent), rtol=1e-6)
