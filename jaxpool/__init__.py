@@ -31,6 +31,22 @@ from jaxpool._functional import min_pool1d as min_pool1d
 from jaxpool._functional import min_pool2d as min_pool2d
 from jaxpool._functional import min_pool3d as min_pool3d
 from jaxpool._geometry import pool_output_shape as pool_output_shape
+from jaxpool._hybrid import gated_pool as gated_pool
+from jaxpool._hybrid import gem_pool as gem_pool
+from jaxpool._hybrid import global_avg_max_pool as global_avg_max_pool
+from jaxpool._hybrid import global_cat_avg_max_pool as global_cat_avg_max_pool
+from jaxpool._hybrid import global_hybrid_pool as global_hybrid_pool
+from jaxpool._hybrid import hybrid_pool1d as hybrid_pool1d
+from jaxpool._hybrid import hybrid_pool2d as hybrid_pool2d
+from jaxpool._hybrid import hybrid_pool3d as hybrid_pool3d
+from jaxpool._hybrid import soft_pool as soft_pool
+from jaxpool._learnable import AttentionHybridPool as AttentionHybridPool
+from jaxpool._learnable import AvgMaxPool as AvgMaxPool
+from jaxpool._learnable import CatAvgMaxPool as CatAvgMaxPool
+from jaxpool._learnable import GatedPool as GatedPool
+from jaxpool._learnable import GeMPool as GeMPool
+from jaxpool._learnable import HybridPool as HybridPool
+from jaxpool._learnable import SoftPool as SoftPool
 from jaxpool._linen import AdaptiveAvgPool as AdaptiveAvgPool
 from jaxpool._linen import AdaptiveMaxPool as AdaptiveMaxPool
 from jaxpool._linen import AvgPool as AvgPool
@@ -70,6 +86,16 @@ __all__ = (
     "fractional_max_pool2d",
     "fractional_max_pool3d",
     "pool_output_shape",
+    # Mixed and learnable pooling (functional).
+    "hybrid_pool1d",
+    "hybrid_pool2d",
+    "hybrid_pool3d",
+    "global_hybrid_pool",
+    "gated_pool",
+    "gem_pool",
+    "soft_pool",
+    "global_avg_max_pool",
+    "global_cat_avg_max_pool",
     # Flax linen modules.
     "MaxPool",
     "AvgPool",
@@ -79,4 +105,12 @@ __all__ = (
     "GlobalAvgPool",
     "GlobalMaxPool",
     "FractionalMaxPool",
+    # Learnable pooling modules.
+    "HybridPool",
+    "AttentionHybridPool",
+    "GatedPool",
+    "GeMPool",
+    "SoftPool",
+    "AvgMaxPool",
+    "CatAvgMaxPool",
 )

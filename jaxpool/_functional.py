@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import Any, Sequence
+from typing import Sequence
 
 import jax
 import jax.numpy as jnp
@@ -19,7 +19,7 @@ from jax.typing import ArrayLike
 
 from jaxpool import _geometry as geometry
 from jaxpool import _kernels as kernels
-from jaxpool._checks import as_array, as_real, outer_over_axes
+from jaxpool._checks import as_array, as_real
 
 _window_max = jax.jit(kernels.window_max, static_argnames=("axes", "windows", "return_index"))
 _window_average = jax.jit(kernels.window_average, static_argnames=("axes", "windows", "divisor"))

@@ -1117,6 +1117,42 @@ def _hybrid_fused_jvp(stage, divisor, primals, tangents):
 
 
 # ----------------------------------------------------------------------------------
+# Taps one by one (for poolings that weight each element: gated, SoftPool)
+
+
+def window_taps(x: jax.Array, axes: Sequence[int], windows: Sequence[AxisWindows], fill):
+    """Every tap of regular windows, in row-major order: ``(tap, values, real)``.
+
+    ``values`` is output-shaped: element ``o`` is tap ``tap`` of window ``o``, ``fill``
+    where that tap is padding. ``real`` is a static boolean mask of the windows for
+    which the tap is a real input element (``None``: all of them). Each tap is a
+    strided slice of the unpadded input; only the output-sized tap is padded. Plain
+    JAX operations, so any reduction built from the taps differentiates by autodiff.
+    """
+    for tap in itertools.product(*(range(w.kernel) for w in windows)):
+        values = x
+        real = None
+        for axis, w, j in zip(axes, windows, tap):
+            positions = w.tap_positions()[j]
+            inside = np.flatnonzero((positions >= 0) & (positions < w.length))
+            if inside.size == 0:  # padding in every window
+                shape = list(values.shape)
+                shape[axis] = w.size
+                values = jnp.full(shape, fill, x.dtype)
+            else:
+                first, last = int(inside[0]), int(inside[-1])
+                values = lax.slice_in_dim(
+                    values, int(positions[first]), int(positions[last]) + 1, w.stride, axis
+                )
+                values = _pad_axis(values, axis, first, w.size - 1 - last, fill)
+            row = w.tap_valid()[j]
+            if not row.all():
+                part = along(row, axis, x.ndim)
+                real = part if real is None else real & part
+        yield tap, values, real
+
+
+# ----------------------------------------------------------------------------------
 # Windows that vary per example (fractional max pooling)
 
 

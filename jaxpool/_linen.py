@@ -8,7 +8,7 @@ the math, the shapes and the errors.
 
 from __future__ import annotations
 
-from typing import Any, Optional, Sequence, Union
+from typing import Any, Callable, ClassVar, Optional, Sequence, Union
 
 import flax.linen as nn
 import jax
@@ -210,7 +210,30 @@ class AdaptiveMaxPool(nn.Module):
         )
 
 
-class GlobalAvgPool(nn.Module):
+class GlobalPoolBase(nn.Module):
+    """Shared fields of the parameter-free global heads; subclasses name their op.
+
+    Attributes:
+      spatial_dims: number of spatial dims (1, 2 or 3); default 2.
+      keepdims: keep the spatial dims with size 1; default False.
+      channels_first: input is ``(*batch, C, *spatial)``; default False.
+    """
+
+    spatial_dims: int = 2
+    keepdims: bool = False
+    channels_first: bool = False
+
+    pool_function: ClassVar[Callable[..., jax.Array]]
+
+    def __call__(self, x: ArrayLike) -> jax.Array:
+        """``(*batch, *spatial, C)`` -> ``(*batch, C)`` (or keepdims' shape)."""
+        return type(self).pool_function(
+            x, spatial_dims=self.spatial_dims, keepdims=self.keepdims,
+            channels_first=self.channels_first,
+        )
+
+
+class GlobalAvgPool(GlobalPoolBase):
     """Mean over all spatial positions (a CNN head); see :func:`jaxpool.global_avg_pool`.
 
     Example:
@@ -224,19 +247,10 @@ class GlobalAvgPool(nn.Module):
       channels_first: input is ``(*batch, C, *spatial)``; default False.
     """
 
-    spatial_dims: int = 2
-    keepdims: bool = False
-    channels_first: bool = False
-
-    def __call__(self, x: ArrayLike) -> jax.Array:
-        """``(*batch, *spatial, C)`` -> ``(*batch, C)`` (or keepdims' shape)."""
-        return adaptive.global_avg_pool(
-            x, spatial_dims=self.spatial_dims, keepdims=self.keepdims,
-            channels_first=self.channels_first,
-        )
+    pool_function = staticmethod(adaptive.global_avg_pool)
 
 
-class GlobalMaxPool(nn.Module):
+class GlobalMaxPool(GlobalPoolBase):
     """Maximum over all spatial positions; see :func:`jaxpool.global_max_pool`.
 
     Example:
@@ -250,16 +264,7 @@ class GlobalMaxPool(nn.Module):
       channels_first: input is ``(*batch, C, *spatial)``; default False.
     """
 
-    spatial_dims: int = 2
-    keepdims: bool = False
-    channels_first: bool = False
-
-    def __call__(self, x: ArrayLike) -> jax.Array:
-        """``(*batch, *spatial, C)`` -> ``(*batch, C)`` (or keepdims' shape)."""
-        return adaptive.global_max_pool(
-            x, spatial_dims=self.spatial_dims, keepdims=self.keepdims,
-            channels_first=self.channels_first,
-        )
+    pool_function = staticmethod(adaptive.global_max_pool)
 
 
 class FractionalMaxPool(nn.Module):
