@@ -196,6 +196,12 @@ def _min(record, name, direction):
     return st.get("min_ms") if st.get("status") == "ok" else None
 
 
+def pooling_allocator_text(env: dict) -> str:
+    from benchmarks import pooling
+
+    return pooling._allocator_text(env)
+
+
 def markdown(report: dict) -> str:
     env = report["environment"]
     lines = [
@@ -207,6 +213,7 @@ def markdown(report: dict) -> str:
         f"{env['torch_threads']}) · python {env['python']}",
         f"- command: `{env['command']}`; other processes kept "
         f"{env.get('other_processes_cores') or 0:.2f} cores busy on average ({env['wall_s']:.0f} s)",
+        f"- allocator: {pooling_allocator_text(env)}",
         "",
         "Milliseconds, the **minimum** over repeats (benchmarks/pooling.py's method); input "
         f"{'×'.join(map(str, report['cases'][0]['shape_nhwc']))} float32 NHWC, per-channel "
@@ -273,6 +280,8 @@ def parse_args(argv=None):
     p.add_argument("--torch-threads", type=int, default=None)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=None, help="output directory (default benchmarks/results/)")
+    p.add_argument("--default-malloc", action="store_true",
+                   help="keep glibc's default malloc (see benchmarks.pooling.use_hugepage_malloc)")
     args = p.parse_args(argv)
     if args.budget is None:
         args.budget = 0.2 if args.quick else 1.0
@@ -286,6 +295,8 @@ def main(argv=None) -> int:
 
     from benchmarks import pooling
 
+    pooling.use_hugepage_malloc("benchmarks.hybrid", argv, args.default_malloc)
+
     cases = [c for c in CASES if not args.cases or c.name in args.cases.split(",")]
     shape = QUICK_SHAPE if args.quick else SHAPE
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
@@ -298,6 +309,7 @@ def main(argv=None) -> int:
         "versions": {"jax": jax.__version__, "torch": torch.__version__, "numpy": np.__version__},
         "torch_threads": args.torch_threads or os.cpu_count(), "tolerance": TOLERANCE,
         "loadavg_start": list(os.getloadavg()),
+        "env": {k: os.environ[k] for k in ("GLIBC_TUNABLES", "XLA_FLAGS") if k in os.environ},
     }
     start, snap_start = time.perf_counter(), cpu_snapshot()
     records = []
