@@ -986,9 +986,20 @@ def _joined_blocks(stages: tuple[Stage, ...]) -> tuple[Stage, ...]:
     return tuple(joined)
 
 
+def _value_stages(stages: tuple[Stage, ...], dtype) -> tuple[Stage, ...]:
+    """Stages for plain maxima: tiling windows of 16-bit floats go through one reshape
+    reduction (XLA's strided slices of bfloat16 are about twice slower)."""
+    windows = [w for stage in stages for w in stage.windows]
+    if jnp.dtype(dtype).itemsize < 4 and all(w.is_blocks for w in windows):
+        axes = tuple(a for stage in reversed(stages) for a in stage.axes)
+        ordered = tuple(w for stage in reversed(stages) for w in stage.windows)
+        return (Stage("blocks", axes, ordered),)
+    return _joined_blocks(stages)
+
+
 @functools.partial(jax.custom_jvp, nondiff_argnums=(1,))
 def _max_values(x: jax.Array, stages: tuple[Stage, ...]) -> jax.Array:
-    for stage in _joined_blocks(stages):
+    for stage in _value_stages(stages, x.dtype):
         x = _max_value(x, stage)
     return x
 
@@ -1045,7 +1056,7 @@ def window_max(
         return values, _flat_index(coords, lengths)
     if differentiable:
         return _max_values(x, stages)
-    for stage in _joined_blocks(stages):
+    for stage in _value_stages(stages, x.dtype):
         x = _max_value(x, stage)
     return x
 
