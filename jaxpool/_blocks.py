@@ -1,0 +1,197 @@
+"""Layers and blocks with PyTorch's numbers: torch's BatchNorm and the seed's
+``HybridResNetBlock``. Public through :mod:`jaxpool.models`; see its docstring.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from typing import Any, Optional, Sequence, Union
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+from jaxpool._learnable import AttentionHybridPool
+
+Dtype = Any
+Size = Sequence[int]
+
+# torch.nn.BatchNorm2d(momentum=0.1, eps=1e-5) in Flax's convention.
+TORCH_BN_MOMENTUM = 0.9
+TORCH_BN_EPSILON = 1e-5
+
+
+# ----------------------------------------------------------------------------------
+# Layers
+
+
+class BatchNorm(nn.Module):
+    """Batch normalisation over the last axis with ``torch.nn.BatchNorm2d``'s numbers.
+
+    Training (``use_running_average=False``): ``y = (x - mean) / sqrt(var + eps) *
+    scale + bias`` with the batch's mean and biased variance over every axis but the
+    last, and the running statistics updated as torch does::
+
+        mean_run = momentum * mean_run + (1 - momentum) * mean
+        var_run  = momentum * var_run  + (1 - momentum) * var * n / (n - 1)
+
+    (``n`` values per channel; torch's momentum 0.1 is ``momentum=0.9`` here). Not
+    updated while initialising. Evaluation uses the running statistics. Statistics are
+    computed in float32 for narrower inputs.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from jaxpool.models import BatchNorm
+      >>> x = jnp.array([[1.0], [3.0]])
+      >>> variables = BatchNorm().init(jax.random.key(0), x, use_running_average=False)
+      >>> y, updates = BatchNorm().apply(variables, x, use_running_average=False,
+      ...                                mutable=["batch_stats"])
+      >>> updates["batch_stats"]["var"]   # 0.9 * 1 + 0.1 * 2 (unbiased variance)
+      Array([1.1], dtype=float32)
+
+    Attributes:
+      use_running_average: use the running statistics; may instead be passed to
+        ``__call__``; default None.
+      momentum: weight of the old running value; default 0.9 (torch's 0.1).
+      epsilon: added to the variance; default 1e-5 (torch's).
+      dtype: output dtype; default ``None`` (the input's).
+      param_dtype: dtype of ``scale`` and ``bias``; default float32.
+      use_bias: learn ``bias``; default True.
+      use_scale: learn ``scale``; default True.
+      bias_init: initialiser of ``bias``; default zeros.
+      scale_init: initialiser of ``scale``; default ones.
+    """
+
+    use_running_average: Optional[bool] = None
+    momentum: float = TORCH_BN_MOMENTUM
+    epsilon: float = TORCH_BN_EPSILON
+    dtype: Optional[Dtype] = None
+    param_dtype: Dtype = jnp.float32
+    use_bias: bool = True
+    use_scale: bool = True
+    bias_init: Any = nn.initializers.zeros
+    scale_init: Any = nn.initializers.ones
+
+    @nn.compact
+    def __call__(self, x: jax.Array, use_running_average: Optional[bool] = None) -> jax.Array:
+        """Normalises ``x`` of shape ``(..., C)``; same shape, dtype ``dtype or x.dtype``."""
+        use_running_average = nn.merge_param(
+            "use_running_average", self.use_running_average, use_running_average
+        )
+        x = jnp.asarray(x)
+        features = x.shape[-1]
+        reduction_axes = tuple(range(x.ndim - 1))
+        broadcast = (1,) * (x.ndim - 1) + (features,)
+        compute = jnp.promote_types(x.dtype, jnp.float32)
+        running_mean = self.variable(
+            "batch_stats", "mean", lambda: jnp.zeros((features,), jnp.float32)
+        )
+        running_var = self.variable("batch_stats", "var", lambda: jnp.ones((features,), jnp.float32))
+        values = x.astype(compute)
+        if use_running_average:
+            mean, var = running_mean.value.astype(compute), running_var.value.astype(compute)
+        else:
+            count = math.prod(x.shape[a] for a in reduction_axes)
+            if count < 2 and not self.is_initializing():
+                raise ValueError(
+                    f"BatchNorm: Expected more than 1 value per channel when training, got input "
+                    f"shape {tuple(x.shape)}"
+                )
+            mean = jnp.mean(values, axis=reduction_axes)
+            var = jnp.mean(jnp.square(values - mean.reshape(broadcast)), axis=reduction_axes)
+            if not self.is_initializing():
+                unbiased = var * (count / (count - 1))
+                m = self.momentum
+                running_mean.value = (m * running_mean.value + (1 - m) * mean).astype(jnp.float32)
+                running_var.value = (m * running_var.value + (1 - m) * unbiased).astype(jnp.float32)
+        y = (values - mean.reshape(broadcast)) * lax.rsqrt(var + self.epsilon).reshape(broadcast)
+        if self.use_scale:
+            scale = self.param("scale", self.scale_init, (features,), self.param_dtype)
+            y = y * scale.astype(compute).reshape(broadcast)
+        if self.use_bias:
+            bias = self.param("bias", self.bias_init, (features,), self.param_dtype)
+            y = y + bias.astype(compute).reshape(broadcast)
+        return y.astype(self.dtype or x.dtype)
+
+
+# ----------------------------------------------------------------------------------
+# Blocks
+
+
+class HybridResNetBlock(nn.Module):
+    """The seed article's residual block with attention-driven hybrid pooling.
+
+    ``y = relu(bn2(conv2(relu(bn1(conv1(x))))) + shortcut(x))`` then
+    ``AttentionHybridPool`` (2×2, stride 2 by default): ``(N, H, W, C_in) ->
+    (N, H', W', features)`` with ``H' = floor((H - k)/s) + 1`` for the pool's kernel
+    ``k`` and stride ``s``. The convolutions are 3×3 with padding 1 and a bias (torch's
+    ``Conv2d`` default, as in the seed). The shortcut is the identity when
+    ``C_in == features``; otherwise a 1×1 convolution (no bias) and a BatchNorm (the
+    seed's residual addition fails there). Submodule names follow the seed:
+    ``conv1``, ``bn1``, ``conv2``, ``bn2``, ``shortcut_conv``, ``shortcut_bn``, ``pool``
+    (its Dense layers ``squeeze`` and ``excite``).
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from jaxpool.models import HybridResNetBlock
+      >>> block = HybridResNetBlock(features=64)
+      >>> x = jnp.ones((2, 32, 32, 3))
+      >>> variables = block.init(jax.random.key(0), x)
+      >>> sorted(variables["params"])
+      ['bn1', 'bn2', 'conv1', 'conv2', 'pool', 'shortcut_bn', 'shortcut_conv']
+      >>> block.apply(variables, x).shape          # eval mode: running statistics
+      (2, 16, 16, 64)
+      >>> y, updates = block.apply(variables, x, train=True, mutable=["batch_stats"])
+      >>> sorted(updates["batch_stats"])           # the updated running statistics
+      ['bn1', 'bn2', 'shortcut_bn']
+
+    Attributes:
+      features: output channels.
+      reduction: the attention's channel reduction; default 4.
+      pool_kernel_size: the pool's window; default ``(2, 2)``.
+      pool_stride: the pool's stride; default ``None`` (the window).
+      use_bias: whether the 3×3 convolutions have a bias; default True (the seed's).
+      momentum: BatchNorm momentum in Flax's convention; default 0.9 (torch's 0.1).
+      epsilon: BatchNorm epsilon; default 1e-5.
+      dtype: computation dtype (e.g. ``jnp.bfloat16``); default ``None`` (the input's).
+      param_dtype: parameter dtype; default float32.
+    """
+
+    features: int
+    reduction: int = 4
+    pool_kernel_size: Size = (2, 2)
+    pool_stride: Optional[Union[int, Size]] = None
+    use_bias: bool = True
+    momentum: float = TORCH_BN_MOMENTUM
+    epsilon: float = TORCH_BN_EPSILON
+    dtype: Optional[Dtype] = None
+    param_dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
+        """``(N, H, W, C_in) -> (N, H', W', features)``; ``train`` uses and updates batch stats."""
+        conv3x3 = functools.partial(
+            nn.Conv, self.features, (3, 3), padding=1, use_bias=self.use_bias,
+            dtype=self.dtype, param_dtype=self.param_dtype,
+        )
+        norm = functools.partial(
+            BatchNorm, use_running_average=not train, momentum=self.momentum,
+            epsilon=self.epsilon, dtype=self.dtype, param_dtype=self.param_dtype,
+        )
+        y = nn.relu(norm(name="bn1")(conv3x3(name="conv1")(x)))
+        y = norm(name="bn2")(conv3x3(name="conv2")(y))
+        shortcut = x
+        if x.shape[-1] != self.features:
+            shortcut = nn.Conv(
+                self.features, (1, 1), use_bias=False, dtype=self.dtype,
+                param_dtype=self.param_dtype, name="shortcut_conv",
+            )(x)
+            shortcut = norm(name="shortcut_bn")(shortcut)
+        y = nn.relu(y + shortcut.astype(y.dtype))
+        return AttentionHybridPool(
+            kernel_size=tuple(self.pool_kernel_size), stride=self.pool_stride,
+            reduction=self.reduction, dtype=self.dtype, param_dtype=self.param_dtype,
+            name="pool",
+        )(y)
