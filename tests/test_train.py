@@ -1,0 +1,259 @@
+"""Tests of examples/cifar10/train.py: augmentation, the train loop and its outputs,
+bit-identical resume, data parallelism over 2 (forced host) devices, and the CLI.
+
+The runs use tiny models (width 2) on tiny 8x8 synthetic data, so compile time
+dominates; runs that share a config share one compiled step (``get_experiment`` caches).
+"""
+
+import dataclasses
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import textwrap
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from examples.cifar10 import data, train
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+DATASET = data.load_synthetic(image_size=8, channels=1, train_size=48, test_size=20, seed=3)
+# fast_compile: unoptimised XLA code compiles several times faster; these runs are tiny.
+CONFIG = train.TrainConfig(dataset="synthetic", model="hybrid_resnet", pool="hybrid", width=2,
+                           epochs=3, batch_size=16, eval_batch_size=8, seed=5, fast_compile=True)
+
+
+def _tree_equal(a, b) -> bool:
+    leaves_a, leaves_b = jax.tree.leaves(a), jax.tree.leaves(b)
+    return (jax.tree.structure(a) == jax.tree.structure(b)
+            and all(np.array_equal(x, y) for x, y in zip(leaves_a, leaves_b)))
+
+
+def _state_tree(state: train.TrainState):
+    return {"step": state.step, "params": state.params, "batch_stats": state.batch_stats,
+            "opt_state": state.opt_state, "rng": state.rng}
+
+
+# ------------------------------------------------------------------------ preprocessing
+
+PREPROCESS = dict(mean=(0.5,), std=(0.25,), crop_padding=1, flip=True, dtype=jnp.float32)
+
+
+def test_preprocess_without_key_only_normalises():
+    images = jnp.arange(2 * 4 * 4, dtype=jnp.uint8).reshape(2, 4, 4, 1) * 8
+    out = train.preprocess(images, None, **PREPROCESS)
+    np.testing.assert_allclose(out, (np.asarray(images) / 255.0 - 0.5) / 0.25, rtol=1e-6, atol=1e-6)
+
+
+def test_preprocess_crops_and_flips_like_torchvision():
+    images = jnp.asarray(np.random.default_rng(0).integers(0, 256, (64, 4, 4, 1)), jnp.uint8)
+    key = jax.random.key(7)
+    out = np.asarray(train.preprocess(images, key, **PREPROCESS))
+    again = np.asarray(train.preprocess(images, key, **PREPROCESS))
+    np.testing.assert_array_equal(out, again)  # a pure function of the key
+    raw = np.asarray(images) / 255.0
+    padded = np.pad(raw, ((0, 0), (1, 1), (1, 1), (0, 0)))  # black (0) before normalising
+    seen_flips, seen_offsets = set(), set()
+    for index in range(len(images)):
+        matches = [
+            (dy, dx, flip)
+            for dy in range(3) for dx in range(3) for flip in (False, True)
+            if np.allclose(
+                (padded[index, dy:dy + 4, dx:dx + 4][:, ::-1] if flip
+                 else padded[index, dy:dy + 4, dx:dx + 4]), out[index] * 0.25 + 0.5, atol=1e-6)
+        ]
+        assert matches, f"image {index} is no crop/flip of its input"
+        seen_offsets.update((dy, dx) for dy, dx, _ in matches)
+        seen_flips.update(flip for _, _, flip in matches)
+    assert seen_flips == {False, True} and len(seen_offsets) == 9
+
+
+def test_preprocess_without_flip_never_mirrors():
+    images = jnp.asarray(np.random.default_rng(1).integers(0, 256, (32, 4, 4, 1)), jnp.uint8)
+    options = dict(PREPROCESS, crop_padding=0, flip=False)
+    np.testing.assert_array_equal(train.preprocess(images, jax.random.key(0), **options),
+                                  train.preprocess(images, None, **options))
+
+
+def test_defaults_depend_on_the_dataset():
+    digits = train.resolve_config(train.TrainConfig(), data.load_digits())
+    assert (digits.flip, digits.crop_padding, digits.lr, digits.width) == (False, 1, 0.1, 32)
+    cifar_like = data.load_synthetic(image_size=32, train_size=10, test_size=10)
+    synthetic = train.resolve_config(
+        train.TrainConfig(dataset="synthetic", model="resnet18", optimizer="adamw"), cifar_like)
+    assert (synthetic.flip, synthetic.crop_padding, synthetic.lr, synthetic.width) == (
+        True, 4, 3e-3, 64)
+
+
+def test_weight_decay_applies_to_kernels_only():
+    params = {"conv": {"kernel": jnp.ones((3, 3, 1, 2)), "bias": jnp.ones(2)},
+              "pool": {"mix_logit": jnp.zeros(())}}
+    assert train.decay_mask(params) == {"conv": {"kernel": True, "bias": False},
+                                        "pool": {"mix_logit": False}}
+
+
+def test_schedules_peak_at_lr_and_end_at_zero():
+    for schedule in train.SCHEDULES:
+        config = dataclasses.replace(CONFIG, schedule=schedule, lr=0.2, epochs=4)
+        values = [float(train.make_schedule(config, 10)(step)) for step in range(41)]
+        assert max(values) == pytest.approx(0.2, rel=1e-3)
+        assert values[-1] == pytest.approx(0.0, abs=1e-6)
+
+
+# ------------------------------------------------------------------ training and outputs
+
+
+def test_resume_is_bit_identical_and_metrics_are_append_correct(tmp_path):
+    whole = train.train(CONFIG, out=tmp_path / "whole", dataset=DATASET, progress=False,
+                        quiet=True)
+    first = train.train(CONFIG, out=tmp_path / "resumed", dataset=DATASET, progress=False,
+                        quiet=True, stop_after=2)
+    assert [row["epoch"] for row in first.history] == [1, 2]
+    resumed = train.train(CONFIG, out=tmp_path / "resumed", dataset=DATASET, progress=False,
+                          quiet=True, resume=True)
+    assert int(resumed.state.step) == int(whole.state.step) == 3 * (48 // 16)
+    assert _tree_equal(_state_tree(resumed.state), _state_tree(whole.state))
+    lines = (tmp_path / "resumed" / train.METRICS_FILE).read_text().splitlines()
+    rows = [json.loads(line) for line in lines]
+    assert [row["epoch"] for row in rows] == [1, 2, 3]
+    for got, expected in zip(rows, whole.history):
+        for key in ("train_loss", "train_accuracy", "test_loss", "test_accuracy",
+                    "learning_rate", "step"):
+            assert got[key] == expected[key], key
+    # Resuming a finished run trains nothing and keeps the metrics as they are.
+    again = train.train(CONFIG, out=tmp_path / "resumed", dataset=DATASET, progress=False,
+                        quiet=True, resume=True)
+    assert _tree_equal(_state_tree(again.state), _state_tree(whole.state))
+    assert (tmp_path / "resumed" / train.METRICS_FILE).read_text().splitlines() == lines
+
+
+def test_outputs(tmp_path):
+    result = train.train(CONFIG, out=tmp_path, dataset=DATASET, progress=False, quiet=True)
+    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [row["epoch"] for row in rows] == [1, 2, 3]
+    for key in ("epoch", "train_loss", "train_accuracy", "test_loss", "test_accuracy",
+                "images_per_second", "seconds", "learning_rate"):
+        assert all(np.isfinite(row[key]) for row in rows), key
+    assert rows == result.history
+    saved = json.loads((tmp_path / "config.json").read_text())
+    assert saved["flip"] is True and saved["crop_padding"] == 1 and saved["lr"] == 0.1
+    assert saved["num_params"] == result.num_params
+    assert (tmp_path / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    checkpoints = sorted(p.name for p in (tmp_path / "checkpoints").iterdir())
+    assert checkpoints == ["2", "3"]  # the last two; no temporary folders left behind
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_refuses_to_overwrite_or_to_resume_with_other_settings(tmp_path):
+    train.train(CONFIG, out=tmp_path, dataset=DATASET, progress=False, quiet=True, stop_after=1)
+    with pytest.raises(ValueError, match="already holds checkpoints.*--resume"):
+        train.train(CONFIG, out=tmp_path, dataset=DATASET, progress=False, quiet=True)
+    with pytest.raises(ValueError, match=r"different settings \(pool: saved 'hybrid', now 'max'; "
+                                         r"seed: saved 5, now 6\)"):
+        train.train(dataclasses.replace(CONFIG, pool="max", seed=6), out=tmp_path,
+                    dataset=DATASET, progress=False, quiet=True, resume=True)
+
+
+def test_argument_errors_of_train():
+    with pytest.raises(ValueError, match="batch_size=64 exceeds the 48 training images"):
+        train.train(dataclasses.replace(CONFIG, batch_size=64), dataset=DATASET, quiet=True)
+    with pytest.raises(ValueError, match="pool must be one of max, avg, hybrid.*got 'median'"):
+        train.TrainConfig(pool="median")
+    with pytest.raises(ValueError, match="epochs must be >= 1, but got 0"):
+        train.TrainConfig(epochs=0)
+    with pytest.raises(TypeError, match="batch_size must be an int"):
+        train.TrainConfig(batch_size=8.0)
+    with pytest.raises(ValueError, match="lr must be a finite number > 0, but got -0.1"):
+        train.TrainConfig(lr=-0.1)
+    with pytest.raises(TypeError, match="bf16 must be a bool, but got str: 'yes'"):
+        train.TrainConfig(bf16="yes")
+    with pytest.raises(ValueError, match="config.dataset='digits' but the dataset given is 'synthetic'"):
+        train.train(train.TrainConfig(), dataset=DATASET, quiet=True)
+
+
+TWO_DEVICES = textwrap.dedent("""
+    import json, sys
+    import jax, numpy as np
+    from examples.cifar10 import data, train
+    assert jax.device_count() == 2, jax.devices()
+    dataset = data.load_synthetic(image_size=8, channels=1, train_size=48, test_size=20, seed=3)
+    config = train.TrainConfig(dataset="synthetic", pool="hybrid", width=2, epochs=2,
+                               batch_size=16, eval_batch_size=8, seed=5, fast_compile=True)
+    one = train.train(config, dataset=dataset, devices=jax.devices()[:1], quiet=True)
+    two = train.train(config, dataset=dataset, quiet=True)
+    sharding = two.state.params["classifier"]["kernel"].sharding
+    images, = train._global_batch(train.make_placement(), dataset.train_images[:16])
+    errors = [float(np.max(np.abs(np.asarray(a, np.float64) - np.asarray(b, np.float64))))
+              for a, b in zip(jax.tree.leaves(one.state.params), jax.tree.leaves(two.state.params))]
+    print(json.dumps({
+        "max_error": max(errors),
+        "replicated": sharding.is_fully_replicated and len(sharding.device_set) == 2,
+        "batch_shards": [s.data.shape[0] for s in images.addressable_shards],
+        "history": [[r["train_loss"], r["test_accuracy"]] for r in (one.history + two.history)],
+    }))
+""")
+
+
+def test_two_devices_give_the_one_device_result():
+    """Data-parallel over 2 forced host devices (XLA flags need a fresh process)."""
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2",
+               JAX_PLATFORMS="cpu", PYTHONPATH=str(REPO))
+    completed = subprocess.run([sys.executable, "-c", TWO_DEVICES], cwd=REPO, env=env,
+                               capture_output=True, text=True, timeout=600)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    result = json.loads(completed.stdout.strip().splitlines()[-1])
+    assert result["replicated"]
+    assert result["batch_shards"] == [8, 8]
+    # Reductions over the batch are split in two and added, so rounding differs.
+    assert result["max_error"] < 1e-4, result
+    history = np.asarray(result["history"])
+    np.testing.assert_allclose(history[:2], history[2:], rtol=1e-4, atol=1e-4)
+
+
+# ---------------------------------------------------------------------------------- CLI
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["--pool", "median"], "argument --pool: unknown pooling 'median'; valid poolings: max, "
+                               "avg, hybrid, attention, gated, gem, softpool, avgmax, catavgmax"),
+        (["--model", "vgg"], "unknown model 'vgg'; valid models: resnet18, hybrid_resnet"),
+        (["--dataset", "mnist"], "unknown dataset 'mnist'; valid datasets: cifar10, digits, synthetic"),
+        (["--epochs", "0"], "argument --epochs: expected a whole number >= 1, got 0"),
+        (["--batch-size", "many"], "argument --batch-size: expected a whole number >= 1, got 'many'"),
+        (["--lr", "-1"], "argument --lr: expected a finite number > 0, got '-1'"),
+        (["--lr", "nan"], "argument --lr: expected a finite number > 0, got 'nan'"),
+        (["--weight-decay", "x"], "argument --weight-decay: expected a number, got 'x'"),
+        (["--optimizer", "adam"], "unknown optimizer 'adam'; valid optimizers: sgd, adamw"),
+        (["--compare", "max,mean"], "argument --compare: unknown pooling 'mean'; valid poolings"),
+        (["--compare", "max"], "expected at least two distinct comma-separated poolings"),
+        (["--compare", "max,avg", "--baseline", "hybrid"],
+         "--baseline 'hybrid' must be one of the compared poolings (max, avg)"),
+    ],
+)
+def test_cli_argument_errors(arguments, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        train.main(arguments)
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_cli_runs_and_resumes(tmp_path, capsys):
+    out = tmp_path / "run"
+    arguments = ["--dataset", "digits", "--width", "2", "--epochs", "2", "--batch-size", "128",
+                 "--out", str(out), "--no-progress", "--fast-compile"]
+    assert train.main([*arguments, "--stop-after", "1"]) == 0
+    with pytest.raises(SystemExit) as exit_info:  # no --resume: refuses to overwrite
+        train.main(arguments)
+    assert exit_info.value.code == 2
+    assert "already holds checkpoints" in capsys.readouterr().err
+    assert train.main([*arguments, "--resume"]) == 0
+    printed = capsys.readouterr().out
+    assert "resumed from" in printed and "final test accuracy" in printed
+    epochs = [json.loads(line)["epoch"] for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert epochs == [1, 2]
