@@ -32,13 +32,10 @@ import sys
 import time
 from pathlib import Path
 
+import jax
+
+from benchmarks.pooling import BUSY_CORES, cpu_snapshot, other_cores, wait_quiet
 from examples.cifar10 import data, train
-
-train.avoid_known_xla_cpu_crash()  # before the first computation: XLA reads its flags then
-
-import jax  # noqa: E402
-
-from benchmarks.pooling import BUSY_CORES, cpu_snapshot, other_cores, wait_quiet  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:

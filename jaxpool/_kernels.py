@@ -810,11 +810,16 @@ def window_average(
         if all(w.size == 1 for w in windows):
             sums = divide(sums, float(math.prod(w.length for w in windows)), axes)
         else:
-            for number, (axis, w) in enumerate(zip(axes, windows)):
-                if number:
+            divided = False
+            for axis, w in zip(axes, windows):
+                lengths = w.divisor_with_padding()
+                if (lengths == 1).all():
+                    continue  # x / 1 == x exactly (an output size of None keeps the axis)
+                if divided:
                     # XLA would merge (s / a) / b into s / (a * b), which rounds once.
                     sums = lax.optimization_barrier(sums)
-                sums = divide(sums, along(w.divisor_with_padding(), axis, x.ndim), axes)
+                sums = divide(sums, along(lengths, axis, x.ndim), axes)
+                divided = True
         return sums.astype(x.dtype)
     return divide(sums, _divisor(x.ndim, axes, windows, divisor), axes).astype(x.dtype)
 
@@ -837,10 +842,14 @@ def divide(numerator: jax.Array, divisor, axes: Sequence[int]) -> jax.Array:
     """``numerator / divisor`` rounded as IEEE division, as torch computes averages.
 
     XLA turns a division by a broadcast operand into a multiplication by its
-    reciprocal, which is off by one ulp for divisors such as 9. Here the divisor,
-    spread over the spatial ``axes``, meets values spread over the other axes in an
-    elementwise maximum: a full-shape operand XLA cannot rewrite, fused into the
-    division loop at no memory cost. The gradient divides by the same operand.
+    reciprocal, which is off by one ulp for divisors such as 9. Here the divisor is a
+    constant over every axis from the first spatial one on (the spatial axes and, in
+    the channels-last layout, the channels), and it meets an equally constant floor
+    over the leading batch axes in an elementwise maximum: a full-shape operand that
+    XLA cannot rewrite, fused into the division loop at no memory cost. Each operand
+    spans a contiguous run of axes (jaxlib 0.10.2's YNNPACK fusions corrupt memory
+    with a broadcast over interleaved axes, such as one over batch and channels). The
+    gradient divides by the same operand.
 
     Args:
       numerator: the window sums.
@@ -849,13 +858,14 @@ def divide(numerator: jax.Array, divisor, axes: Sequence[int]) -> jax.Array:
       axes: the spatial axes of ``numerator``.
     """
     shape = numerator.shape
+    first = min(axes)
     spatial = [shape[a] if a in axes else 1 for a in range(numerator.ndim)]
-    rest = [1 if a in axes else shape[a] for a in range(numerator.ndim)]
     divisor = np.broadcast_to(np.asarray(divisor, numerator.dtype), spatial)
-    if math.prod(rest) == 1:
+    divisor = np.broadcast_to(divisor, (1,) * first + tuple(shape[first:]))
+    if math.prod(shape[:first]) == 1:
         return numerator / lax.optimization_barrier(jnp.asarray(divisor))
     # max(d, -inf) == d for every divisor d.
-    floor = np.full(rest, -np.inf, numerator.dtype)
+    floor = np.full(tuple(shape[:first]) + (1,) * (numerator.ndim - first), -np.inf, numerator.dtype)
     full = jnp.maximum(
         lax.optimization_barrier(jnp.asarray(divisor)), lax.optimization_barrier(jnp.asarray(floor))
     )

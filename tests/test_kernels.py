@@ -6,6 +6,11 @@ sure they reach every path, and check the primitives against dense references.
 """
 
 import contextlib
+import os
+import pathlib
+import subprocess
+import sys
+import textwrap
 
 import chex
 import jax
@@ -260,3 +265,35 @@ def test_hybrid_blocks_path_in_one_dimension():
     chex.assert_trees_all_close(out, expected, rtol=1e-6)
     cotangent = jnp.ones_like(out)
     chex.assert_trees_all_close(vjp(cotangent), expected_vjp(cotangent), rtol=1e-6)
+
+
+def test_programs_that_corrupted_memory_run_cleanly():
+    """Averages feeding a reduction, both layouts: jaxlib 0.10.2's YNNPACK fusions of
+    our exact division corrupted memory here (a segfault at exit or later)."""
+    program = textwrap.dedent("""
+        import flax.linen as nn
+        import jax, jax.numpy as jnp
+        import jaxpool
+
+        print(jaxpool.adaptive_avg_pool2d(jnp.ones((2, 56, 56, 64)), (7, None)).shape)
+        print(jax.jit(lambda x: jaxpool.avg_pool2d(x, 3, 1, 1, channels_first=True).mean())(
+            jnp.ones((2, 8, 16, 16))).shape)
+
+        class CNN(nn.Module):
+            @nn.compact
+            def __call__(self, x):
+                x = nn.relu(nn.Conv(64, (3, 3))(x))
+                return jaxpool.GlobalAvgPool()(jaxpool.HybridPool(kernel_size=(2, 2))(x))
+
+        images = jnp.ones((4, 32, 32, 3))
+        params = CNN().init(jax.random.key(0), images)
+        print(jax.jit(CNN().apply)(params, images).shape)
+        for _ in range(20):
+            jax.jit(lambda a: jnp.sin(a) * 2)(jnp.ones((1000, 1000))).block_until_ready()
+        print("done")
+    """)
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}  # XLA's defaults
+    result = subprocess.run([sys.executable, "-c", program], cwd=pathlib.Path(__file__).resolve().parents[1], env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split() == ["(2,", "7,", "56,", "64)", "()", "(4,", "64)", "done"]

@@ -586,7 +586,6 @@ def main_from_args(parser: argparse.ArgumentParser, args: argparse.Namespace,
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point of ``python -m examples.cifar10.compare`` (``--compare`` defaults to
     max,avg,hybrid,attention)."""
-    train.avoid_known_xla_cpu_crash()
     parser = train.build_parser()
     parser.prog = "python -m examples.cifar10.compare"
     parser.set_defaults(compare=DEFAULT_ARMS)

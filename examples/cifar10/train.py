@@ -64,7 +64,6 @@ DEFAULT_LEARNING_RATES = {"sgd": 0.1, "adamw": 3e-3}
 RESUMABLE_CHANGES = frozenset({"data_dir", "eval_batch_size"})
 # Streams of the run's PRNGKey(seed): parameter initialisation and augmentation.
 INIT_STREAM, AUGMENT_STREAM = 0, 1
-YNN_FUSION_OFF = "--xla_cpu_experimental_ynn_fusion_type="
 FAST_COMPILE = {"xla_backend_optimization_level": 0}
 METRICS_FILE, CONFIG_FILE, CURVES_FILE, CHECKPOINT_DIR = (
     "metrics.jsonl", "config.json", "curves.png", "checkpoints",
@@ -910,23 +909,8 @@ def initialize_distributed() -> None:
     jax.distributed.initialize()
 
 
-def avoid_known_xla_cpu_crash() -> None:
-    """Opts out of XLA:CPU's YNNPACK fusions unless ``XLA_FLAGS`` already sets them.
-
-    jaxlib 0.10.2 segfaults (or corrupts memory) running a YNNPACK fusion that XLA forms
-    from jaxpool's attention pooling under jit (the global mean that feeds the mix, with
-    a batch of 32 or more); ``--xla_cpu_experimental_ynn_fusion_type=`` (empty: no YNN
-    fusions) avoids it. XLA reads ``XLA_FLAGS`` when the backend starts, so this must
-    run before the first computation. The flag only concerns the CPU backend.
-    """
-    flags = os.environ.get("XLA_FLAGS", "")
-    if "xla_cpu_experimental_ynn_fusion_type" not in flags:
-        os.environ["XLA_FLAGS"] = f"{flags} {YNN_FUSION_OFF}".strip()
-
-
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point of ``python -m examples.cifar10.train``."""
-    avoid_known_xla_cpu_crash()
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.distributed:
