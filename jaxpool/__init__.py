@@ -40,6 +40,8 @@ from jaxpool._hybrid import hybrid_pool1d as hybrid_pool1d
 from jaxpool._hybrid import hybrid_pool2d as hybrid_pool2d
 from jaxpool._hybrid import hybrid_pool3d as hybrid_pool3d
 from jaxpool._hybrid import soft_pool as soft_pool
+from jaxpool._kernels import kernel_family as kernel_family
+from jaxpool._kernels import kernels as kernels
 from jaxpool._learnable import AttentionHybridPool as AttentionHybridPool
 from jaxpool._learnable import AvgMaxPool as AvgMaxPool
 from jaxpool._learnable import CatAvgMaxPool as CatAvgMaxPool
@@ -96,6 +98,9 @@ __all__ = (
     "soft_pool",
     "global_avg_max_pool",
     "global_cat_avg_max_pool",
+    # Kernel families (lax.reduce_window on GPU/TPU, CPU-tuned kernels on CPU).
+    "kernels",
+    "kernel_family",
     # Flax linen modules.
     "MaxPool",
     "AvgPool",

@@ -18,16 +18,24 @@ import numpy as np
 from jax.typing import ArrayLike
 
 from jaxpool import _geometry as geometry
+from jaxpool import _jax_internals as internals
 from jaxpool import _kernels as kernels
 from jaxpool._checks import as_array, as_real
 
-_window_max = jax.jit(kernels.window_max, static_argnames=("axes", "windows", "return_index"))
-_window_average = jax.jit(kernels.window_average, static_argnames=("axes", "windows", "divisor"))
+# The kernel family is a static argument: a trace is never reused across families.
+_window_max = jax.jit(
+    kernels.window_max, static_argnames=("axes", "windows", "return_index", "family")
+)
+_window_average = jax.jit(
+    kernels.window_average, static_argnames=("axes", "windows", "divisor", "family")
+)
 
 
-@functools.partial(jax.jit, static_argnames=("axes", "windows", "return_index"))
-def _window_min(x, axes, windows, return_index):
-    result = kernels.window_max(_order_reversed(x), axes, windows, return_index=return_index)
+@functools.partial(jax.jit, static_argnames=("axes", "windows", "return_index", "family"))
+def _window_min(x, axes, windows, return_index, family):
+    result = kernels.window_max(
+        _order_reversed(x), axes, windows, return_index=return_index, family=family
+    )
     if return_index:
         return _order_reversed(result[0]), result[1]
     return _order_reversed(result)
@@ -64,7 +72,8 @@ def _max_pool(
     )
     _check_index_volume(array, axes, op, return_indices)
     pool = _window_min if negate else _window_max
-    return pool(array, axes=axes, windows=config.axes, return_index=return_indices)
+    return pool(array, axes=axes, windows=config.axes, return_index=return_indices,
+                family=kernels.kernel_family())
 
 
 def _order_reversed(x: jax.Array) -> jax.Array:
@@ -114,7 +123,8 @@ def _avg_pool(
             raise ValueError(f"{op}: divisor must be not zero, but got divisor_override=0")
     else:
         divisor = "with_padding" if count_include_pad else "without_padding"
-    return _window_average(array, axes=axes, windows=config.axes, divisor=divisor)
+    return _window_average(array, axes=axes, windows=config.axes, divisor=divisor,
+                           family=kernels.kernel_family())
 
 
 def _lp_pool(op, n, x, norm_type, kernel_size, stride, ceil_mode, channels_first) -> jax.Array:
@@ -130,14 +140,15 @@ def _lp_pool(op, n, x, norm_type, kernel_size, stride, ceil_mode, channels_first
     config = geometry.sliding_windows(
         op, _spatial_size(array, axes), kernel_size, stride, 0, 1, ceil_mode
     )
-    return _lp_impl(array, norm_type=norm_type, axes=axes, windows=config.axes)
+    return _lp_impl(array, norm_type=norm_type, axes=axes, windows=config.axes,
+                    family=kernels.kernel_family())
 
 
-@functools.partial(jax.jit, static_argnames=("norm_type", "axes", "windows"))
-def _lp_impl(x, norm_type, axes, windows):
+@functools.partial(jax.jit, static_argnames=("norm_type", "axes", "windows", "family"))
+def _lp_impl(x, norm_type, axes, windows, family):
     if math.isinf(norm_type):
-        return kernels.window_max(jnp.abs(x), axes, windows)
-    out = kernels.window_average(x**norm_type, axes, windows, "with_padding")
+        return kernels.window_max(jnp.abs(x), axes, windows, family=family)
+    out = kernels.window_average(x**norm_type, axes, windows, "with_padding", family=family)
     # torch: (sign(S) * relu(|S|)) * prod(kernel), then ** (1/p), where S is the average
     # of x**p. torch's relu passes the gradient unless its input is <= 0, so a window
     # whose sum is zero gets zero gradient and a NaN window passes NaN on; jax.nn.relu
@@ -219,7 +230,7 @@ def _max_unpool(
             f"stride={stride!r}, padding={padding!r}); every entry must be positive"
         )
     volume = math.prod(out_size)
-    if not isinstance(index, jax.core.Tracer):
+    if not internals.is_tracer(index):
         concrete = np.asarray(index)
         if concrete.size and (concrete.min() < 0 or concrete.max() >= volume):
             bad = concrete[(concrete < 0) | (concrete >= volume)].flat[0]

@@ -52,7 +52,9 @@ from jaxpool import _kernels as kernels
 from jaxpool._checks import as_array
 from jaxpool._functional import _spatial_size, as_real
 
-_window_hybrid = jax.jit(kernels.window_hybrid, static_argnames=("axes", "windows", "divisor"))
+_window_hybrid = jax.jit(
+    kernels.window_hybrid, static_argnames=("axes", "windows", "divisor", "family")
+)
 
 
 # ----------------------------------------------------------------------------------
@@ -167,7 +169,8 @@ def _hybrid_pool(op, n, x, alpha, kernel_size, stride, padding, ceil_mode, count
     out_shape = _output_shape(array.shape, axes, config.output_size)
     weight = _alpha_operand(weight, out_shape, _channel_axis(array.ndim, n, channels_first), op)
     divisor = "with_padding" if count_include_pad else "without_padding"
-    return _window_hybrid(array, weight, axes=axes, windows=config.axes, divisor=divisor)
+    return _window_hybrid(array, weight, axes=axes, windows=config.axes, divisor=divisor,
+                          family=kernels.kernel_family())
 
 
 _HYBRID_DOC = """{n}D hybrid pooling: ``alpha * max_pool{n}d(x) + (1 - alpha) * avg_pool{n}d(x)``.
@@ -313,7 +316,8 @@ def global_hybrid_pool(
     else:
         visible = tuple(s for a, s in enumerate(kept_shape) if a not in axes)
         weight = jnp.expand_dims(_alpha_operand(weight, visible, len(visible) - 1, op), axes)
-    out = _window_hybrid(array, weight, axes=axes, windows=config.axes, divisor="adaptive")
+    out = _window_hybrid(array, weight, axes=axes, windows=config.axes, divisor="adaptive",
+                         family=kernels.kernel_family())
     return _squeeze_global(out, axes, True, keepdims)
 
 
@@ -321,8 +325,10 @@ def global_hybrid_pool(
 # Gated pooling
 
 
-@functools.partial(jax.jit, static_argnames=("axes", "windows", "divisor", "channel_axis"))
-def _gated_impl(x, gate_weight, axes, windows, divisor, channel_axis):
+@functools.partial(
+    jax.jit, static_argnames=("axes", "windows", "divisor", "channel_axis", "family")
+)
+def _gated_impl(x, gate_weight, axes, windows, divisor, channel_axis, family):
     compute = _compute_dtype(x.dtype)
     values = x.astype(compute)
     weights = gate_weight.astype(compute)
@@ -336,7 +342,7 @@ def _gated_impl(x, gate_weight, axes, windows, divisor, channel_axis):
             weight = weight.reshape(shape)
         term = tap_values * weight
         logits = term if logits is None else logits + term
-    return kernels.window_hybrid(x, jax.nn.sigmoid(logits), axes, windows, divisor)
+    return kernels.window_hybrid(x, jax.nn.sigmoid(logits), axes, windows, divisor, family=family)
 
 
 def gated_pool(
@@ -413,21 +419,21 @@ def gated_pool(
         )
     divisor = "with_padding" if count_include_pad else "without_padding"
     return _gated_impl(array, weight, axes=axes, windows=config.axes, divisor=divisor,
-                       channel_axis=channel_axis)
+                       channel_axis=channel_axis, family=kernels.kernel_family())
 
 
 # ----------------------------------------------------------------------------------
 # Generalised mean (GeM)
 
 
-@functools.partial(jax.jit, static_argnames=("axes", "windows", "divisor", "eps"))
-def _gem_impl(x, p, axes, windows, divisor, eps):
+@functools.partial(jax.jit, static_argnames=("axes", "windows", "divisor", "eps", "family"))
+def _gem_impl(x, p, axes, windows, divisor, eps, family):
     compute = _compute_dtype(x.dtype)
     values = x.astype(compute)
     power = p.astype(compute)
     # torch's clamp(min=eps): NaN stays NaN; the gradient passes where x >= eps.
     clamped = jnp.where(values < eps, jnp.asarray(eps, compute), values)
-    mean = kernels.window_average(clamped**power, axes, windows, divisor)
+    mean = kernels.window_average(clamped**power, axes, windows, divisor, family=family)
     return (mean ** (1 / power)).astype(x.dtype)
 
 
@@ -504,7 +510,8 @@ def gem_pool(
         divisor = "adaptive"
     else:
         divisor = "with_padding" if count_include_pad else "without_padding"
-    out = _gem_impl(array, power, axes=axes, windows=config.axes, divisor=divisor, eps=eps)
+    out = _gem_impl(array, power, axes=axes, windows=config.axes, divisor=divisor, eps=eps,
+                    family=kernels.kernel_family())
     return _squeeze_global(out, axes, is_global, keepdims)
 
 
@@ -620,10 +627,10 @@ def soft_pool(
 # Average + max heads
 
 
-@functools.partial(jax.jit, static_argnames=("axes", "windows", "channel_axis"))
-def _cat_avg_max_impl(x, axes, windows, channel_axis):
-    mean = kernels.window_average(x, axes, windows, "adaptive")
-    maximum = kernels.window_max(x, axes, windows)
+@functools.partial(jax.jit, static_argnames=("axes", "windows", "channel_axis", "family"))
+def _cat_avg_max_impl(x, axes, windows, channel_axis, family):
+    mean = kernels.window_average(x, axes, windows, "adaptive", family=family)
+    maximum = kernels.window_max(x, axes, windows, family=family)
     return jnp.concatenate([mean, maximum], axis=channel_axis)
 
 
@@ -667,7 +674,8 @@ def global_avg_max_pool(
     op = "global_avg_max_pool"
     array, n, axes, config, keepdims, _ = _global_head(op, x, spatial_dims, keepdims, channels_first)
     half = jnp.full((1,) * array.ndim, 0.5, jnp.float32)
-    out = _window_hybrid(array, half, axes=axes, windows=config.axes, divisor="adaptive")
+    out = _window_hybrid(array, half, axes=axes, windows=config.axes, divisor="adaptive",
+                         family=kernels.kernel_family())
     return _squeeze_global(out, axes, True, keepdims)
 
 
@@ -704,6 +712,7 @@ def global_cat_avg_max_pool(
         op, x, spatial_dims, keepdims, channels_first
     )
     channel_axis = _channel_axis(array.ndim, n, channels_first)
-    out = _cat_avg_max_impl(array, axes=axes, windows=config.axes, channel_axis=channel_axis)
+    out = _cat_avg_max_impl(array, axes=axes, windows=config.axes, channel_axis=channel_axis,
+                            family=kernels.kernel_family())
     return _squeeze_global(out, axes, True, keepdims)
 

@@ -8,6 +8,9 @@ import jaxpool
 
 FUNCTIONS = [name for name in jaxpool.__all__ if name[0].islower()]
 MODULES = [name for name in jaxpool.__all__ if name[0].isupper()]
+# Public functions that are not pooling ops (no input array, no layout).
+NOT_OPS = {"pool_output_shape", "kernels", "kernel_family"}
+OPS = [name for name in FUNCTIONS if name not in NOT_OPS]
 
 
 def test_all_lists_exactly_the_public_names():
@@ -67,9 +70,7 @@ def test_functional_signatures_mirror_torch():
 
 
 def test_every_op_takes_channels_first_keyword_only():
-    for name in FUNCTIONS:
-        if name == "pool_output_shape":
-            continue
+    for name in OPS:
         parameter = inspect.signature(getattr(jaxpool, name)).parameters["channels_first"]
         assert parameter.kind is inspect.Parameter.KEYWORD_ONLY and parameter.default is False, name
 
@@ -81,8 +82,6 @@ def test_modules_document_their_attributes():
 
 
 def test_annotations_use_arraylike_in():
-    for name in FUNCTIONS:
-        if name == "pool_output_shape":
-            continue
+    for name in OPS:
         annotation = str(inspect.signature(getattr(jaxpool, name)).parameters["x"].annotation)
         assert "ArrayLike" in annotation, (name, annotation)

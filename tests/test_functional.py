@@ -18,7 +18,11 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 import jaxpool
-from tests.oracle import compare_with_torch, sample_input
+from tests.oracle import FamilyTestCase, compare_with_torch, sample_input
+
+# Every test function runs once per kernel family (conftest.py); the TestCase classes
+# have a subclass per family.
+PER_KERNEL_FAMILY = True
 
 # ----------------------------------------------------------------------------------
 # The seed articles' examples, exactly
@@ -443,7 +447,7 @@ def test_fractional_output_ratio():
 # Transformations: jit, vmap, grad, no retracing
 
 
-class TransformTest(chex.TestCase):
+class TransformTest(FamilyTestCase):
     @chex.variants(with_jit=True, without_jit=True)
     def test_variants_agree_with_torch(self):
         x = np.random.default_rng(4).standard_normal((2, 9, 9, 3)).astype(np.float32)
@@ -586,3 +590,9 @@ def test_flax_padding_forms(padding, expected):
     chex.assert_trees_all_equal(ours, nn.max_pool(x, (2, 2), (2, 2), padding))
     # Flax's avg_pool divides by the full window (count_include_pad=True) as we do.
     chex.assert_trees_all_close(jaxpool.avg_pool2d(x, 2, 2, padding), nn.avg_pool(x, (2, 2), (2, 2), padding))
+
+
+class TransformTestReduceWindow(TransformTest):
+    """The same transforms with the ``reduce_window`` kernel family."""
+
+    family = "reduce_window"
