@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -90,6 +90,32 @@ def _check_index_volume(array, axes, op, return_indices):
         )
 
 
+class AverageWindows(NamedTuple):
+    """A validated input and the windows of an average over torch's ``avg_pool`` windows."""
+
+    array: jax.Array
+    channels_first: bool
+    axes: tuple[int, ...]
+    config: geometry.WindowConfig
+    divisor: str  # 'with_padding' (count_include_pad) or 'without_padding'
+
+
+def average_windows(op, n, x, kernel_size, stride, padding, ceil_mode, count_include_pad,
+                    channels_first) -> AverageWindows:
+    """The checks every average over torch's average-pooling windows starts with (average,
+    LP, hybrid and gated pooling): a floating input, the layout, the windows, and torch's
+    refusal of 3D inputs smaller than the kernel."""
+    array = as_array(x, "input", op, kind="float")
+    channels_first = geometry.as_bool(channels_first, "channels_first", op)
+    count_include_pad = geometry.as_bool(count_include_pad, "count_include_pad", op)
+    axes = geometry.spatial_axes(array.shape, n, channels_first, op)
+    size = _spatial_size(array, axes)
+    geometry.check_average_input(op, size, kernel_size)
+    config = geometry.sliding_windows(op, size, kernel_size, stride, padding, 1, ceil_mode)
+    divisor = "with_padding" if count_include_pad else "without_padding"
+    return AverageWindows(array, channels_first, axes, config, divisor)
+
+
 def _avg_pool(
     op: str,
     n: int,
@@ -102,46 +128,28 @@ def _avg_pool(
     divisor_override,
     channels_first,
 ) -> jax.Array:
-    array = as_array(x, "input", op, kind="float")
-    channels_first = geometry.as_bool(channels_first, "channels_first", op)
-    count_include_pad = geometry.as_bool(count_include_pad, "count_include_pad", op)
-    axes = geometry.spatial_axes(array.shape, n, channels_first, op)
-    config = geometry.sliding_windows(
-        op, _spatial_size(array, axes), kernel_size, stride, padding, 1, ceil_mode
-    )
-    if n == 3 and any(w.length < w.kernel for w in config.axes):
-        # torch's avg_pool3d alone refuses an input smaller than the kernel, padding or not.
-        size = _spatial_size(array, axes)
-        kernel = tuple(w.kernel for w in config.axes)
-        raise ValueError(
-            f"{op}: input image (T: {size[0]} H: {size[1]} W: {size[2]}) smaller than kernel "
-            f"size (kT: {kernel[0]} kH: {kernel[1]} kW: {kernel[2]}), kernel_size={kernel_size!r}"
-        )
+    windows = average_windows(op, n, x, kernel_size, stride, padding, ceil_mode,
+                              count_include_pad, channels_first)
+    divisor: str | int = windows.divisor
     if divisor_override is not None:
-        divisor: str | int = geometry.as_int(divisor_override, "divisor_override", op)
+        divisor = geometry.as_int(divisor_override, "divisor_override", op)
         if divisor == 0:
             raise ValueError(f"{op}: divisor must be not zero, but got divisor_override=0")
-    else:
-        divisor = "with_padding" if count_include_pad else "without_padding"
-    return _window_average(array, axes=axes, windows=config.axes, divisor=divisor,
-                           family=kernels.kernel_family())
+    return _window_average(windows.array, axes=windows.axes, windows=windows.config.axes,
+                           divisor=divisor, family=kernels.kernel_family())
 
 
 def _lp_pool(op, n, x, norm_type, kernel_size, stride, ceil_mode, channels_first) -> jax.Array:
-    array = as_array(x, "input", op, kind="float")
     norm_type = as_real(norm_type, "norm_type", op)
     if norm_type <= 0:
         raise ValueError(
             f"{op}: norm_type must be positive (p > 0; use float('inf') for max pooling), "
             f"but got norm_type={norm_type!r}"
         )
-    channels_first = geometry.as_bool(channels_first, "channels_first", op)
-    axes = geometry.spatial_axes(array.shape, n, channels_first, op)
-    config = geometry.sliding_windows(
-        op, _spatial_size(array, axes), kernel_size, stride, 0, 1, ceil_mode
-    )
-    return _lp_impl(array, norm_type=norm_type, axes=axes, windows=config.axes,
-                    family=kernels.kernel_family())
+    # torch's lp_pool goes through avg_pool (no padding), so it refuses what avg_pool does.
+    windows = average_windows(op, n, x, kernel_size, stride, 0, ceil_mode, True, channels_first)
+    return _lp_impl(windows.array, norm_type=norm_type, axes=windows.axes,
+                    windows=windows.config.axes, family=kernels.kernel_family())
 
 
 @functools.partial(jax.jit, static_argnames=("norm_type", "axes", "windows", "family"))

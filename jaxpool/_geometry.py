@@ -485,6 +485,22 @@ def sliding_windows(
     return WindowConfig(axes=windows)
 
 
+def check_average_input(op: str, spatial_size: tuple[int, ...], kernel_size: Any) -> None:
+    """torch's ``avg_pool3d`` (so also ``lp_pool3d``) refuses an input smaller than the
+    kernel in any dimension, padding and ceil mode or not, before any other size check;
+    in 1D and 2D only an output size below 1 is refused (by :func:`sliding_windows`)."""
+    if len(spatial_size) != 3:
+        return
+    kernel = as_tuple(kernel_size, 3, "kernel_size", op)
+    if all(length >= k for length, k in zip(spatial_size, kernel)):
+        return
+    size = spatial_size
+    raise ValueError(
+        f"{op}: input image (T: {size[0]} H: {size[1]} W: {size[2]}) smaller than kernel "
+        f"size (kT: {kernel[0]} kH: {kernel[1]} kW: {kernel[2]}), kernel_size={kernel_size!r}"
+    )
+
+
 def adaptive_windows(op: str, spatial_size: tuple[int, ...], output_size: Any) -> WindowConfig:
     """Validates ``output_size`` (``None`` entries keep a dim) and builds adaptive windows."""
     n = len(spatial_size)

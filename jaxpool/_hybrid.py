@@ -50,7 +50,7 @@ from jax.typing import ArrayLike
 from jaxpool import _geometry as geometry
 from jaxpool import _kernels as kernels
 from jaxpool._checks import as_array
-from jaxpool._functional import _spatial_size, as_real
+from jaxpool._functional import _spatial_size, as_real, average_windows
 
 _window_hybrid = jax.jit(
     kernels.window_hybrid, static_argnames=("axes", "windows", "divisor", "family")
@@ -158,19 +158,16 @@ def _compute_dtype(dtype) -> Any:
 
 def _hybrid_pool(op, n, x, alpha, kernel_size, stride, padding, ceil_mode, count_include_pad,
                  channels_first) -> jax.Array:
-    array = as_array(x, "input", op, kind="float")
+    windows = average_windows(op, n, x, kernel_size, stride, padding, ceil_mode,
+                              count_include_pad, channels_first)
     weight = _floating_argument(alpha, "alpha", op)
-    channels_first = geometry.as_bool(channels_first, "channels_first", op)
-    count_include_pad = geometry.as_bool(count_include_pad, "count_include_pad", op)
-    axes = geometry.spatial_axes(array.shape, n, channels_first, op)
-    config = geometry.sliding_windows(
-        op, _spatial_size(array, axes), kernel_size, stride, padding, 1, ceil_mode
+    array, axes = windows.array, windows.axes
+    out_shape = _output_shape(array.shape, axes, windows.config.output_size)
+    weight = _alpha_operand(
+        weight, out_shape, _channel_axis(array.ndim, n, windows.channels_first), op
     )
-    out_shape = _output_shape(array.shape, axes, config.output_size)
-    weight = _alpha_operand(weight, out_shape, _channel_axis(array.ndim, n, channels_first), op)
-    divisor = "with_padding" if count_include_pad else "without_padding"
-    return _window_hybrid(array, weight, axes=axes, windows=config.axes, divisor=divisor,
-                          family=kernels.kernel_family())
+    return _window_hybrid(array, weight, axes=axes, windows=windows.config.axes,
+                          divisor=windows.divisor, family=kernels.kernel_family())
 
 
 _HYBRID_DOC = """{n}D hybrid pooling: ``alpha * max_pool{n}d(x) + (1 - alpha) * avg_pool{n}d(x)``.
@@ -400,16 +397,12 @@ def gated_pool(
     """
     op = "gated_pool"
     n = geometry.check_spatial_dims(spatial_dims, op)
-    array = as_array(x, "input", op, kind="float")
+    windows = average_windows(op, n, x, kernel_size, stride, padding, ceil_mode,
+                              count_include_pad, channels_first)
+    array, axes, config = windows.array, windows.axes, windows.config
     weight = as_array(gate_weight, "gate_weight", op, kind="float")
-    channels_first = geometry.as_bool(channels_first, "channels_first", op)
-    count_include_pad = geometry.as_bool(count_include_pad, "count_include_pad", op)
-    axes = geometry.spatial_axes(array.shape, n, channels_first, op)
-    config = geometry.sliding_windows(
-        op, _spatial_size(array, axes), kernel_size, stride, padding, 1, ceil_mode
-    )
     kernel = tuple(w.kernel for w in config.axes)
-    channel_axis = _channel_axis(array.ndim, n, channels_first)
+    channel_axis = _channel_axis(array.ndim, n, windows.channels_first)
     channels = array.shape[channel_axis]
     if tuple(weight.shape) not in (kernel, (*kernel, channels)):
         raise ValueError(
@@ -417,8 +410,7 @@ def gated_pool(
             f"kernel_size + (C,) = {(*kernel, channels)} (per channel), but got gate_weight of "
             f"shape {tuple(weight.shape)}"
         )
-    divisor = "with_padding" if count_include_pad else "without_padding"
-    return _gated_impl(array, weight, axes=axes, windows=config.axes, divisor=divisor,
+    return _gated_impl(array, weight, axes=axes, windows=config.axes, divisor=windows.divisor,
                        channel_axis=channel_axis, family=kernels.kernel_family())
 
 
@@ -509,6 +501,8 @@ def gem_pool(
     if is_global:
         divisor = "adaptive"
     else:
+        # A windowed GeM is an average pooling of x ** p: the same refusals.
+        geometry.check_average_input(op, _spatial_size(array, axes), kernel_size)
         divisor = "with_padding" if count_include_pad else "without_padding"
     out = _gem_impl(array, power, axes=axes, windows=config.axes, divisor=divisor, eps=eps,
                     family=kernels.kernel_family())
