@@ -20,7 +20,7 @@ averages when true). Shapes without computing anything:
 from __future__ import annotations
 
 import functools
-from typing import Any, Optional
+from typing import Any
 
 import flax.linen as nn
 import jax
@@ -56,7 +56,9 @@ def _check_name(value: Any, name: str, known: tuple[str, ...], where: str) -> st
 
 def _check_positive_int(value: Any, name: str, where: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{where}: {name} must be an int, but got {type(value).__name__}: {value!r}")
+        raise TypeError(
+            f"{where}: {name} must be an int, but got {type(value).__name__}: {value!r}"
+        )
     if value < 1:
         raise ValueError(f"{where}: {name} must be >= 1, but got {value}")
     return value
@@ -127,8 +129,8 @@ def make_pooling(
     *,
     kind: str = "global",
     kernel_size: int = 2,
-    stride: Optional[int] = None,
-    module_name: Optional[str] = None,
+    stride: int | None = None,
+    module_name: str | None = None,
 ) -> nn.Module:
     """The pooling module for a ``--pool`` name.
 
@@ -180,7 +182,10 @@ def make_pooling(
     _check_name(name, "pooling", POOLING_NAMES, "make_pooling")
     _check_name(kind, "kind", POOLING_KINDS, "make_pooling")
     kernel_size = _check_positive_int(kernel_size, "kernel_size", "make_pooling")
-    stride = kernel_size if stride is None else _check_positive_int(stride, "stride", "make_pooling")
+    if stride is not None:
+        stride = _check_positive_int(stride, "stride", "make_pooling")
+    else:
+        stride = kernel_size
     if kind == "global":
         return {
             "max": _linen.GlobalMaxPool,
@@ -413,7 +418,7 @@ def make_model(
     *,
     num_classes: int = 10,
     pool: str = "max",
-    width: Optional[int] = None,
+    width: int | None = None,
     dtype: Any = jnp.float32,
 ) -> nn.Module:
     """The classifier for a ``--model`` name.

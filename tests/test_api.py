@@ -61,7 +61,7 @@ def test_functional_signatures_mirror_torch():
         ]
         # avg_pool1d also takes divisor_override, as the 2D/3D ops do (torch's 1D lacks it).
         extension = ["divisor_override"] if name == "avg_pool1d" else []
-        assert ours == ["x"] + _torch_positional(name) + extension, name
+        assert ours == ["x", *_torch_positional(name), *extension], name
         compared += 1
     assert compared >= 20
 
