@@ -56,7 +56,6 @@ __all__ = [
 
 StateDict = Mapping[str, Any]
 
-# The seed's HybridResNetBlock: Flax submodule name -> (torch submodule name, layer kind).
 BLOCK_LAYERS = {
     "conv1": ("conv1", "conv"),
     "bn1": ("bn1", "batch_norm"),
@@ -66,6 +65,9 @@ BLOCK_LAYERS = {
     "shortcut_conv": ("shortcut.0", "conv"),  # only when in_channels != out_channels
     "shortcut_bn": ("shortcut.1", "batch_norm"),
 }
+"""The seed's ``HybridResNetBlock``: Flax submodule name -> (torch submodule name, layer
+kind), as :func:`hybrid_resnet_block_variables` maps them; the two shortcut layers exist
+only when the block changes the number of channels."""
 _OPTIONAL_BLOCK_LAYERS = ("shortcut_conv", "shortcut_bn")
 
 
