@@ -24,9 +24,8 @@ import sys
 import tokenize
 
 from docutils import nodes
-from docutils.statemachine import StringList
 from sphinx.util.docutils import SphinxDirective
-from sphinx.util.nodes import nested_parse_with_titles
+from sphinx.util.parsing import nested_parse_to_nodes
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # document this checkout, installed or not
@@ -178,10 +177,7 @@ class JaxpoolApi(SphinxDirective):
                 lines += [title, "-" * len(title), ""]
             for name in names:
                 lines += self._entry(module, module_name, name)
-        node = nodes.section()
-        node.document = self.state.document
-        nested_parse_with_titles(self.state, StringList(lines, source=module_name), node)
-        return node.children
+        return nested_parse_to_nodes(self.state, "\n".join(lines), source=module_name)
 
     @staticmethod
     def _entry(module, module_name: str, name: str) -> list[str]:
