@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Sequence
-from typing import Any
+from typing import Any, Optional, Sequence, Union
 
 import flax.linen as nn
 import jax
@@ -65,10 +64,10 @@ class BatchNorm(nn.Module):
       scale_init: initialiser of ``scale``; default ones.
     """
 
-    use_running_average: bool | None = None
+    use_running_average: Optional[bool] = None
     momentum: float = TORCH_BN_MOMENTUM
     epsilon: float = TORCH_BN_EPSILON
-    dtype: Dtype | None = None
+    dtype: Optional[Dtype] = None
     param_dtype: Dtype = jnp.float32
     use_bias: bool = True
     use_scale: bool = True
@@ -76,7 +75,7 @@ class BatchNorm(nn.Module):
     scale_init: Any = nn.initializers.ones
 
     @nn.compact
-    def __call__(self, x: jax.Array, use_running_average: bool | None = None) -> jax.Array:
+    def __call__(self, x: jax.Array, use_running_average: Optional[bool] = None) -> jax.Array:
         """Normalises ``x`` of shape ``(..., C)``; same shape, dtype ``dtype or x.dtype``."""
         use_running_average = nn.merge_param(
             "use_running_average", self.use_running_average, use_running_average
@@ -89,9 +88,7 @@ class BatchNorm(nn.Module):
         running_mean = self.variable(
             "batch_stats", "mean", lambda: jnp.zeros((features,), jnp.float32)
         )
-        running_var = self.variable(
-            "batch_stats", "var", lambda: jnp.ones((features,), jnp.float32)
-        )
+        running_var = self.variable("batch_stats", "var", lambda: jnp.ones((features,), jnp.float32))
         values = x.astype(compute)
         if use_running_average:
             mean, var = running_mean.value.astype(compute), running_var.value.astype(compute)
@@ -165,11 +162,11 @@ class HybridResNetBlock(nn.Module):
     features: int
     reduction: int = 4
     pool_kernel_size: Size = (2, 2)
-    pool_stride: int | Size | None = None
+    pool_stride: Optional[Union[int, Size]] = None
     use_bias: bool = True
     momentum: float = TORCH_BN_MOMENTUM
     epsilon: float = TORCH_BN_EPSILON
-    dtype: Dtype | None = None
+    dtype: Optional[Dtype] = None
     param_dtype: Dtype = jnp.float32
 
     @nn.compact

@@ -20,7 +20,7 @@ averages when true). Shapes without computing anything:
 from __future__ import annotations
 
 import functools
-from typing import Any
+from typing import Any, Optional
 
 import flax.linen as nn
 import jax
@@ -56,9 +56,7 @@ def _check_name(value: Any, name: str, known: tuple[str, ...], where: str) -> st
 
 def _check_positive_int(value: Any, name: str, where: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(
-            f"{where}: {name} must be an int, but got {type(value).__name__}: {value!r}"
-        )
+        raise TypeError(f"{where}: {name} must be an int, but got {type(value).__name__}: {value!r}")
     if value < 1:
         raise ValueError(f"{where}: {name} must be >= 1, but got {value}")
     return value
@@ -129,8 +127,8 @@ def make_pooling(
     *,
     kind: str = "global",
     kernel_size: int = 2,
-    stride: int | None = None,
-    module_name: str | None = None,
+    stride: Optional[int] = None,
+    module_name: Optional[str] = None,
 ) -> nn.Module:
     """The pooling module for a ``--pool`` name.
 
@@ -182,10 +180,7 @@ def make_pooling(
     _check_name(name, "pooling", POOLING_NAMES, "make_pooling")
     _check_name(kind, "kind", POOLING_KINDS, "make_pooling")
     kernel_size = _check_positive_int(kernel_size, "kernel_size", "make_pooling")
-    if stride is not None:
-        stride = _check_positive_int(stride, "stride", "make_pooling")
-    else:
-        stride = kernel_size
+    stride = kernel_size if stride is None else _check_positive_int(stride, "stride", "make_pooling")
     if kind == "global":
         return {
             "max": _linen.GlobalMaxPool,
@@ -418,7 +413,7 @@ def make_model(
     *,
     num_classes: int = 10,
     pool: str = "max",
-    width: int | None = None,
+    width: Optional[int] = None,
     dtype: Any = jnp.float32,
 ) -> nn.Module:
     """The classifier for a ``--model`` name.

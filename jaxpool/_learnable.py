@@ -39,8 +39,7 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Callable, Optional, Sequence, Union
 
 import flax.linen as nn
 import jax
@@ -53,7 +52,7 @@ from jaxpool import _hybrid as hybrid
 from jaxpool._linen import GlobalPoolBase, spatial_rank
 
 Size = Sequence[int]
-PaddingLike = int | Sequence[int] | str | Sequence[tuple[int, int]]
+PaddingLike = Union[int, Sequence[int], str, Sequence[tuple[int, int]]]
 Initializer = Callable[..., Any]
 Dtype = Any
 
@@ -77,7 +76,7 @@ def _channels(module: nn.Module, x: ArrayLike, n: int) -> int:
 
 
 def _expand_to_input_rank(values: jax.Array, n: int, channels_first: bool) -> jax.Array:
-    """``(*batch, C)`` -> ``(*batch, 1.., C)`` or ``(*batch, C, 1..)``, to broadcast to maps."""
+    """``(*batch, C)`` -> ``(*batch, 1.., C)`` or ``(*batch, C, 1..)``: broadcasts to pooled maps."""
     if channels_first:
         return values.reshape((*values.shape, *(1,) * n))
     return values.reshape((*values.shape[:-1], *(1,) * n, values.shape[-1]))
@@ -122,8 +121,8 @@ class HybridPool(nn.Module):
       param_dtype: dtype of ``mix_logit``; default float32.
     """
 
-    kernel_size: Size | None = None
-    stride: int | Size | None = None
+    kernel_size: Optional[Size] = None
+    stride: Optional[Union[int, Size]] = None
     padding: PaddingLike = 0
     ceil_mode: bool = False
     count_include_pad: bool = True
@@ -186,8 +185,8 @@ class AttentionHybridPool(nn.Module):
       param_dtype: dtype of the Dense parameters; default float32.
     """
 
-    kernel_size: Size | None = None
-    stride: int | Size | None = None
+    kernel_size: Optional[Size] = None
+    stride: Optional[Union[int, Size]] = None
     padding: PaddingLike = 0
     ceil_mode: bool = False
     count_include_pad: bool = True
@@ -195,7 +194,7 @@ class AttentionHybridPool(nn.Module):
     spatial_dims: int = 2
     keepdims: bool = False
     channels_first: bool = False
-    dtype: Dtype | None = None
+    dtype: Optional[Dtype] = None
     param_dtype: Dtype = jnp.float32
 
     @nn.compact
@@ -263,7 +262,7 @@ class GatedPool(nn.Module):
     """
 
     kernel_size: Size
-    stride: int | Size | None = None
+    stride: Optional[Union[int, Size]] = None
     padding: PaddingLike = 0
     ceil_mode: bool = False
     count_include_pad: bool = True
@@ -322,8 +321,8 @@ class GeMPool(nn.Module):
     initial_p: float = 3.0
     learn_p: bool = True
     eps: float = 1e-6
-    kernel_size: Size | None = None
-    stride: int | Size | None = None
+    kernel_size: Optional[Size] = None
+    stride: Optional[Union[int, Size]] = None
     padding: PaddingLike = 0
     ceil_mode: bool = False
     count_include_pad: bool = True
@@ -374,8 +373,8 @@ class SoftPool(nn.Module):
       channels_first: input is ``(*batch, C, *spatial)``; default False.
     """
 
-    kernel_size: Size | None = None
-    stride: int | Size | None = None
+    kernel_size: Optional[Size] = None
+    stride: Optional[Union[int, Size]] = None
     padding: PaddingLike = 0
     ceil_mode: bool = False
     spatial_dims: int = 2

@@ -8,8 +8,7 @@ the math, the shapes and the errors.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import Any, ClassVar
+from typing import Any, Callable, ClassVar, Optional, Sequence, Union
 
 import flax.linen as nn
 import jax
@@ -19,8 +18,8 @@ from jaxpool import _adaptive as adaptive
 from jaxpool import _functional as functional
 
 Size = Sequence[int]
-OptionalSize = Sequence[int | None]
-PaddingLike = int | Sequence[int] | str | Sequence[tuple[int, int]]
+OptionalSize = Sequence[Optional[int]]
+PaddingLike = Union[int, Sequence[int], str, Sequence[tuple[int, int]]]
 
 _MAX = {1: functional.max_pool1d, 2: functional.max_pool2d, 3: functional.max_pool3d}
 _AVG = {1: functional.avg_pool1d, 2: functional.avg_pool2d, 3: functional.avg_pool3d}
@@ -74,9 +73,9 @@ class MaxPool(nn.Module):
     """
 
     kernel_size: Size
-    stride: int | Size | None = None
+    stride: Optional[Union[int, Size]] = None
     padding: PaddingLike = 0
-    dilation: int | Size = 1
+    dilation: Union[int, Size] = 1
     ceil_mode: bool = False
     return_indices: bool = False
     channels_first: bool = False
@@ -111,11 +110,11 @@ class AvgPool(nn.Module):
     """
 
     kernel_size: Size
-    stride: int | Size | None = None
+    stride: Optional[Union[int, Size]] = None
     padding: PaddingLike = 0
     ceil_mode: bool = False
     count_include_pad: bool = True
-    divisor_override: int | None = None
+    divisor_override: Optional[int] = None
     channels_first: bool = False
 
     def __call__(self, x: ArrayLike) -> jax.Array:
@@ -146,7 +145,7 @@ class LPPool(nn.Module):
 
     norm_type: float
     kernel_size: Size
-    stride: int | Size | None = None
+    stride: Optional[Union[int, Size]] = None
     ceil_mode: bool = False
     channels_first: bool = False
 
@@ -178,7 +177,7 @@ class AdaptiveAvgPool(nn.Module):
     channels_first: bool = False
 
     def __call__(self, x: ArrayLike) -> jax.Array:
-        """Pools ``(*batch, *spatial, C)`` to ``(*batch, *output_size, C)``."""
+        """Pools ``x`` to ``output_size``: ``(*batch, *spatial, C)`` -> ``(*batch, *output_size, C)``."""
         n = spatial_rank(self, "output_size", self.output_size)
         return _ADAPTIVE_AVG[n](x, self.output_size, channels_first=self.channels_first)
 
@@ -204,7 +203,7 @@ class AdaptiveMaxPool(nn.Module):
     channels_first: bool = False
 
     def __call__(self, x: ArrayLike):
-        """Pools ``(*batch, *spatial, C)`` to ``(*batch, *output_size, C)``."""
+        """Pools ``x`` to ``output_size``: ``(*batch, *spatial, C)`` -> ``(*batch, *output_size, C)``."""
         n = spatial_rank(self, "output_size", self.output_size)
         return _ADAPTIVE_MAX[n](
             x, self.output_size, self.return_indices, channels_first=self.channels_first
@@ -291,8 +290,8 @@ class FractionalMaxPool(nn.Module):
     """
 
     kernel_size: Size
-    output_size: int | Size | None = None
-    output_ratio: float | Sequence[float] | None = None
+    output_size: Optional[Union[int, Size]] = None
+    output_ratio: Optional[Union[float, Sequence[float]]] = None
     return_indices: bool = False
     channels_first: bool = False
     rng_collection: str = "fractional"
