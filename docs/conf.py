@@ -27,6 +27,7 @@ import sys
 import tokenize
 
 from docutils import nodes
+from sphinx.util import inspect as sphinx_inspect
 from sphinx.util.docutils import SphinxDirective
 from sphinx.util.parsing import nested_parse_to_nodes
 
@@ -211,11 +212,22 @@ class JaxpoolApi(SphinxDirective):
         ]
 
 
-def _drop_flax_parent(app, what, name, obj, options, signature, return_annotation):
-    """Flax modules' ``parent`` argument is Flax's plumbing, not an option: leave it out."""
-    if what == "class" and signature:
-        signature = re.sub(r", parent: [^=]*= <flax\.linen\.module\._Sentinel object>",
-                           "", signature)
+def _class_signature(app, what, name, obj, options, signature, return_annotation):
+    """Flax classes: the arguments a user passes.
+
+    Linen modules lose ``parent`` (Flax's plumbing, not an option). NNX modules' metaclass
+    ``__call__`` hides ``__init__`` behind ``(*args, **kwargs)``: show ``__init__``'s.
+    """
+    if what != "class" or not signature:
+        return signature, return_annotation
+    init_module = getattr(obj.__init__, "__module__", None) or "flax"
+    if signature.startswith("(*args") and not init_module.startswith("flax"):
+        init = sphinx_inspect.signature(
+            obj.__init__, bound_method=True, type_aliases=app.config.autodoc_type_aliases
+        )
+        signature = sphinx_inspect.stringify_signature(init, show_return_annotation=False)
+    signature = re.sub(r", parent: [^=]*= <flax\.linen\.module\._Sentinel object>", "",
+                       signature)
     return signature, return_annotation
 
 
@@ -229,6 +241,6 @@ def _redirect_to_root(app, exception) -> None:
 
 def setup(app):
     app.add_directive("jaxpool-api", JaxpoolApi)
-    app.connect("autodoc-process-signature", _drop_flax_parent)
+    app.connect("autodoc-process-signature", _class_signature)
     app.connect("build-finished", _redirect_to_root)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
