@@ -5,6 +5,8 @@ channels-last layout by default; Flax linen modules wrap them. See the README fo
 table of ops and their torch counterparts.
 """
 
+from importlib import metadata as _metadata
+
 from jaxpool._adaptive import adaptive_avg_pool1d as adaptive_avg_pool1d
 from jaxpool._adaptive import adaptive_avg_pool2d as adaptive_avg_pool2d
 from jaxpool._adaptive import adaptive_avg_pool3d as adaptive_avg_pool3d
@@ -58,7 +60,10 @@ from jaxpool._linen import GlobalMaxPool as GlobalMaxPool
 from jaxpool._linen import LPPool as LPPool
 from jaxpool._linen import MaxPool as MaxPool
 
-__version__ = "0.1.0"
+try:  # declared once, in pyproject.toml; read from the installed distribution's metadata
+    __version__ = _metadata.version("jaxpool")
+except _metadata.PackageNotFoundError:  # a source checkout on sys.path, never installed
+    __version__ = "0+unknown"
 
 __all__ = (
     # Functional ops (torch.nn.functional names).

@@ -8,7 +8,7 @@ forward values, indices and vector-Jacobian products.
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import chex
 import jax
