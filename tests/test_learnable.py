@@ -27,6 +27,22 @@ from jaxpool.models import HybridResNetBlock
 TOLERANCE = dict(rtol=1e-5, atol=1e-5)
 
 
+def assert_parameter_gradients_close(actual, expected):
+    """Parameter gradients within 1e-5 of torch's, relative to each leaf's largest entry.
+
+    A convolution's or a Dense layer's kernel gradient sums a product over every batch
+    element and position; float32 summation order (which XLA releases change, e.g.
+    jax 0.4.36's against 0.10's) moves such sums by a few 1e-6 of the largest of them,
+    so a fixed absolute tolerance would test XLA's summation order, not the formula.
+    """
+    chex.assert_trees_all_equal_structs(actual, expected)
+    for (path, got), want in zip(jax.tree_util.tree_leaves_with_path(actual),
+                                 jax.tree.leaves(expected)):
+        scale = max(1.0, float(np.max(np.abs(np.asarray(want)))))
+        np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-5, atol=1e-5 * scale,
+                                   err_msg=jax.tree_util.keystr(path))
+
+
 # ----------------------------------------------------------------------------------
 # The seed's modules (PyTorch)
 
@@ -208,7 +224,7 @@ def test_attention_hybrid_pool_matches_the_seed_module(channels):
     chex.assert_trees_all_close(out, _nhwc(t_out), **TOLERANCE)
     chex.assert_trees_all_close(gx, _nhwc(t_gx), **TOLERANCE)
     expected = _torch_grads_as_flax(torch_compat.attention_hybrid_pool_variables, seed, t_grads)
-    chex.assert_trees_all_close(gparams, expected, **TOLERANCE)
+    assert_parameter_gradients_close(gparams, expected)
 
 
 def test_attention_hybrid_pool_global_form_and_layouts():
@@ -266,8 +282,7 @@ def test_hybrid_resnet_block_matches_the_seed_block(train, in_channels, out_chan
     chex.assert_trees_all_close(out, _nhwc(t_out), **TOLERANCE)
     chex.assert_trees_all_close(gx, _nhwc(t_gx), **TOLERANCE)
     expected = _torch_grads_as_flax(torch_compat.hybrid_resnet_block_variables, seed, t_grads)
-    chex.assert_trees_all_equal_structs(gparams, expected)
-    chex.assert_trees_all_close(gparams, expected, **TOLERANCE)
+    assert_parameter_gradients_close(gparams, expected)
     stats_after = torch_compat.hybrid_resnet_block_variables(seed)["batch_stats"]
     if train:
         chex.assert_trees_all_close(updates["batch_stats"], stats_after, **TOLERANCE)
