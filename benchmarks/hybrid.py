@@ -268,7 +268,7 @@ def markdown(report: dict) -> str:
         rp.machine_line(env),
         f"- {env['date_utc']} · jax {env['versions']['jax']} · torch {env['versions']['torch']} (threads "
         f"{env['torch_threads']}, device {env['torch_device']}) · python {env['python']}",
-        f"- command: `{env['command']}`; other processes kept "
+        f"- command: {rp.command_text(env)}; other processes kept "
         f"{env.get('other_processes_cores') or 0:.2f} cores busy on average ({env['wall_s']:.0f} s)",
         f"- allocator: {allocator_text(env['allocator'])}",
         f"- jaxpool kernel families side by side; `auto` uses `{env['machine']['auto_family']}` here",

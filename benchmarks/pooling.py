@@ -657,7 +657,7 @@ def _header_lines(env: dict, cases: list[dict]) -> list[str]:
         f"- {env['date_utc']} · jax {v['jax']} · jaxlib {v['jaxlib']} · flax {v['flax']} · torch {v['torch']} "
         f"(threads {env['torch_threads']}, device {env['torch_device']}) · numpy {v['numpy']} · "
         f"python {env['python']}",
-        f"- command: `{env['command']}`",
+        f"- command: {rp.command_text(env)}",
         f"- allocator: {allocator_text(env['allocator'])}",
         f"- jaxpool kernel families: `cpu` and `reduce_window` timed side by side; **`auto` uses "
         f"`{auto}` on `{env['jax_platform']}`**, and the ratio columns are that family's",

@@ -61,6 +61,7 @@ def environment(benchmark: str, args, argv=None) -> dict:
     return {
         "date_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "command": f"python -m benchmarks.{benchmark} {shlex.join(arguments)}".strip(),
+        "launcher": os.environ.get("BENCHMARK_LAUNCHER"),  # e.g. benchmarks/gpu/run.sh, which sets it
         "argv": sys.argv, "python_executable": sys.executable,
         "args": vars(args),
         "machine": info,
@@ -75,6 +76,12 @@ def environment(benchmark: str, args, argv=None) -> dict:
         "env": {k: os.environ[k] for k in ENV_VARS if os.environ.get(k)},
         "loadavg_start": list(os.getloadavg()),
     }
+
+
+def command_text(env: dict) -> str:
+    """The command in backticks, and the script that ran it, if any."""
+    launcher = env.get("launcher")
+    return f"`{env.get('command', '?')}`" + (f" (run by `{launcher}`)" if launcher else "")
 
 
 def machine_line(env: dict) -> str:
@@ -188,7 +195,7 @@ def _run_summary(path: Path) -> dict | None:
     what = m.get("device_kind") if m.get("platform", "cpu") != "cpu" else None
     what = what or env.get("cpu_model") or "(not recorded)"
     return {"benchmark": benchmark, "slug": slug, "variant": variant, "what": what,
-            "date": env.get("date_utc", "?"), "command": env.get("command", "?"), "stem": path.stem}
+            "date": env.get("date_utc", "?"), "command": command_text(env), "stem": path.stem}
 
 
 def write_index(folder: Path) -> None:
@@ -199,7 +206,7 @@ def write_index(folder: Path) -> None:
     allocator = {"default": "glibc default (headline)", "hugetlb": "huge-page malloc (kernel-only)",
                  "unrecorded": "not recorded"}
     rows = [[f"`{r['slug']}`", r["what"], r["benchmark"], allocator[r["variant"]], r["date"],
-             f"`{r['command']}`", f"[md]({r['stem']}.md) · [json]({r['stem']}.json)"] for r in runs]
+             r["command"], f"[md]({r['stem']}.md) · [json]({r['stem']}.json)"] for r in runs]
     lines = [
         "# Benchmark results, one file per machine",
         "",

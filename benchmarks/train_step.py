@@ -127,7 +127,7 @@ def main(argv=None) -> int:
         "",
         rp.machine_line(env),
         f"- {env['date_utc']} · jax {jax.__version__} · jaxpool kernel family {env['kernel_family']}",
-        f"- command: `{env['command']}`",
+        f"- command: {rp.command_text(env)}",
         f"- allocator: {allocator_text(env['allocator'], hugetlb_option=False)}",
         f"- {report['model']}, batch {args.batch_size} of 32x32x3"
         f"{', bfloat16 compute' if args.bf16 else ''}; the example's full train step "
