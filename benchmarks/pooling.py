@@ -2,7 +2,7 @@
 and channels-last) and a memory-bound floor, forward and forward+backward, in one process,
 on whatever ``jax.devices()`` offers.
 
-    PYTHONPATH=. python -m benchmarks.pooling            # full suite (~8 min on 2 cores)
+    PYTHONPATH=. python -m benchmarks.pooling            # full suite (5-8 min on 2 cores)
     PYTHONPATH=. python -m benchmarks.pooling --quick    # smoke test, small shapes
     PYTHONPATH=. python -m benchmarks.pooling --cases max_k2s2,global --candidates jaxpool,torch-cl
     PYTHONPATH=. python -m benchmarks.pooling --hugetlb  # second, kernel-only table

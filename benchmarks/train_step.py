@@ -13,7 +13,7 @@ Method: each pooling's step is compiled and called twice untimed, then the pooli
 timed in interleaved rounds (one step each per round, rotating order), ``--repeats``
 rounds; the table gives the **minimum** step time (robust to other processes on a shared
 machine; medians and all samples are in the JSON) and the average number of cores other
-processes kept busy meanwhile (helpers from ``benchmarks/pooling.py``).
+processes kept busy meanwhile (helpers from ``benchmarks/timing.py``).
 
 Writes ``train_step-<machine>.json`` and ``.md`` (``-quick`` with ``--quick``) into
 ``--out`` (default ``benchmarks/results/``) through benchmarks/report.py, like the other
