@@ -25,6 +25,7 @@ import gc
 import os
 import sys
 import time
+import traceback
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -478,7 +479,8 @@ def _build_all(case: Case, inp: Inputs, cands: list[Candidate], ctx: Context, re
             if isinstance(b[d], str):
                 res[d] = {"status": "n/a", "reason": b[d]}
             elif isinstance(b[d], BaseException):
-                res[d] = {"status": "error", "reason": error_text(b[d]), "traceback": repr(b[d])}
+                res[d] = {"status": "error", "reason": error_text(b[d]),
+                          "traceback": "".join(traceback.format_exception(b[d]))}
         built[c.name] = {d: r for d, r in b.items() if isinstance(r, Runner)}
     return built
 
