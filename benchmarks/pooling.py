@@ -1,38 +1,32 @@
-"""Pooling benchmark: jaxpool against flax.linen / jnp, torch (NCHW and channels-last) and a
-memory-bound floor, forward and forward+backward, all in one process run.
+"""Pooling benchmark: jaxpool's two kernel families against flax.linen / jnp, torch (NCHW
+and channels-last) and a memory-bound floor, forward and forward+backward, in one process,
+on whatever ``jax.devices()`` offers.
 
-    PYTHONPATH=. python -m benchmarks.pooling            # full suite (~5 min on 2 cores)
+    PYTHONPATH=. python -m benchmarks.pooling            # full suite (5-8 min on 2 cores)
     PYTHONPATH=. python -m benchmarks.pooling --quick    # smoke test, small shapes
     PYTHONPATH=. python -m benchmarks.pooling --cases max_k2s2,global --candidates jaxpool,torch-cl
+    PYTHONPATH=. python -m benchmarks.pooling --hugetlb  # second, kernel-only table
 
-Writes ``pooling.json`` (everything: all samples, versions, machine) and ``pooling.md``
-(the table) to ``--out`` (default ``benchmarks/results/``; ``--quick`` writes
-``pooling-quick.*`` so a smoke test never overwrites a full run). See benchmarks/README.md.
+Writes ``pooling-<machine>.json`` (everything: all samples, versions, machine) and
+``pooling-<machine>.md`` (the table) to ``--out`` (default ``benchmarks/results/``, whose
+README.md indexes the newest run per machine); see benchmarks/README.md.
 
-Method: every candidate is first called once and its output (forward) or input gradient
-(forward+backward) is compared with torch's (the check), then warmed up, then timed in
-interleaved rounds (one call of each candidate per round, rotating order, a short pause at
-each switch). Times are the *minimum* over the repeats, which is robust to interference
-from other processes; medians and all samples go to the JSON.
+Each jaxpool family (``cpu`` and ``reduce_window``, jaxpool/_kernels.py) is its own
+candidate; the ratio columns use the family that ``'auto'`` picks on this platform. Every
+candidate's output and input gradient is checked against torch's before it is timed
+(benchmarks/timing.py has the method); the jitted candidates also report XLA's compiled
+temporary bytes.
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime
 import gc
-import json
-import math
 import os
-import platform
-import shlex
-import statistics
-import subprocess
 import sys
 import time
 import traceback
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
@@ -41,14 +35,37 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-FORWARD = "forward"
-GRAD = "fwd+bwd"
-DIRECTIONS = (FORWARD, GRAD)
-
+from benchmarks import report as rp
+from benchmarks.timing import (
+    BUSY_CORES,
+    DIRECTIONS,
+    FAMILIES,
+    FORWARD,
+    GRAD,
+    TOLERANCE,
+    NotAvailable,
+    Runner,
+    add_timing_options,
+    allocator_text,
+    check,
+    compile_jax,
+    cpu_snapshot,
+    error_text,
+    finish_timing_options,
+    import_torch,
+    measure,
+    other_cores,
+    start_run,
+    to_float32,
+    torch_device,
+    torch_wait,
+    wait_quiet,
+)
 
 # --------------------------------------------------------------------------------------
 # Cases
 # --------------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Case:
@@ -65,6 +82,11 @@ class Case:
     dilation: int = 1
     output_size: int | None = None
     description: str = ""
+    scales: bool = True  # --batch replaces its batch size (not for the batch-1 case)
+
+    def shape_for(self, quick: bool, batch: int | None) -> tuple[int, ...]:
+        shape = self.quick_shape if quick else self.shape
+        return (batch, *shape[1:]) if batch and self.scales else shape
 
     def out_hw(self, h: int, w: int) -> tuple[int, int]:
         if self.op in ("max", "avg", "hybrid"):
@@ -106,12 +128,8 @@ CASES: list[Case] = [
     Case("bf16_max_k2s2", "max", _B, _Q, dtype="bfloat16", kernel=2, stride=2,
          description="max k2 s2 on bfloat16"),
     Case("small_max_k2s2", "max", (1, 32, 32, 64), (1, 32, 32, 64), kernel=2, stride=2,
-         description="max k2 s2, batch 1: dispatch overhead dominates"),
+         description="max k2 s2, batch 1: dispatch overhead dominates", scales=False),
 ]
-
-
-class NotAvailable(Exception):
-    """The candidate has no such operation (reported as ``n/a: <reason>``)."""
 
 
 # --------------------------------------------------------------------------------------
@@ -160,39 +178,46 @@ def make_inputs(case: Case, shape, seed: int) -> Inputs:
 
 
 # --------------------------------------------------------------------------------------
-# Candidates
+# Candidates. A build returns {direction: Runner | reason it is n/a (str) | the error}.
 # --------------------------------------------------------------------------------------
 
-@dataclass
-class Runner:
-    call: Callable[[], Any]  # one call, blocks until the result is ready, returns it
-    to_nhwc: Callable[[Any], np.ndarray] | None  # result -> float32 numpy (NHWC); None: not checked
-
-
-def _jax_runners(fn: Callable, inp: Inputs) -> dict:
-    """fn(x, aux) -> y (NHWC). Forward: jit(fn). Fwd+bwd: jit of the VJP with a fixed random
-    cotangent (not jnp.sum, which XLA could special-case), returning (y, dx): returning dx
-    alone would let XLA drop the forward wherever the backward does not need it (avg pooling),
-    whereas in training the forward output feeds the next layer (and torch computes it)."""
+def _jax_runners(make_fn: Callable[[], Callable], inp: Inputs, family: str | None = None) -> dict:
+    """make_fn() -> fn(x, aux) -> y (NHWC); called once per direction, so that each jit
+    traces a fresh function (the kernel family is read at trace time). Forward: jit(fn).
+    Fwd+bwd: jit of the VJP with a fixed random cotangent (not jnp.sum, which XLA could
+    special-case), returning (y, dx): returning dx alone would let XLA drop the forward
+    wherever the backward does not need it (avg pooling), whereas in training the forward
+    output feeds the next layer (and torch computes it)."""
     arrays = inp.jax_arrays()
     x, g, aux = arrays["x"], arrays["g"], arrays["aux"]
-    fwd = jax.jit(fn)
 
-    def fwd_bwd(x, aux, g):
-        y, vjp = jax.vjp(lambda x_: fn(x_, aux), x)
-        return y, vjp(g)[0]
+    def forward():
+        fn = make_fn()
+        return compile_jax(lambda x, aux: fn(x, aux), (x, aux), to_float32, family)
 
-    fb = jax.jit(fwd_bwd)
-    to_np = lambda y: np.asarray(y).astype(np.float32)  # noqa: E731
-    return {
-        FORWARD: Runner(lambda: fwd(x, aux).block_until_ready(), to_np),
-        GRAD: Runner(lambda: jax.block_until_ready(fb(x, aux, g)), lambda r: to_np(r[1])),
-    }
+    def forward_backward():
+        fn = make_fn()
+
+        def fwd_bwd(x, aux, g):
+            y, vjp = jax.vjp(lambda x_: fn(x_, aux), x)
+            return y, vjp(g)[0]
+
+        return compile_jax(fwd_bwd, (x, aux, g), lambda r: to_float32(r[1]), family)
+
+    built = {}
+    for direction, build in ((FORWARD, forward), (GRAD, forward_backward)):
+        try:
+            built[direction] = build()
+        except NotAvailable:
+            raise
+        except Exception as e:  # noqa: BLE001 - reported per direction
+            built[direction] = e
+    return built
 
 
 def _import_jaxpool():
     try:
-        import jaxpool  # noqa: F401
+        import jaxpool
         return jaxpool, None
     except Exception as e:  # noqa: BLE001 - the library may be half-written
         return None, f"import jaxpool failed: {type(e).__name__}: {e}"
@@ -222,8 +247,11 @@ def _jaxpool_fn(case: Case):
     return lambda x, aux: f(x)
 
 
-def build_jaxpool(case: Case, inp: Inputs, ctx) -> dict:
-    return _jax_runners(_jaxpool_fn(case), inp)
+def build_jaxpool(family: str):
+    def build(case: Case, inp: Inputs, ctx) -> dict:
+        _jaxpool_fn(case)  # n/a before compiling anything
+        return _jax_runners(lambda: _jaxpool_fn(case), inp, family)
+    return build
 
 
 def _flax_fn(case: Case):
@@ -249,7 +277,8 @@ def _flax_fn(case: Case):
 
 
 def build_flax(case: Case, inp: Inputs, ctx) -> dict:
-    return _jax_runners(_flax_fn(case), inp)
+    _flax_fn(case)
+    return _jax_runners(lambda: _flax_fn(case), inp)
 
 
 def _jnp_fn(case: Case, shape):
@@ -268,30 +297,22 @@ def _jnp_fn(case: Case, shape):
 
 
 def build_jnp(case: Case, inp: Inputs, ctx) -> dict:
-    return _jax_runners(_jnp_fn(case, inp.shape), inp)
+    _jnp_fn(case, inp.shape)
+    return _jax_runners(lambda: _jnp_fn(case, inp.shape), inp)
 
 
 def build_memory_jnp(reduce_name: str):
     def build(case: Case, inp: Inputs, ctx) -> dict:
-        x = inp.jax_arrays()["x"]
-        f = jax.jit(getattr(jnp, reduce_name))
-        return {FORWARD: Runner(lambda: f(x).block_until_ready(), None),
-                GRAD: "forward-only reference"}
+        reduce = getattr(jnp, reduce_name)
+        runner = compile_jax(lambda x: reduce(x), (inp.jax_arrays()["x"],), None)
+        return {FORWARD: runner, GRAD: "forward-only reference"}
     return build
 
 
 # ---- torch ---------------------------------------------------------------------------
 
-def _import_torch():
-    try:
-        import torch
-        return torch, None
-    except Exception as e:  # noqa: BLE001
-        return None, f"import torch failed: {type(e).__name__}: {e}"
-
-
 def _torch_fn(case: Case):
-    torch, err = _import_torch()
+    torch, err = import_torch()
     if torch is None:
         raise NotAvailable(err)
     F = torch.nn.functional
@@ -321,7 +342,7 @@ def _torch_nhwc(t) -> np.ndarray:
 
 
 def _torch_tensors(inp: Inputs, channels_last: bool, device: str):
-    torch = _import_torch()[0]
+    torch = import_torch()[0]
     tdt = torch.bfloat16 if inp.case.dtype == "bfloat16" else torch.float32
     fmt = torch.channels_last if channels_last else torch.contiguous_format
 
@@ -338,24 +359,20 @@ def _torch_tensors(inp: Inputs, channels_last: bool, device: str):
 
 
 def _torch_runners(fn, inp: Inputs, channels_last: bool, device: str) -> dict:
-    torch = _import_torch()[0]
+    torch = import_torch()[0]
     x, g, aux = _torch_tensors(inp, channels_last, device)
-    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
     xr = x.detach().requires_grad_(True)
 
     def forward():
         with torch.no_grad():
-            y = fn(x, aux)
-        sync()
-        return y
+            return fn(x, aux)
 
     def fwd_bwd():
-        y = fn(xr, aux)
-        (dx,) = torch.autograd.grad(y, xr, g)
-        sync()
+        (dx,) = torch.autograd.grad(fn(xr, aux), xr, g)
         return dx
 
-    return {FORWARD: Runner(forward, _torch_nhwc), GRAD: Runner(fwd_bwd, _torch_nhwc)}
+    wait = torch_wait(device)
+    return {FORWARD: Runner(forward, wait, _torch_nhwc), GRAD: Runner(fwd_bwd, wait, _torch_nhwc)}
 
 
 def build_torch(channels_last: bool):
@@ -368,31 +385,29 @@ def build_torch(channels_last: bool):
 
 
 def build_memory_torch(case: Case, inp: Inputs, ctx) -> dict:
-    torch, err = _import_torch()
+    torch, err = import_torch()
     if torch is None:
         raise NotAvailable(err)
     if ctx.torch_device is None:
         raise NotAvailable(ctx.torch_skip_reason)
     x, _, _ = _torch_tensors(inp, False, ctx.torch_device)
-    sync = torch.cuda.synchronize if ctx.torch_device == "cuda" else (lambda: None)
-
-    def call():
-        r = x.sum()
-        sync()
-        return r
-
-    return {FORWARD: Runner(call, None), GRAD: "forward-only reference"}
+    return {FORWARD: Runner(lambda: x.sum(), torch_wait(ctx.torch_device), None),
+            GRAD: "forward-only reference"}
 
 
 @dataclass(frozen=True)
 class Candidate:
     name: str
-    build: Callable  # (case, inputs, ctx) -> {direction: Runner | reason str}; may raise
+    build: Callable  # (case, inputs, ctx) -> {direction: Runner | str | Exception}; may raise
     checked: bool = True  # compare its outputs with torch's
 
 
+def jaxpool_name(family: str) -> str:
+    return f"jaxpool-{family}"
+
+
 CANDIDATES: list[Candidate] = [
-    Candidate("jaxpool", build_jaxpool),
+    *[Candidate(jaxpool_name(f), build_jaxpool(f)) for f in FAMILIES],
     Candidate("flax", build_flax),
     Candidate("jnp", build_jnp),
     Candidate("torch-nchw", build_torch(channels_last=False)),
@@ -405,11 +420,8 @@ MEMORY_JAX = ("memory-bound:jnp.sum", "memory-bound:jnp.max")
 
 
 # --------------------------------------------------------------------------------------
-# Reference (torch NCHW on CPU, untimed) and checks
+# Reference (torch NCHW on CPU, untimed)
 # --------------------------------------------------------------------------------------
-
-TOLERANCE = {"float32": dict(rtol=1e-5, atol=1e-6), "bfloat16": dict(rtol=2 ** -7, atol=2 ** -7)}
-
 
 def torch_reference(case: Case, inp: Inputs) -> tuple[dict, str | None]:
     """{direction: NHWC float32 numpy} from torch NCHW on CPU, or ({}, reason)."""
@@ -419,26 +431,6 @@ def torch_reference(case: Case, inp: Inputs) -> tuple[dict, str | None]:
         return {d: runners[d].to_nhwc(runners[d].call()) for d in DIRECTIONS}, None
     except Exception as e:  # noqa: BLE001
         return {}, f"no torch reference: {type(e).__name__}: {e}"
-
-
-def check(result: np.ndarray, ref: np.ndarray | None, dtype: str, ref_reason: str | None) -> dict:
-    if ref is None:
-        return {"ok": None, "reason": ref_reason or "no reference"}
-    if result.shape != ref.shape:
-        return {"ok": False, "exact": False, "reason": f"shape {result.shape} != torch {ref.shape}"}
-    tol = TOLERANCE[dtype]
-    diff = np.abs(result.astype(np.float64) - ref.astype(np.float64))
-    bad = ~np.isclose(result, ref, **tol)
-    nan_mismatch = np.isnan(result) != np.isnan(ref)
-    n_bad = int(bad.sum() + nan_mismatch.sum())
-    return {
-        "ok": n_bad == 0,
-        "exact": bool(np.array_equal(result, ref, equal_nan=True)),
-        "max_abs_err": float(np.nanmax(diff)) if diff.size else 0.0,
-        "mismatched": n_bad,
-        "of": int(ref.size),
-        "tolerance": tol,
-    }
 
 
 def dilated_grad_probe() -> str:
@@ -461,143 +453,54 @@ def dilated_grad_probe() -> str:
 
 
 # --------------------------------------------------------------------------------------
-# Timing
-# --------------------------------------------------------------------------------------
-
-def _err(e: BaseException) -> str:
-    msg = str(e).strip().splitlines()
-    return f"{type(e).__name__}: {msg[0] if msg else ''}"[:400]
-
-
-REWARM_BELOW_S = 2e-3  # calls shorter than this get one untimed call right before each timed one
-
-
-def measure(runners: dict[str, Runner], args, log) -> dict[str, dict]:
-    """Warm up each runner, then time them in interleaved rounds. Returns per-name stats."""
-    out: dict[str, dict] = {}
-    est: dict[str, float] = {}
-    first_results: dict[str, Any] = {}
-    for name, r in runners.items():
-        try:
-            t0 = time.perf_counter()
-            first_results[name] = r.call()  # compiles; its result is checked
-            first = time.perf_counter() - t0
-            times = []
-            for _ in range(max(args.warmup - 1, 1)):
-                t0 = time.perf_counter()
-                r.call()
-                times.append(time.perf_counter() - t0)
-            est[name] = min(times)
-            out[name] = {"status": "ok", "first_call_ms": first * 1e3}
-        except Exception as e:  # noqa: BLE001
-            out[name] = {"status": "error", "reason": _err(e), "traceback": traceback.format_exc()}
-            log(f"    {name}: ERROR {_err(e)}")
-    live = [n for n in runners if n in est]
-    n_rep = {}
-    for n in live:
-        n_rep[n] = args.repeats
-        if args.budget > 0:  # toward ~budget seconds: slow calls fewer repeats, fast calls more
-            n_rep[n] = int(min(max(math.floor(args.budget / max(est[n], 1e-9)), args.min_repeats),
-                               args.max_repeats))
-        out[n]["warm_estimate_ms"] = est[n] * 1e3
-    samples: dict[str, list[float]] = {n: [] for n in live}
-    gc.collect()
-    gc_was = gc.isenabled()
-    gc.disable()
-    try:
-        prev = None
-        for rnd in range(max(n_rep.values(), default=0)):
-            order = live[rnd % len(live):] + live[:rnd % len(live)]
-            for n in order:
-                if len(samples[n]) >= n_rep[n] or out[n]["status"] != "ok":
-                    continue
-                r = runners[n]
-                try:
-                    if prev is not None and prev != n and args.pause > 0:
-                        time.sleep(args.pause)  # let the other runtime's spinning threads sleep
-                    if est[n] < REWARM_BELOW_S:
-                        r.call()  # short call: re-warm caches/threads after the switch, untimed
-                    t0 = time.perf_counter()
-                    r.call()
-                    samples[n].append(time.perf_counter() - t0)
-                except Exception as e:  # noqa: BLE001
-                    out[n] = {"status": "error", "reason": _err(e), "traceback": traceback.format_exc()}
-                prev = n
-    finally:
-        if gc_was:
-            gc.enable()
-    for n in live:
-        if out[n]["status"] != "ok":
-            continue
-        ms = [round(t * 1e3, 5) for t in samples[n]]  # 10 ns resolution keeps the JSON small
-        out[n].update({
-            "min_ms": min(ms), "median_ms": statistics.median(ms), "mean_ms": statistics.fmean(ms),
-            "repeats": len(ms), "samples_ms": ms,
-        })
-    for n, res in first_results.items():
-        out[n]["_first_result"] = res
-    return out
-
-
-# --------------------------------------------------------------------------------------
 # Run
 # --------------------------------------------------------------------------------------
-
-def cpu_snapshot() -> tuple[float, float, float] | None:
-    """(wall s, machine busy CPU-s, this process's CPU-s), to measure other processes' load."""
-    try:
-        f = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-        busy = (sum(f[:8]) - f[3] - f[4]) / os.sysconf("SC_CLK_TCK")  # all but idle, iowait
-        t = os.times()
-        return time.perf_counter(), busy, t.user + t.system
-    except (OSError, ValueError, IndexError):
-        return None
-
-
-def other_cores(a, b) -> float | None:
-    """Average number of cores busy with *other* processes between two snapshots."""
-    if a is None or b is None or b[0] <= a[0]:
-        return None
-    return max(0.0, ((b[1] - a[1]) - (b[2] - a[2])) / (b[0] - a[0]))
-
-
-def wait_quiet(max_s: float, log, window_s: float = 1.0, need: int = 3) -> float:
-    """Wait (at most max_s) until other processes kept < BUSY_CORES cores busy for `need`
-    consecutive windows; returns the seconds waited."""
-    t0 = time.perf_counter()
-    quiet = 0
-    told = False
-    while time.perf_counter() - t0 < max_s:
-        a = cpu_snapshot()
-        time.sleep(window_s)
-        load = other_cores(a, cpu_snapshot())
-        if load is None:
-            break
-        quiet = quiet + 1 if load < BUSY_CORES else 0
-        if quiet >= need:
-            break
-        if not told and quiet == 0:
-            log(f"    waiting for a quiet machine (other processes use {load:.2f} cores; up to {max_s:.0f} s)")
-            told = True
-    return time.perf_counter() - t0
-
 
 @dataclass
 class Context:
     platform: str
+    auto_family: str
     torch_device: str | None
     torch_skip_reason: str | None
 
 
+def _build_all(case: Case, inp: Inputs, cands: list[Candidate], ctx: Context, rec: dict) -> dict:
+    """Builds (and compiles) every candidate; records n/a and errors in rec["results"]."""
+    built: dict[str, dict] = {}
+    for c in cands:
+        res = rec["results"].setdefault(c.name, {})
+        try:
+            b = c.build(case, inp, ctx)
+        except NotAvailable as e:
+            b = {d: str(e) for d in DIRECTIONS}
+        except Exception as e:  # noqa: BLE001
+            b = {d: e for d in DIRECTIONS}
+        for d in DIRECTIONS:
+            if isinstance(b[d], str):
+                res[d] = {"status": "n/a", "reason": b[d]}
+            elif isinstance(b[d], BaseException):
+                res[d] = {"status": "error", "reason": error_text(b[d]),
+                          "traceback": "".join(traceback.format_exception(b[d]))}
+        built[c.name] = {d: r for d, r in b.items() if isinstance(r, Runner)}
+    return built
+
+
+def _gbps(name: str, direction: str, inp: Inputs, ms: float) -> float:
+    if name.startswith("memory-bound"):
+        return inp.in_bytes / ms / 1e6  # read x
+    moved = inp.in_bytes + inp.out_bytes  # forward: read x, write y
+    return (moved if direction == FORWARD else 2 * moved) / ms / 1e6  # fwd+bwd: also read g, write dx
+
+
 def run_case(case: Case, cands: list[Candidate], ctx: Context, args, log) -> dict:
-    shape = case.quick_shape if args.quick else case.shape
+    shape = case.shape_for(args.quick, args.batch)
     inp = make_inputs(case, shape, args.seed)
     rec: dict[str, Any] = {
         "name": case.name, "op": case.op, "description": case.description,
         "shape_nhwc": list(shape), "shape_torch_nchw": [shape[0], shape[3], shape[1], shape[2]],
         "out_shape_nhwc": list(inp.out_shape), "dtype": case.dtype,
         "params": {k: getattr(case, k) for k in ("kernel", "stride", "padding", "dilation", "output_size")
-                   if getattr(case, k) not in (None,)},
+                   if getattr(case, k) is not None},
         "in_bytes": inp.in_bytes, "out_bytes": inp.out_bytes, "notes": [], "results": {},
     }
     if case.op in ("max", "avg", "hybrid") and case.dilation != 1:
@@ -605,49 +508,26 @@ def run_case(case: Case, cands: list[Candidate], ctx: Context, args, log) -> dic
     if case.op == "hybrid":
         rec["notes"].append("fwd+bwd differentiates w.r.t. x only (alpha is an input, not differentiated).")
     ref, ref_reason = (torch_reference(case, inp) if not args.no_check else ({}, "--no-check"))
-    built: dict[str, dict] = {}
-    for c in cands:
-        res = rec["results"].setdefault(c.name, {})
-        try:
-            b = c.build(case, inp, ctx)
-        except NotAvailable as e:
-            for d in DIRECTIONS:
-                res[d] = {"status": "n/a", "reason": str(e)}
-            continue
-        except Exception as e:  # noqa: BLE001
-            for d in DIRECTIONS:
-                res[d] = {"status": "error", "reason": _err(e), "traceback": traceback.format_exc()}
-            continue
-        built[c.name] = b
-        for d in DIRECTIONS:
-            if isinstance(b[d], str):
-                res[d] = {"status": "n/a", "reason": b[d]}
-    by_name = {c.name: c for c in cands}
+    built = _build_all(case, inp, cands, ctx, rec)
+    checked = {c.name for c in cands if c.checked}
     for d in DIRECTIONS:
-        runners = {n: b[d] for n, b in built.items() if isinstance(b[d], Runner)}
+        runners = {n: b[d] for n, b in built.items() if d in b}
         stats = measure(runners, args, log)
         for n, st in stats.items():
             first = st.pop("_first_result", None)
-            r = runners[n]
-            if by_name[n].checked and r.to_nhwc is not None and first is not None and not args.no_check:
+            to_nhwc = runners[n].to_nhwc
+            if n in checked and to_nhwc is not None and first is not None and not args.no_check:
                 try:
-                    st["check"] = check(r.to_nhwc(first), ref.get(d), case.dtype, ref_reason)
+                    st["check"] = check(to_nhwc(first), ref.get(d), case.dtype, ref_reason)
                 except Exception as e:  # noqa: BLE001
-                    st["check"] = {"ok": False, "reason": f"check failed: {_err(e)}"}
+                    st["check"] = {"ok": False, "reason": f"check failed: {error_text(e)}"}
                 res = first[-1] if isinstance(first, tuple) else first
                 st["check"]["result_dtype"] = str(getattr(res, "dtype", "?"))
             if st.get("status") == "ok":
-                secs = st["min_ms"] / 1e3
-                if n.startswith("memory-bound"):
-                    st["gbps"] = inp.in_bytes / secs / 1e9
-                elif d == FORWARD:
-                    st["gbps"] = (inp.in_bytes + inp.out_bytes) / secs / 1e9  # read x, write y
-                else:
-                    st["gbps"] = 2 * (inp.in_bytes + inp.out_bytes) / secs / 1e9  # read x, g; write y, dx
+                st["gbps"] = _gbps(n, d, inp, st["min_ms"])
             rec["results"][n][d] = st
         del runners, stats
-    # one-line progress
-    for d in DIRECTIONS:
+    for d in DIRECTIONS:  # one line of progress per direction
         parts = []
         for c in cands:
             st = rec["results"][c.name].get(d, {})
@@ -658,57 +538,12 @@ def run_case(case: Case, cands: list[Candidate], ctx: Context, args, log) -> dic
     return rec
 
 
-def environment(args, ctx: Context, argv=None) -> dict:
-    def version(mod):
-        try:
-            m = __import__(mod)
-            return getattr(m, "__version__", "?")
-        except Exception as e:  # noqa: BLE001
-            return f"unavailable ({type(e).__name__})"
-
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        cpu = platform.processor() or "unknown"
-    torch, _ = _import_torch()
-    try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                                cwd=Path(__file__).resolve().parent, timeout=5).stdout.strip() or None
-    except Exception:  # noqa: BLE001
-        commit = None
-    jp, jp_err = _import_jaxpool()
-    return {
-        "date_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "command": ("python -m benchmarks.pooling "
-                    + " ".join(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))).strip(),
-        "argv": sys.argv, "python_executable": sys.executable,
-        "args": vars(args),
-        "python": platform.python_version(), "platform": platform.platform(),
-        "cpu_model": cpu, "cpu_count": os.cpu_count(),
-        "cpu_affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-        "versions": {m: version(m) for m in ("jax", "jaxlib", "flax", "torch", "numpy", "optax", "chex")},
-        "jaxpool": {"path": getattr(jp, "__file__", None), "import_error": jp_err,
-                    "has_hybrid_pool2d": hasattr(jp, "hybrid_pool2d") if jp else None},
-        "git_head": commit,
-        "jax_devices": [str(d) for d in jax.devices()], "jax_platform": ctx.platform,
-        "torch_threads": torch.get_num_threads() if torch is not None else None,
-        "torch_device": ctx.torch_device, "torch_skip_reason": ctx.torch_skip_reason,
-        "env": {k: os.environ.get(k) for k in ("XLA_FLAGS", "OMP_NUM_THREADS", "JAX_PLATFORMS",
-                                               "MKL_NUM_THREADS", "GLIBC_TUNABLES") if os.environ.get(k)},
-        "loadavg_start": list(os.getloadavg()),
-    }
-
-
 # --------------------------------------------------------------------------------------
 # Report
 # --------------------------------------------------------------------------------------
 
-def _fmt_ms(v: float) -> str:
-    return f"{v:.3g}" if v < 100 else f"{v:.0f}"
+def _min(st: dict | None) -> float | None:
+    return st["min_ms"] if st and st.get("status") == "ok" else None
 
 
 def _cell(st: dict | None) -> str:
@@ -718,102 +553,146 @@ def _cell(st: dict | None) -> str:
         return "n/a"
     if st["status"] == "error":
         return "ERR"
-    s = _fmt_ms(st["min_ms"])
+    s = rp.fmt_ms(st["min_ms"])
     if st.get("check", {}).get("ok") is False:
         s += " ✗MISMATCH"
     return s
 
 
-def _min(st: dict | None) -> float | None:
-    return st["min_ms"] if st and st.get("status") == "ok" else None
+RATIO_COLS = ("auto/flax", "auto/torch-best", "auto/mem-bound", "auto/other family")
+LARGE_BYTES = 32 * 2 ** 20  # "large" cases for the bandwidth goal: inputs of at least 32 MiB
 
 
-def _ratio(a, b) -> float | None:
-    return a / b if a is not None and b is not None else None
-
-
-def _fmt_ratio(r) -> str:
-    return "—" if r is None else f"{r:.2f}"
-
-
-def _geomean(xs):
-    xs = [x for x in xs if x is not None and x > 0]
-    return (math.exp(sum(math.log(x) for x in xs) / len(xs)), len(xs)) if xs else (None, 0)
-
-
-BUSY_CORES = 0.25  # flag cases where other processes kept this many cores busy on average
-
-RATIO_COLS = ("jaxpool/flax", "jaxpool/torch-cl", "jaxpool/torch-nchw", "jaxpool/torch-best", "jaxpool/mem-bound")
-
-
-def row_values(rec: dict, d: str) -> dict:
+def row_values(rec: dict, d: str, auto: str, peak_gbps: float | None = None) -> dict:
+    """The numbers of one table row: times, ratios (the family ``auto`` over the others),
+    GB/s and compiled temporary bytes."""
     R = rec["results"]
     get = lambda n: R.get(n, {}).get(d)  # noqa: E731
-    jp = _min(get("jaxpool"))
+    auto_name = jaxpool_name(auto)
+    other_name = jaxpool_name(next(f for f in FAMILIES if f != auto))
+    jp, other = _min(get(auto_name)), _min(get(other_name))
     base_name = "flax" if _min(get("flax")) is not None else ("jnp" if _min(get("jnp")) is not None else None)
     base = _min(get(base_name)) if base_name else None
     tcl, tnc = _min(get("torch-cl")), _min(get("torch-nchw"))
     tbest = min([t for t in (tcl, tnc) if t is not None], default=None)
     mems = [(n, _min(get(n))) for n in MEMORY_JAX if _min(get(n)) is not None]
     mem_name, mem = min(mems, key=lambda t: t[1]) if mems else (None, None)
+    gbps = (get(auto_name) or {}).get("gbps")
+    temp = lambda n: (get(n) or {}).get("temp_bytes") if n else None  # noqa: E731
     return {
-        "jaxpool": jp, "base_name": base_name, "base": base, "torch-cl": tcl, "torch-nchw": tnc,
-        "memory-bound": mem, "memory-bound_op": mem_name,
+        "auto_family": auto, "auto": jp, "other_family": other, "base_name": base_name, "base": base,
+        "torch-cl": tcl, "torch-nchw": tnc, "memory-bound": mem, "memory-bound_op": mem_name,
         "memory-bound:torch.sum": _min(get("memory-bound:torch.sum")),
-        "jaxpool/flax": _ratio(jp, base), "jaxpool/torch-cl": _ratio(jp, tcl),
-        "jaxpool/torch-nchw": _ratio(jp, tnc), "jaxpool/torch-best": _ratio(jp, tbest),
-        "jaxpool/mem-bound": _ratio(jp, mem) if d == FORWARD else None,
-        "jaxpool_gbps": (get("jaxpool") or {}).get("gbps"),
+        "auto/flax": rp.ratio(jp, base), "auto/torch-cl": rp.ratio(jp, tcl),
+        "auto/torch-nchw": rp.ratio(jp, tnc), "auto/torch-best": rp.ratio(jp, tbest),
+        "auto/mem-bound": rp.ratio(jp, mem) if d == FORWARD else None,
+        "auto/other family": rp.ratio(jp, other),
+        "auto_gbps": gbps, "auto_peak_fraction": rp.ratio(gbps, peak_gbps),
+        "temp_bytes": {f: temp(jaxpool_name(f)) for f in FAMILIES} | {"base": temp(base_name)},
+        "in_bytes": rec["in_bytes"],
     }
 
 
-def _repeat_text(a: dict) -> str:
-    if a["budget"] > 0:
-        return (f"repeats sized to ~{a['budget']:g} s per candidate and direction "
-                f"({a['min_repeats']} to {a['max_repeats']} repeats)")
-    return f"{a['repeats']} repeats"
+@dataclass(frozen=True)
+class Goal:
+    text: str
+    direction: str
+    value: Callable[[dict, dict], float | None]  # (case record, row values) -> number, None: n/a
+    met: Callable[[float], bool]
+    shown: Callable[[float], str]
+    accelerator_only: bool = False
 
 
-def markdown(report: dict) -> str:
-    env, cases = report["environment"], report["cases"]
-    v = env["versions"]
+GOALS = (
+    Goal("every gradient's compiled temporary bytes ≤ the input's size", GRAD,
+         lambda rec, rv: rp.ratio(rv["temp_bytes"][rv["auto_family"]], rec["in_bytes"]),
+         lambda v: v <= 1.0, lambda v: f"{v:.2f}× input"),
+    Goal("every forward ≤ 1.0× flax.linen", FORWARD,
+         lambda rec, rv: rv["auto/flax"] if rv["base_name"] == "flax" else None,
+         lambda v: v <= 1.0, lambda v: f"{v:.2f}×"),
+    Goal("max-pooling gradients ≥ 3× faster than flax.linen's", GRAD,
+         lambda rec, rv: (rp.ratio(rv["base"], rv["auto"])
+                          if rec["op"] == "max" and rv["base_name"] == "flax" else None),
+         lambda v: v >= 3.0, lambda v: f"{v:.1f}× faster"),
+    Goal(f"forward ≥ 70 % of peak memory bandwidth on the large cases (input ≥ {LARGE_BYTES >> 20} MiB)",
+         FORWARD,
+         lambda rec, rv: rv["auto_peak_fraction"] if rec["in_bytes"] >= LARGE_BYTES else None,
+         lambda v: v >= 0.7, lambda v: f"{100 * v:.0f} %", accelerator_only=True),
+)
+
+
+def goal_lines(cases: list[dict], env: dict) -> list[str]:
+    """The goals table: per goal, the cases that met it and those that missed it."""
+    m = env.get("machine") or {}
+    on_accelerator = env["jax_platform"] != "cpu"
+    rows = []
+    for goal in GOALS:
+        if goal.accelerator_only and not on_accelerator:
+            continue
+        if goal.accelerator_only and not m.get("peak_gbps"):
+            rows.append([goal.text, "—", f"not judged: peak bandwidth of `{m.get('device_kind')}` unknown "
+                         "(add it to GPU_PEAK_GBPS in benchmarks/machine.py)"])
+            continue
+        met, missed = [], []
+        for rec in cases:
+            v = goal.value(rec, rec["summary"][goal.direction])
+            if v is not None:
+                (met if goal.met(v) else missed).append(f"{rec['name']} ({goal.shown(v)})")
+        rows.append([goal.text, ", ".join(met) or "—", ", ".join(f"**{x}**" for x in missed) or "—"])
+    auto = env["machine"]["auto_family"]
+    return [f"## Goals (jaxpool's `{auto}` family, the one `auto` uses here)", "",
+            *rp.table(["goal", "met", "missed"], rows, left=3), ""]
+
+
+def _header_lines(env: dict, cases: list[dict]) -> list[str]:
+    v, a = env["versions"], env["args"]
+    auto = env["machine"]["auto_family"]
+    repeats = (f"repeats sized to ~{a['budget']:g} s per candidate and direction ({a['min_repeats']} to "
+               f"{a['max_repeats']})" if a["budget"] > 0 else f"{a['repeats']} repeats")
+    burst = f", each sample {a['burst']} calls launched back to back" if a["burst"] > 1 else ""
+    hugetlb = env["allocator"]["variant"] == "hugetlb"
     lines = [
-        f"# jaxpool pooling benchmark{' (--quick)' if env['args']['quick'] else ''}",
+        f"# jaxpool pooling benchmark{' — huge-page malloc, kernel-only' if hugetlb else ''}"
+        f"{' (--quick)' if a['quick'] else ''}",
         "",
-        f"- {env['date_utc']} · {env['cpu_model']} · {env['cpu_count']} cores · JAX platform "
-        f"`{env['jax_platform']}` ({', '.join(env['jax_devices'])})",
-        f"- jax {v['jax']} · jaxlib {v['jaxlib']} · flax {v['flax']} · torch {v['torch']} "
+        rp.machine_line(env),
+        f"- {env['date_utc']} · jax {v['jax']} · jaxlib {v['jaxlib']} · flax {v['flax']} · torch {v['torch']} "
         f"(threads {env['torch_threads']}, device {env['torch_device']}) · numpy {v['numpy']} · "
         f"python {env['python']}",
-        f"- command: `{env['command']}`",
-        f"- allocator: {_allocator_text(env)}",
+        f"- command: {rp.command_text(env)}",
+        f"- allocator: {allocator_text(env['allocator'])}",
+        f"- jaxpool kernel families: `cpu` and `reduce_window` timed side by side; **`auto` uses "
+        f"`{auto}` on `{env['jax_platform']}`**, and the ratio columns are that family's",
         f"- load average at start / end: {', '.join(f'{x:.2f}' for x in env['loadavg_start'])} / "
         f"{', '.join(f'{x:.2f}' for x in env.get('loadavg_end', []))}; other processes kept "
         f"{env.get('other_processes_cores') or 0:.2f} cores busy on average during the run "
         f"({env.get('wall_s', 0):.0f} s)",
         "",
-        f"Times are milliseconds, the **minimum** over {_repeat_text(env['args'])}, after "
-        f"{env['args']['warmup']} warm-up calls (the first compiles); the candidates of a case run "
-        "interleaved round-robin in one process. Minima are used because they are robust to "
-        "interference from other processes sharing the machine; medians and all samples are in "
-        "the JSON. "
-        "Ratios are jaxpool time / other time: **< 1 means jaxpool is faster**. "
-        "`flax (jnp)`: flax.linen, or a plain-jnp baseline marked (jnp) where flax has no such op. "
+        f"Milliseconds, the **minimum** over {repeats}{burst}, after {a['warmup']} warm-up calls "
+        "(compiled ahead); the candidates of a case run interleaved round-robin in one process. "
+        "Ratios are jaxpool (`auto`'s family) time / other time: **< 1 means jaxpool is faster**; "
+        "`auto/other family` < 1 means `auto` picked the faster family. `flax (jnp)`: "
+        "flax.linen, or a plain-jnp baseline marked (jnp) where flax has no such op. "
         "`mem-bound`: one jitted read pass over the input (fastest of jnp.sum / jnp.max), the "
-        "floor for a forward pass; `torch.sum` the same in torch. GB/s = (input + output bytes) / "
-        "time for forward, 2 × (input + output bytes) / time for fwd+bwd. "
-        "✗MISMATCH: that output (forward) or input gradient (fwd+bwd) disagrees with torch's. "
-        "`other load`: average number of cores other processes kept busy while the case ran "
-        "(from /proc/stat minus this process's CPU time); near 0 means a quiet machine.",
+        "floor for a forward pass. GB/s (`auto`'s family) = (input + output bytes) / time "
+        "forward, 2 × that fwd+bwd"
+        + (", with the share of the card's peak bandwidth" if env["jax_platform"] != "cpu" else "")
+        + ". `temp MiB`: XLA's compiled temporary bytes (`memory_analysis().temp_size_in_bytes`) "
+        "of the jitted forward or forward+backward, beside the input's size. ✗MISMATCH: that "
+        "output (forward) or input gradient (fwd+bwd) disagrees with torch's. `other load`: "
+        "cores kept busy by other processes while the case ran (near 0: a quiet machine).",
         "",
     ]
+    if env.get("skipped_cases"):
+        lines += [f"**Stopped early** (`--time-limit {a['time_limit']:g}`): not run: "
+                  f"{', '.join(env['skipped_cases'])}.", ""]
     busy = [f"{rec['name']} {rec['other_processes_cores']:.2f}" for rec in cases
             if (rec.get("other_processes_cores") or 0) > BUSY_CORES]
     if busy:
         lines += [f"**Warning: other processes were using the CPU during this run** (average cores "
                   f"busy with other processes, where above {BUSY_CORES}: {', '.join(busy)}). Those "
                   "cases' timings carry interference; torch's OpenMP threads suffer most from it. "
-                  "The minima are the more trustworthy numbers; rerun on a quiet machine to confirm.", ""]
+                  "Rerun on a quiet machine before drawing conclusions.", ""]
     failures = []
     for rec in cases:
         for cand, dirs in rec["results"].items():
@@ -825,38 +704,50 @@ def markdown(report: dict) -> str:
                                        f"max abs err {ch['max_abs_err']:.3g}"))
     if failures:
         lines += ["## ✗ CHECK FAILURES (these timings are of wrong results)", "", *failures, ""]
-    head = ["case", "input (NHWC)", "dir", "jaxpool", "flax (jnp)", "torch-nchw", "torch-cl",
-            "mem-bound", "torch.sum", *RATIO_COLS, "jaxpool GB/s", "other load"]
-    lines += ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * 3 + ["---:"] * (len(head) - 3)) + "|"]
+    return lines
+
+
+def _table_lines(env: dict, cases: list[dict]) -> list[str]:
+    auto = env["machine"]["auto_family"]
+    peak = env["machine"].get("peak_gbps")
+    fam = lambda f: f"jaxpool {f}" + (" (auto)" if f == auto else "")  # noqa: E731
+    head = ["case", "input (NHWC)", "dir", *[fam(f) for f in FAMILIES], "flax (jnp)", "torch-nchw",
+            "torch-cl", "mem-bound", *RATIO_COLS, "GB/s" + (" (% peak)" if peak else ""),
+            *[f"temp MiB {f}" for f in FAMILIES], "temp MiB flax (jnp)", "other load"]
+    rows = []
     ratios = {d: {c: [] for c in RATIO_COLS} for d in DIRECTIONS}
     for rec in cases:
-        R = rec["results"]
         dt = {"float32": "f32", "bfloat16": "bf16"}[rec["dtype"]]
+        size = f"{'×'.join(map(str, rec['shape_nhwc']))} {dt}, {rp.fmt_mib(rec['in_bytes'])} MiB"
         for d in DIRECTIONS:
-            rv = row_values(rec, d)
-            g = lambda n: R.get(n, {}).get(d)  # noqa: E731
+            rv = rec["summary"][d]
+            g = lambda n: rec["results"].get(n, {}).get(d)  # noqa: E731
             if rv["base_name"]:
                 base = _cell(g(rv["base_name"])) + (" (jnp)" if rv["base_name"] == "jnp" else "")
             else:  # neither ran: say why flax did not (n/a or ERR), or — if not selected
                 base = _cell(g("flax")) if g("flax") else _cell(g("jnp"))
-            mem = "—"
-            if d == FORWARD and rv["memory-bound_op"]:
-                mem = _cell(g(rv["memory-bound_op"]))
-            tsum = _cell(g("memory-bound:torch.sum")) if d == FORWARD else "—"
-            gb = rv["jaxpool_gbps"]
-            cells = [rec["name"], "×".join(map(str, rec["shape_nhwc"])) + " " + dt, d,
-                     _cell(g("jaxpool")), base, _cell(g("torch-nchw")), _cell(g("torch-cl")), mem, tsum,
-                     *[_fmt_ratio(rv[c]) for c in RATIO_COLS], "—" if gb is None else f"{gb:.1f}",
-                     "" if rec.get("other_processes_cores") is None else f"{rec['other_processes_cores']:.2f}"]
-            lines.append("| " + " | ".join(cells) + " |")
+            mem = _cell(g(rv["memory-bound_op"])) if d == FORWARD and rv["memory-bound_op"] else "—"
+            gb = rv["auto_gbps"]
+            gb = "—" if gb is None else f"{gb:.1f}" + (
+                f" ({100 * rv['auto_peak_fraction']:.0f} %)" if rv["auto_peak_fraction"] is not None else "")
+            temps = rv["temp_bytes"]
+            rows.append([rec["name"], size, d, *[_cell(g(jaxpool_name(f))) for f in FAMILIES], base,
+                         _cell(g("torch-nchw")), _cell(g("torch-cl")), mem,
+                         *[rp.fmt_ratio(rv[c]) for c in RATIO_COLS], gb,
+                         *[rp.fmt_mib(temps[f]) if g(jaxpool_name(f)) else "—" for f in FAMILIES],
+                         rp.fmt_mib(temps["base"]) if rv["base_name"] else "—",
+                         "" if rec.get("other_processes_cores") is None else f"{rec['other_processes_cores']:.2f}"])
             for c in RATIO_COLS:
                 ratios[d][c].append(rv[c])
     for d in DIRECTIONS:
-        gms = [_geomean(ratios[d][c]) for c in RATIO_COLS]
-        ncases = max((n for _, n in gms), default=0)
-        cells = [f"**geomean** ({ncases} cases)", "", d, "", "", "", "", "", "",
-                 *[("—" if gm is None else f"**{gm:.2f}** (n={n})") for gm, n in gms], "", ""]
-        lines.append("| " + " | ".join(cells) + " |")
+        gms = [rp.geomean(ratios[d][c]) for c in RATIO_COLS]
+        cells = [f"**geomean** ({len(cases)} cases)", "", d, *[""] * (len(FAMILIES) + 4),
+                 *[("—" if gm is None else f"**{gm:.2f}** (n={n})") for gm, n in gms], *[""] * (len(FAMILIES) + 3)]
+        rows.append(cells)
+    return [*rp.table(head, rows, left=3), ""]
+
+
+def _notes_lines(cases: list[dict]) -> list[str]:
     notes = [f"- {rec['name']}: {n}" for rec in cases for n in rec["notes"]]
     missing: dict[tuple[str, str, str], list[str]] = {}  # (candidate, status, reason) -> cases
     for rec in cases:
@@ -870,111 +761,47 @@ def markdown(report: dict) -> str:
                     missing.setdefault(key, []).append(rec["name"] + ("" if both else f" ({d})"))
     notes += [f"- {cand}: {status}: {reason} — {', '.join(where)}"
               for (cand, status, reason), where in missing.items()]
-    exact, close = [], []
-    for rec in cases:
-        for d in DIRECTIONS:
-            ch = (rec["results"].get("jaxpool", {}).get(d) or {}).get("check") or {}
-            if ch.get("ok"):
-                if ch["exact"]:
-                    exact.append(f"{rec['name']} {d}")
-                else:
-                    close.append(f"{rec['name']} {d} (max abs err {ch['max_abs_err']:.2g})")
-    lines += ["", "## Notes", "", *notes]
-    if exact or close:
-        lines += ["", "## jaxpool against torch (checks passed)", ""]
-        if exact:
-            lines.append(f"- bit-exact: {', '.join(exact)}")
-        if close:
-            lines.append(f"- within tolerance {TOLERANCE}: {', '.join(close)}")
-    return "\n".join(lines) + "\n"
+    lines = ["## Notes", "", *notes, ""]
+    for family in FAMILIES:
+        exact, close = [], []
+        for rec in cases:
+            for d in DIRECTIONS:
+                ch = (rec["results"].get(jaxpool_name(family), {}).get(d) or {}).get("check") or {}
+                if ch.get("ok"):
+                    (exact if ch["exact"] else close).append(
+                        f"{rec['name']} {d}" + ("" if ch["exact"] else f" (max abs err {ch['max_abs_err']:.2g})"))
+        if exact or close:
+            lines += [f"## jaxpool `{family}` against torch (checks passed)", ""]
+            lines += [f"- bit-exact: {', '.join(exact)}"] if exact else []
+            lines += [f"- within tolerance {TOLERANCE}: {', '.join(close)}"] if close else []
+            lines.append("")
+    return lines
 
 
-def _strip(obj):
-    """JSON-safe copy: numpy scalars to Python, non-finite floats to null."""
-    if isinstance(obj, dict):
-        return {k: _strip(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_strip(v) for v in obj]
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, (np.floating, np.integer)):
-        return obj.item()
-    return obj
+def markdown(report: dict) -> str:
+    env, cases = report["environment"], report["cases"]
+    lines = [*_header_lines(env, cases), *_table_lines(env, cases), *goal_lines(cases, env),
+             *_notes_lines(cases)]
+    return "\n".join(lines).rstrip("\n") + "\n"
 
 
-def _write(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
-HUGEPAGE_TUNABLE = "glibc.malloc.hugetlb=1"
-
-
-def use_hugepage_malloc(module: str, argv, default_malloc: bool) -> None:
-    """Re-runs the benchmark with glibc's transparent-huge-page malloc, unless told not to.
-
-    Every timed call returns fresh output buffers; a 51 MB gradient in 4 KiB pages costs
-    ~12,500 page faults, 20-35 ms on this kind of VM, for torch and for XLA alike, which
-    would bury the kernels being compared. ``GLIBC_TUNABLES=glibc.malloc.hugetlb=1`` backs
-    large allocations with 2 MiB pages (the same setting for every candidate, in one
-    process). ``--default-malloc`` measures the plain allocator instead.
-    """
-    if default_malloc or os.environ.get("GLIBC_TUNABLES") or not sys.platform.startswith("linux"):
-        return
-    env = dict(os.environ, GLIBC_TUNABLES=HUGEPAGE_TUNABLE)
-    arguments = list(sys.argv[1:] if argv is None else argv)
-    os.execve(sys.executable, [sys.executable, "-m", module, *arguments], env)
-
-
-def _allocator_text(env: dict) -> str:
-    tunables = env.get("env", {}).get("GLIBC_TUNABLES")
-    if tunables:
-        return (f"`GLIBC_TUNABLES={tunables}` (large buffers in 2 MiB pages, so fresh outputs do "
-                "not pay a page fault per 4 KiB; the same for every candidate)")
-    return "glibc default (`--default-malloc`): fresh large outputs pay 4 KiB page faults"
-
+# --------------------------------------------------------------------------------------
+# Command line
+# --------------------------------------------------------------------------------------
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(prog="python -m benchmarks.pooling", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--cases", default="", help="comma-separated substrings; run cases whose name contains one")
     p.add_argument("--candidates", default="",
-                   help="comma-separated substrings of candidate names (jaxpool, flax, jnp, torch-nchw, "
-                        "torch-cl, memory-bound); default all")
-    p.add_argument("--repeats", type=int, default=None,
-                   help="timed repeats per candidate and direction when --budget is 0 (default 20; --quick 5); "
-                        "otherwise the repeats go toward --budget seconds, between --min-repeats and --max-repeats")
-    p.add_argument("--min-repeats", type=int, default=None, help="slow calls: never fewer repeats (default 5; --quick 3)")
-    p.add_argument("--max-repeats", type=int, default=None, help="fast calls: never more repeats (default 100; --quick 20)")
-    p.add_argument("--budget", type=float, default=None,
-                   help="about this many seconds of timed calls per candidate and direction "
-                        "(default 1.0; --quick 0.2; 0 = exactly --repeats)")
-    p.add_argument("--warmup", type=int, default=None, help="untimed calls first, incl. compile (default 3; --quick 2)")
-    p.add_argument("--pause", type=float, default=0.002, help="seconds slept when switching candidate (default 0.002)")
-    p.add_argument("--wait-quiet", type=float, default=0.0,
-                   help="before each case, wait up to this many seconds for other processes to "
-                        "leave the CPU idle (default 0: don't wait)")
-    p.add_argument("--torch-threads", type=int, default=None,
-                   help="torch.set_num_threads (default os.cpu_count())")
-    p.add_argument("--quick", action="store_true", help="smoke test: batch 4 instead of 32, fewer repeats")
-    p.add_argument("--out", default=None, help="output directory (default benchmarks/results/)")
+                   help="comma-separated substrings of candidate names (jaxpool-cpu, jaxpool-reduce_window, "
+                        "flax, jnp, torch-nchw, torch-cl, memory-bound); default all")
+    p.add_argument("--time-limit", type=float, default=0.0, metavar="S",
+                   help="start no new case after S seconds; the report lists the cases not run (0: no limit)")
     p.add_argument("--no-check", action="store_true", help="skip the correctness checks against torch")
-    p.add_argument("--seed", type=int, default=0)
     p.add_argument("--list", action="store_true", help="list cases and candidates and exit")
-    p.add_argument("--default-malloc", action="store_true",
-                   help="keep glibc's default malloc (by default the run re-executes itself with "
-                        f"GLIBC_TUNABLES={HUGEPAGE_TUNABLE}; see use_hugepage_malloc)")
-    a = p.parse_args(argv)
-    for k, full, quick in (("repeats", 20, 5), ("min_repeats", 5, 3), ("max_repeats", 100, 20),
-                           ("budget", 1.0, 0.2), ("warmup", 3, 2)):
-        if getattr(a, k) is None:
-            setattr(a, k, quick if a.quick else full)
-    a.repeats = max(1, a.repeats)
-    a.min_repeats = max(1, a.min_repeats)
-    a.max_repeats = max(a.min_repeats, a.max_repeats)
-    a.warmup = max(1, a.warmup)
-    return a
+    add_timing_options(p)
+    return finish_timing_options(p.parse_args(argv))
 
 
 def _select(items, spec):
@@ -984,64 +811,51 @@ def _select(items, spec):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    use_hugepage_malloc("benchmarks.pooling", argv, args.default_malloc or args.list)
-    cases, cands = _select(CASES, args.cases), _select(CANDIDATES, args.candidates)
     if args.list:
         for c in CASES:
             print(f"{c.name:20s} {c.op:13s} {c.dtype:9s} {c.shape} quick {c.quick_shape}  {c.description}")
         print("candidates:", ", ".join(c.name for c in CANDIDATES))
         return 0
+    start_run(args, "benchmarks.pooling", argv)
+    cases, cands = _select(CASES, args.cases), _select(CANDIDATES, args.candidates)
     if not cases or not cands:
         print("no case or no candidate selected (see --list)", file=sys.stderr)
         return 2
     log = lambda s: print(s, file=sys.stderr, flush=True)  # noqa: E731
 
-    plat = jax.devices()[0].platform
-    torch, terr = _import_torch()
-    tdev, treason = None, terr
-    if torch is not None:
-        torch.set_num_threads(args.torch_threads or os.cpu_count() or 1)
-        if plat == "cpu":
-            tdev, treason = "cpu", None
-        elif torch.cuda.is_available():
-            tdev, treason = "cuda", None
-        else:
-            treason = f"torch {torch.__version__} has no CUDA; JAX runs on {plat}, CPU torch is not timed against it"
-    ctx = Context(plat, tdev, treason)
-    env = environment(args, ctx, argv)
-    log(f"jax {env['versions']['jax']} on {plat} ({env['cpu_model']}, {env['cpu_count']} cores); "
-        f"torch {env['versions']['torch']} threads={env['torch_threads']}; "
-        f"jaxpool: {env['jaxpool']['path'] or env['jaxpool']['import_error']}")
+    env = rp.environment("pooling", args, argv)
+    plat, auto = env["machine"]["platform"], env["machine"]["auto_family"]
+    tdev, treason = torch_device(plat, args.torch_threads)
+    ctx = Context(plat, auto, tdev, treason)
+    torch = import_torch()[0]
+    env.update({"torch_threads": torch.get_num_threads() if torch is not None else None,
+                "torch_device": tdev, "torch_skip_reason": treason, "tolerance": TOLERANCE})
+    log(f"jax {env['versions']['jax']} on {plat} ({env['machine']['device_kind']}; machine "
+        f"{env['machine']['slug']}); auto family: {auto}; torch {env['versions']['torch']} on {tdev}; "
+        f"allocator: {env['allocator']['variant']}; jaxpool: {env['jaxpool']['path'] or env['jaxpool']['import_error']}")
     t_start = time.perf_counter()
     snap_start = cpu_snapshot()
-    recs = []
+    recs, skipped = [], []
     for case in cases:
+        if args.time_limit > 0 and time.perf_counter() - t_start > args.time_limit:
+            skipped.append(case.name)
+            continue
         gc.collect()
         waited = wait_quiet(args.wait_quiet, log) if args.wait_quiet > 0 else None
         snap = cpu_snapshot()
-        recs.append(run_case(case, cands, ctx, args, log))
+        rec = run_case(case, cands, ctx, args, log)
         snap2 = cpu_snapshot()
-        recs[-1]["other_processes_cores"] = other_cores(snap, snap2)
-        recs[-1]["waited_for_quiet_s"] = waited
-        recs[-1]["wall_s"] = snap2[0] - snap[0] if snap and snap2 else None
-    env["loadavg_end"] = list(os.getloadavg())
-    env["other_processes_cores"] = other_cores(snap_start, cpu_snapshot())
-    env["wall_s"] = time.perf_counter() - t_start
+        rec.update(other_processes_cores=other_cores(snap, snap2), waited_for_quiet_s=waited,
+                   wall_s=snap2[0] - snap[0] if snap and snap2 else None)
+        rec["summary"] = {d: row_values(rec, d, auto, env["machine"]["peak_gbps"]) for d in DIRECTIONS}
+        recs.append(rec)
+    env.update(loadavg_end=list(os.getloadavg()),
+               other_processes_cores=other_cores(snap_start, cpu_snapshot()),
+               wall_s=time.perf_counter() - t_start, skipped_cases=skipped)
     report = {"environment": env, "cases": recs}
-    for rec in recs:
-        for d in DIRECTIONS:
-            rec.setdefault("summary", {})[d] = row_values(rec, d)
-    md = markdown(report)
-    out = Path(args.out) if args.out else Path(__file__).resolve().parent / "results"
-    out.mkdir(parents=True, exist_ok=True)
-    stem = "pooling-quick" if args.quick else "pooling"
-    _write(out / f"{stem}.json", json.dumps(_strip(report), indent=1) + "\n")
-    _write(out / f"{stem}.md", md)
-    print(md)
-    log(f"wrote {out / (stem + '.json')} and {out / (stem + '.md')} in {env['wall_s']:.0f} s")
-    bad = any((st.get("check") or {}).get("ok") is False
-              for rec in recs for dirs in rec["results"].values() for st in dirs.values())
-    if bad:
+    rp.write_report("pooling", report, markdown(report), out=args.out, quick=args.quick, log=log)
+    if any((st.get("check") or {}).get("ok") is False
+           for rec in recs for dirs in rec["results"].values() for st in dirs.values()):
         log("WARNING: some candidates disagree with torch; see CHECK FAILURES in the table")
     return 0
 

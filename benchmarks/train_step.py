@@ -13,28 +13,25 @@ Method: each pooling's step is compiled and called twice untimed, then the pooli
 timed in interleaved rounds (one step each per round, rotating order), ``--repeats``
 rounds; the table gives the **minimum** step time (robust to other processes on a shared
 machine; medians and all samples are in the JSON) and the average number of cores other
-processes kept busy meanwhile (helpers from ``benchmarks/pooling.py``).
+processes kept busy meanwhile (helpers from ``benchmarks/timing.py``).
 
-Writes ``train_step.json`` and ``train_step.md`` (``train_step-quick.*`` with ``--quick``)
-into ``--out`` (default ``benchmarks/results/``).
+Writes ``train_step-<machine>.json`` and ``.md`` (``-quick`` with ``--quick``) into
+``--out`` (default ``benchmarks/results/``) through benchmarks/report.py, like the other
+benchmarks. jaxpool's kernel family is the one ``'auto'`` picks on this platform (or
+``JAXPOOL_KERNELS``), recorded in the report.
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime
-import importlib.metadata
-import os
-import platform
-import shlex
 import statistics
 import sys
 import time
-from pathlib import Path
 
 import jax
 
-from benchmarks.pooling import BUSY_CORES, cpu_snapshot, other_cores, wait_quiet
+from benchmarks import report as rp
+from benchmarks.timing import BUSY_CORES, allocator_text, cpu_snapshot, other_cores, wait_quiet
 from examples.cifar10 import data, train
 
 
@@ -50,7 +47,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="width 8, batch 32, 3 repeats")
     parser.add_argument("--wait-quiet", type=float, default=30.0, metavar="S",
                         help="wait up to S seconds for other processes to go quiet first")
-    parser.add_argument("--out", default=str(Path(__file__).resolve().parent / "results"))
+    parser.add_argument("--out", default=None, help="output directory (default benchmarks/results/)")
     args = parser.parse_args(argv)
     if args.quick:
         args.width, args.batch_size, args.repeats = 8, 32, 3
@@ -61,6 +58,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> int:
     args = parse_args(argv)
     log = lambda message: print(message, file=sys.stderr, flush=True)  # noqa: E731
+    run_started = time.perf_counter()
     dataset = data.load_synthetic(image_size=32, channels=3, train_size=args.batch_size,
                                   test_size=8)
     devices = tuple(jax.devices())
@@ -112,31 +110,25 @@ def main(argv=None) -> int:
             "compile_s": compile_s[pool],
             "samples_ms": [1e3 * value for value in samples[pool]],
         }
+    env = rp.environment("train_step", args, argv)
+    env["wall_s"] = time.perf_counter() - run_started
+    env["kernel_family"] = env["env"].get("JAXPOOL_KERNELS", f"auto ({env['machine']['auto_family']})")
     report = {
-        "date_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "command": ("python -m benchmarks.train_step " + shlex.join(
-            sys.argv[1:] if argv is None else argv)).strip(),
-        "args": vars(args),
+        "environment": env,
         "model": f"CifarResNet18(width={args.width})",
         "input": f"({args.batch_size}, 32, 32, 3) uint8 synthetic, augmented on device",
         "reference": reference,
         "other_processes_cores": load,
         "waited_for_quiet_s": waited,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "cpu_count": os.cpu_count(),
-        "versions": {name: importlib.metadata.version(name)
-                     for name in ("jax", "jaxlib", "flax", "optax")},
-        "jax_devices": [str(device) for device in jax.devices()],
-        "xla_flags": os.environ.get("XLA_FLAGS"),
         "results": results,
     }
     lines = [
         "# Train step: CIFAR ResNet-18 with a choice of head pooling",
         "",
-        f"- {report['date_utc']} · {os.cpu_count()} cores · {jax.devices()[0].platform} · "
-        f"jax {jax.__version__}",
-        f"- `{report['command']}`",
+        rp.machine_line(env),
+        f"- {env['date_utc']} · jax {jax.__version__} · jaxpool kernel family {env['kernel_family']}",
+        f"- command: {rp.command_text(env)}",
+        f"- allocator: {allocator_text(env['allocator'], hugetlb_option=False)}",
         f"- {report['model']}, batch {args.batch_size} of 32x32x3"
         f"{', bfloat16 compute' if args.bf16 else ''}; the example's full train step "
         "(augmentation, forward, backward, SGD update).",
@@ -152,13 +144,7 @@ def main(argv=None) -> int:
                      f"{result['images_per_second']:.1f} | "
                      f"{100 * result['overhead_vs_reference']:+.1f} % |")
     lines.append("")
-    markdown = "\n".join(lines)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    stem = "train_step-quick" if args.quick else "train_step"
-    train.write_json(out / f"{stem}.json", report)
-    train.write_atomically(out / f"{stem}.md", lambda file: file.write(markdown))
-    print(markdown)
+    rp.write_report("train_step", report, "\n".join(lines), out=args.out, quick=args.quick, log=log)
     return 0
 
 
