@@ -257,3 +257,46 @@ def test_cli_runs_and_resumes(tmp_path, capsys):
     assert "resumed from" in printed and "final test accuracy" in printed
     epochs = [json.loads(line)["epoch"] for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert epochs == [1, 2]
+
+
+# The three ways to start the CLI: as a module from the repository's root, and by path
+# from the root and from another folder. Without PYTHONPATH, as a user's shell has it.
+LAUNCHES = {
+    "module": (["-m", "examples.cifar10.{script}"], "repository"),
+    "path": (["examples/cifar10/{script}.py"], "repository"),
+    "path-elsewhere": ([str(REPO / "examples" / "cifar10" / "{script}.py")], "elsewhere"),
+}
+
+
+def run_cli(script: str, launch: str, arguments, elsewhere: pathlib.Path, *, timeout: float = 300):
+    """Runs ``examples/cifar10/<script>.py`` as ``launch`` (a key of LAUNCHES)."""
+    command, folder = LAUNCHES[launch]
+    env = {name: value for name, value in os.environ.items() if name != "PYTHONPATH"}
+    env["JAX_PLATFORMS"] = "cpu"
+    return subprocess.run(
+        [sys.executable, *(part.format(script=script) for part in command), *map(str, arguments)],
+        cwd=REPO if folder == "repository" else elsewhere, env=env, capture_output=True,
+        text=True, timeout=timeout)
+
+
+@pytest.mark.parametrize("launch", sorted(LAUNCHES))
+def test_cli_help_by_module_and_by_path(launch, tmp_path):
+    completed = run_cli("train", launch, ["--help"], tmp_path)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert completed.stdout.startswith("usage: ") and "--resume" in completed.stdout
+
+
+def test_cli_by_path_trains_like_the_module(tmp_path):
+    """A tiny run by path from another folder writes the numbers the module's run writes."""
+    arguments = ["--dataset", "digits", "--width", "2", "--epochs", "1", "--batch-size", "256",
+                 "--no-progress", "--fast-compile"]
+    histories = {}
+    for launch in ("module", "path-elsewhere"):
+        out = tmp_path / launch
+        completed = run_cli("train", launch, [*arguments, "--out", out], tmp_path)
+        assert completed.returncode == 0, completed.stderr[-3000:]
+        assert "final test accuracy" in completed.stdout
+        histories[launch] = [
+            {key: row[key] for key in ("epoch", "step", "train_loss", "test_loss", "test_accuracy")}
+            for row in map(json.loads, (out / train.METRICS_FILE).read_text().splitlines())]
+    assert histories["module"] == histories["path-elsewhere"] and histories["module"]
