@@ -9,6 +9,7 @@ import dataclasses
 import json
 import os
 import pathlib
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -129,6 +130,142 @@ def test_resume_is_bit_identical_and_metrics_are_append_correct(tmp_path):
                         quiet=True, resume=True)
     assert _tree_equal(_state_tree(again.state), _state_tree(whole.state))
     assert (tmp_path / "resumed" / train.METRICS_FILE).read_text().splitlines() == lines
+
+
+@pytest.fixture(scope="module")
+def interrupted_run(tmp_path_factory):
+    """A run of CONFIG stopped after 2 of its 3 epochs (checkpoints of epochs 1 and 2)."""
+    out = tmp_path_factory.mktemp("interrupted") / "run"
+    train.train(CONFIG, out=out, dataset=DATASET, progress=False, quiet=True, stop_after=2)
+    return out
+
+
+@pytest.fixture(scope="module")
+def uninterrupted_run():
+    return train.train(CONFIG, dataset=DATASET, progress=False, quiet=True)
+
+
+def _truncate(path: pathlib.Path) -> None:
+    """Cuts a file in half, as a full disk or a crash during its write leaves it."""
+    content = path.read_bytes()
+    assert content, path
+    path.write_bytes(content[:len(content) // 2])
+
+
+def _largest(paths) -> pathlib.Path:
+    return max(paths, key=lambda path: path.stat().st_size)
+
+
+# Damage to the newest checkpoint's files. The layout differs between orbax versions
+# (0.9 has no commit_success.txt or array_metadatas/), so files are found by their role.
+DAMAGE = {
+    "progress-json-truncated": lambda folder: _truncate(
+        _largest(path for path in (folder / "progress").iterdir() if path.is_file())),
+    "array-data-truncated": lambda folder: _truncate(
+        _largest(path for path in (folder / "state").rglob("*") if path.parent.name == "d")),
+    "array-data-deleted": lambda folder: _largest(
+        path for path in (folder / "state").rglob("*") if path.parent.name == "d").unlink(),
+    "ocdbt-manifest-truncated": lambda folder: _truncate(folder / "state" / "manifest.ocdbt"),
+    "tree-metadata-truncated": lambda folder: _truncate(folder / "state" / "_METADATA"),
+    "checkpoint-metadata-emptied": lambda folder: (
+        folder / "_CHECKPOINT_METADATA").write_bytes(b""),
+    "checksums-missing": lambda folder: (folder / train.CHECKSUMS_FILE).unlink(),
+    "checksums-truncated": lambda folder: _truncate(folder / train.CHECKSUMS_FILE),
+}
+
+
+def _no_tracebacks(stderr: str) -> None:
+    assert "Traceback" not in stderr and "Event loop is closed" not in stderr, stderr[-3000:]
+
+
+@pytest.mark.parametrize("damage", sorted(DAMAGE))
+def test_resume_falls_back_from_a_damaged_checkpoint(damage, interrupted_run, uninterrupted_run,
+                                                     tmp_path, capfd):
+    out = tmp_path / "run"
+    shutil.copytree(interrupted_run, out)
+    DAMAGE[damage](out / train.CHECKPOINT_DIR / "2")
+    capfd.readouterr()
+    resumed = train.train(CONFIG, out=out, dataset=DATASET, progress=False, quiet=True,
+                          resume=True)
+    stderr = capfd.readouterr().err
+    _no_tracebacks(stderr)
+    damaged = out / train.DAMAGED_DIR / "2"
+    assert (f"warning: the checkpoint of epoch 2 in {out / train.CHECKPOINT_DIR} is damaged ("
+            in stderr)
+    assert f"resuming from epoch 1 instead. It was moved to {damaged}" in stderr
+    assert damaged.is_dir()
+    # Epochs 2 and 3 trained again from epoch 1's checkpoint: as if never interrupted.
+    assert _tree_equal(_state_tree(resumed.state), _state_tree(uninterrupted_run.state))
+    rows = [json.loads(line) for line in (out / train.METRICS_FILE).read_text().splitlines()]
+    assert [row["test_loss"] for row in rows] == [
+        row["test_loss"] for row in uninterrupted_run.history]
+    assert sorted(path.name for path in (out / train.CHECKPOINT_DIR).iterdir()) == ["2", "3"]
+    # The new checkpoints are intact: resuming the finished run warns of nothing.
+    again = train.train(CONFIG, out=out, dataset=DATASET, progress=False, quiet=True,
+                        resume=True)
+    assert "warning" not in capfd.readouterr().err
+    assert _tree_equal(_state_tree(again.state), _state_tree(uninterrupted_run.state))
+
+
+def test_resume_with_no_intact_checkpoint_says_what_to_delete(interrupted_run, tmp_path, capfd):
+    out = tmp_path / "run"
+    shutil.copytree(interrupted_run, out)
+    DAMAGE["array-data-truncated"](out / train.CHECKPOINT_DIR / "2")
+    DAMAGE["progress-json-truncated"](out / train.CHECKPOINT_DIR / "1")
+    capfd.readouterr()
+    with pytest.raises(train.CheckpointError) as error:
+        train.train(CONFIG, out=out, dataset=DATASET, progress=False, quiet=True, resume=True)
+    message = str(error.value)
+    assert message.startswith(f"cannot resume: no intact checkpoint in {out / train.CHECKPOINT_DIR}"
+                              " (epoch 2: state/")
+    assert "; epoch 1: progress/" in message and " bytes instead of " in message
+    assert message.endswith(f"Delete {out / train.CHECKPOINT_DIR} to train this run from the "
+                            "start, or choose another --out")
+    _no_tracebacks(capfd.readouterr().err)
+    # Nothing was moved or deleted.
+    assert sorted(path.name for path in (out / train.CHECKPOINT_DIR).iterdir()) == ["1", "2"]
+    assert not (out / train.DAMAGED_DIR).exists()
+    # Deleting what the message names starts the run afresh.
+    shutil.rmtree(out / train.CHECKPOINT_DIR)
+    result = train.train(CONFIG, out=out, dataset=DATASET, progress=False, quiet=True,
+                         resume=True, stop_after=1)
+    assert [row["epoch"] for row in result.history] == [1]
+
+
+def _reseal(folder: pathlib.Path, **changes) -> None:
+    """Rewrites a checkpoint's checksums file for its files as they are now, so a change
+    to them reaches orbax (as if orbax had written it that way)."""
+    recorded = json.loads((folder / train.CHECKSUMS_FILE).read_text())
+    recorded.update(files=train._checkpoint_files(folder), **changes)
+    (folder / train.CHECKSUMS_FILE).write_text(json.dumps(recorded))
+
+
+def test_a_restore_that_fails_or_differs_is_an_error_not_a_fallback(interrupted_run, tmp_path,
+                                                                     capfd):
+    """Files that match their checksums are not damaged: if orbax cannot restore them, or
+    restores something else than was saved, resuming stops and moves nothing."""
+    out = tmp_path / "run"
+    shutil.copytree(interrupted_run, out)
+    newest = out / train.CHECKPOINT_DIR / "2"
+    _reseal(newest, state_sha256="0" * 64)
+    with pytest.raises(train.CheckpointError,
+                       match="cannot restore the checkpoint in .*/2: the restored state "
+                             "differs from the saved one"):
+        train.train(CONFIG, out=out, dataset=DATASET, progress=False, quiet=True, resume=True)
+    shutil.rmtree(out)
+    shutil.copytree(interrupted_run, out)
+    for path in (newest / "state").rglob("*"):
+        if path.parent.name == "d":
+            _truncate(path)
+    _reseal(newest)
+    capfd.readouterr()
+    with pytest.raises(train.CheckpointError,
+                       match=r"cannot restore the checkpoint in .*/2, although its files are "
+                             r"intact: \w+: "):
+        train.train(CONFIG, out=out, dataset=DATASET, progress=False, quiet=True, resume=True)
+    # orbax's pending reads report into its closed event loop: kept off stderr.
+    _no_tracebacks(capfd.readouterr().err)
+    assert sorted(path.name for path in (out / train.CHECKPOINT_DIR).iterdir()) == ["1", "2"]
 
 
 def test_outputs(tmp_path):
@@ -300,3 +437,19 @@ def test_cli_by_path_trains_like_the_module(tmp_path):
             {key: row[key] for key in ("epoch", "step", "train_loss", "test_loss", "test_accuracy")}
             for row in map(json.loads, (out / train.METRICS_FILE).read_text().splitlines())]
     assert histories["module"] == histories["path-elsewhere"] and histories["module"]
+
+
+def test_cli_resume_without_an_intact_checkpoint_is_one_error_line(tmp_path, capfd):
+    out = tmp_path / "run"
+    arguments = ["--dataset", "digits", "--width", "2", "--epochs", "2", "--batch-size", "128",
+                 "--out", str(out), "--no-progress", "--fast-compile"]
+    assert train.main([*arguments, "--stop-after", "1"]) == 0
+    DAMAGE["array-data-truncated"](out / train.CHECKPOINT_DIR / "1")
+    capfd.readouterr()
+    with pytest.raises(SystemExit) as exit_info:
+        train.main([*arguments, "--resume"])
+    assert exit_info.value.code == 2
+    stderr = capfd.readouterr().err
+    assert stderr.startswith("python -m examples.cifar10.train: error: cannot resume: no intact "
+                             f"checkpoint in {out / train.CHECKPOINT_DIR} (epoch 1: state/")
+    assert stderr.count("\n") == 1 and f"Delete {out / train.CHECKPOINT_DIR} " in stderr

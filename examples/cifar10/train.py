@@ -36,6 +36,7 @@ import argparse
 import contextlib
 import dataclasses
 import functools
+import hashlib
 import inspect
 import json
 import math
@@ -43,6 +44,7 @@ import os
 import pathlib
 import sys
 import time
+import traceback
 import uuid
 from collections.abc import Callable, Sequence
 from typing import Any, Optional
@@ -80,6 +82,10 @@ FAST_COMPILE = {"xla_backend_optimization_level": 0}
 METRICS_FILE, CONFIG_FILE, CURVES_FILE, CHECKPOINT_DIR = (
     "metrics.jsonl", "config.json", "curves.png", "checkpoints",
 )
+# In each checkpoint's folder: sizes and SHA-256 of its files and of the state.
+CHECKSUMS_FILE = "checksums.json"
+# Where damaged checkpoints are moved when a run resumes from an older one.
+DAMAGED_DIR = "damaged-checkpoints"
 
 
 # ------------------------------------------------------------------------------ config
@@ -592,6 +598,10 @@ def _progress(total: int, description: str, enabled: bool):
 # ------------------------------------------------------------------------- checkpoints
 
 
+class CheckpointError(ValueError):
+    """A run cannot resume: no intact checkpoint, or one that does not restore."""
+
+
 def _checkpoint_manager(directory: pathlib.Path):
     import orbax.checkpoint as ocp
 
@@ -605,22 +615,220 @@ def _checkpoint_manager(directory: pathlib.Path):
                                  item_names=("state", "progress"))
 
 
+def _host_value(leaf: Any) -> np.ndarray:
+    """The value of a replicated leaf on this process (every process holds all of it)."""
+    if isinstance(leaf, jax.Array):
+        if not leaf.sharding.is_fully_replicated:
+            raise ValueError(f"expected a replicated array, got sharding {leaf.sharding}")
+        return np.asarray(leaf.addressable_data(0))
+    return np.asarray(leaf)
+
+
+def state_checksum(state: TrainState) -> str:
+    """SHA-256 of every leaf's path, dtype, shape and bytes: equal only for equal states."""
+    digest = hashlib.sha256()
+    for path, leaf in jax.tree_util.tree_flatten_with_path(state)[0]:
+        value = np.ascontiguousarray(_host_value(leaf))
+        digest.update(f"{jax.tree_util.keystr(path)} {value.dtype.str} {value.shape}\n".encode())
+        digest.update(value.tobytes())
+    return digest.hexdigest()
+
+
+def _file_sha256(path: pathlib.Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _checkpoint_files(folder: pathlib.Path) -> dict[str, dict[str, Any]]:
+    """Size and SHA-256 of every file under ``folder`` but the checksums file itself."""
+    return {
+        path.relative_to(folder).as_posix(): {"size": path.stat().st_size,
+                                              "sha256": _file_sha256(path)}
+        for path in sorted(folder.rglob("*"))
+        if path.is_file() and not (
+            path.parent == folder and path.name.startswith((CHECKSUMS_FILE, f".{CHECKSUMS_FILE}.")))
+    }
+
+
 def _save_checkpoint(manager, epoch: int, state: TrainState, progress: dict[str, Any]) -> None:
+    """Saves ``state`` and ``progress`` as ``epoch``, then its checksums file.
+
+    orbax's files carry no checksums: a truncated one makes a restore fail deep inside
+    orbax's event loop, with a traceback per pending read. So once orbax has renamed the
+    checkpoint into place, process 0 records the size and SHA-256 of each of its files
+    and the checksum of the state (written atomically); a resumed run checks them before
+    orbax reads anything. Until that file exists the checkpoint counts as unfinished.
+    """
     import orbax.checkpoint as ocp
 
+    checksum = state_checksum(state)
     manager.save(epoch, args=ocp.args.Composite(
         state=ocp.args.StandardSave(state), progress=ocp.args.JsonSave(progress)))
     manager.wait_until_finished()
+    if jax.process_index() == 0:
+        folder = pathlib.Path(manager.directory) / str(epoch)
+        write_json(folder / CHECKSUMS_FILE,
+                   {"state_sha256": checksum, "files": _checkpoint_files(folder)})
+
+
+def _checkpoint_damage(folder: pathlib.Path) -> Optional[str]:
+    """Why the checkpoint in ``folder`` is damaged or unfinished, or ``None`` if its files
+    are as they were saved."""
+    try:
+        recorded = json.loads((folder / CHECKSUMS_FILE).read_text())
+        files = recorded["files"]
+        if not isinstance(files, dict) or not isinstance(recorded["state_sha256"], str):
+            raise TypeError("unexpected content")
+    except FileNotFoundError:
+        return f"its save did not finish ({CHECKSUMS_FILE} is missing)"
+    except (ValueError, TypeError, KeyError) as error:  # JSONDecodeError is a ValueError
+        return f"{CHECKSUMS_FILE} is damaged ({type(error).__name__}: {error})"
+    problems = []
+    for name, expected in files.items():
+        path = folder / name
+        if not path.is_file():
+            problems.append(f"{name} is missing")
+        elif path.stat().st_size != expected.get("size"):
+            problems.append(f"{name} has {path.stat().st_size} bytes instead of "
+                            f"{expected.get('size')}")
+        elif _file_sha256(path) != expected.get("sha256"):
+            problems.append(f"{name} has other contents")
+    if problems:
+        shown = "; ".join(problems[:3])
+        return shown + (f"; and {len(problems) - 3} more" if len(problems) > 3 else "")
+    return None
+
+
+def _on_every_process(flag: bool) -> bool:
+    """Whether ``flag`` holds on every process (a collective: all processes must call it)."""
+    if jax.process_count() == 1:
+        return flag
+    from jax.experimental import multihost_utils
+
+    return bool(np.all(multihost_utils.process_allgather(np.asarray(flag, np.int32))))
+
+
+def _saved_epochs(directory: pathlib.Path) -> list[int]:
+    """The epochs of the checkpoint folders in ``directory``, newest first."""
+    if not directory.is_dir():
+        return []
+    return sorted((int(path.name) for path in directory.iterdir()
+                   if path.is_dir() and path.name.isdigit()), reverse=True)
+
+
+def _newest_intact_checkpoint(out: pathlib.Path) -> Optional[int]:
+    """Finds the newest intact checkpoint in ``out``; moves newer damaged ones aside.
+
+    Every process checks the files; a checkpoint counts as intact only if it is intact
+    for all of them. Damaged checkpoints newer than the one resumed from are moved (by
+    process 0) into ``out/damaged-checkpoints/``, with a warning: the run saves those
+    epochs again.
+
+    Returns:
+      The intact checkpoint's epoch, or ``None`` if ``out`` holds no checkpoints.
+
+    Raises:
+      CheckpointError: if there are checkpoints but none is intact.
+    """
+    directory = out / CHECKPOINT_DIR
+    epochs = _saved_epochs(directory)
+    damaged: list[tuple[int, str]] = []
+    intact = None
+    for epoch in epochs:
+        reason = _checkpoint_damage(directory / str(epoch))
+        if _on_every_process(reason is None):
+            intact = epoch
+            break
+        damaged.append((epoch, reason or "damaged as another process sees it"))
+    if intact is None:
+        if not damaged:
+            return None
+        details = "; ".join(f"epoch {epoch}: {reason}" for epoch, reason in damaged)
+        raise CheckpointError(
+            f"cannot resume: no intact checkpoint in {directory} ({details}). Delete "
+            f"{directory} to train this run from the start, or choose another --out")
+    if damaged and jax.process_index() == 0:
+        for bad_epoch, reason in damaged:
+            target = _free_name(out / DAMAGED_DIR / str(bad_epoch))
+            target.parent.mkdir(exist_ok=True)
+            os.replace(directory / str(bad_epoch), target)
+            print(f"warning: the checkpoint of epoch {bad_epoch} in {directory} is damaged "
+                  f"({reason}); resuming from epoch {intact} instead. It was moved to {target}; "
+                  "delete it when you no longer need it.", file=sys.stderr, flush=True)
+    if damaged and jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+
+        # No process may open the checkpoints before the damaged ones are out of the way.
+        multihost_utils.sync_global_devices("jaxpool example: damaged checkpoints moved")
+    return intact
+
+
+def _free_name(path: pathlib.Path) -> pathlib.Path:
+    """``path``, or ``path.1``, ``path.2``, ... whichever does not exist yet."""
+    candidate, number = path, 0
+    while candidate.exists():
+        number += 1
+        candidate = path.with_name(f"{path.name}.{number}")
+    return candidate
+
+
+def _brief(error: BaseException, limit: int = 400) -> str:
+    """``Type: message`` on one line, without tensorstore's specs (kilobytes of JSON)."""
+    message = " ".join(str(error).split(" [tensorstore_spec")[0].split())
+    message = message if len(message) <= limit else message[:limit] + " ..."
+    return f"{type(error).__name__}: {message}"
+
+
+def _ignore_closed_event_loop(previous_hook: Callable[[Any], None], unraisable: Any) -> None:
+    """A ``sys.unraisablehook`` that drops "Event loop is closed" from asyncio's
+    ``call_soon_threadsafe``: what tensorstore's threads raise, one traceback per pending
+    read, once a failed orbax restore has closed its loop. Passes on anything else."""
+    error = unraisable.exc_value
+    frames = traceback.extract_tb(unraisable.exc_traceback)
+    if not (isinstance(error, RuntimeError) and str(error) == "Event loop is closed"
+            and any(frame.name == "call_soon_threadsafe" for frame in frames)):
+        previous_hook(unraisable)
 
 
 def _restore_checkpoint(manager, epoch: int, like: TrainState) -> tuple[TrainState, dict]:
+    """Restores an intact checkpoint and checks it against what was saved.
+
+    Raises:
+      CheckpointError: if orbax fails, or its result differs from the saved state (the
+        files are intact, so the cause is not damage: nothing is moved or deleted).
+    """
     import orbax.checkpoint as ocp
 
+    folder = pathlib.Path(manager.directory) / str(epoch)
     abstract = jax.tree.map(
         lambda leaf: jax.ShapeDtypeStruct(leaf.shape, leaf.dtype, sharding=leaf.sharding), like)
-    restored = manager.restore(epoch, args=ocp.args.Composite(
-        state=ocp.args.StandardRestore(abstract), progress=ocp.args.JsonRestore()))
-    return restored.state, restored.progress
+    previous_hook = sys.unraisablehook
+    sys.unraisablehook = functools.partial(_ignore_closed_event_loop, previous_hook)
+    try:
+        restored = manager.restore(epoch, args=ocp.args.Composite(
+            state=ocp.args.StandardRestore(abstract), progress=ocp.args.JsonRestore()))
+    except Exception as error:  # orbax raises many types; any of them means the same here
+        # The hook stays: the reads orbax abandoned keep completing on tensorstore's
+        # threads after this, each reporting into orbax's closed event loop.
+        raise CheckpointError(
+            f"cannot restore the checkpoint in {folder}, although its files are intact: "
+            f"{_brief(error)}") from error
+    sys.unraisablehook = previous_hook
+    state, progress = restored.state, restored.progress
+    recorded = json.loads((folder / CHECKSUMS_FILE).read_text())["state_sha256"]
+    history = progress.get("history") if isinstance(progress, dict) else None
+    if state_checksum(state) != recorded:
+        problem = "the restored state differs from the saved one"
+    elif (not isinstance(history, list) or progress.get("epoch") != epoch
+          or progress.get("step") != int(state.step)
+          or [row.get("epoch") for row in history] != list(range(1, epoch + 1))):
+        problem = "its progress record does not match the epoch and step"
+    else:
+        return state, progress
+    raise CheckpointError(f"cannot restore the checkpoint in {folder}: {problem}")
 
 
 # -------------------------------------------------------------------------------- train
@@ -716,91 +924,95 @@ def train(
     config_record = {**dataclasses.asdict(config), "num_params": num_params,
                      "dataset_description": dataset.description, "num_devices": len(devices),
                      "num_processes": jax.process_count()}
-    if out is not None:
-        out = pathlib.Path(out)
-        out.mkdir(parents=True, exist_ok=True)
-        manager = _checkpoint_manager(out / CHECKPOINT_DIR)
-        latest = manager.latest_step()
-        if latest is not None and not resume:
-            raise ValueError(
-                f"{out} already holds checkpoints (last: epoch {latest}); pass --resume to "
-                "continue that run, or choose another --out"
-            )
-        if latest is not None:
-            _check_resumable(out / CONFIG_FILE, config)
-            state, saved = _restore_checkpoint(manager, latest, state)
-            history = saved["history"]
+    with contextlib.ExitStack() as cleanup:
+        if out is not None:
+            out = pathlib.Path(out)
+            out.mkdir(parents=True, exist_ok=True)
+            saved_epochs = _saved_epochs(out / CHECKPOINT_DIR)
+            if saved_epochs and not resume:
+                raise ValueError(
+                    f"{out} already holds checkpoints (last: epoch {saved_epochs[0]}); pass "
+                    "--resume to continue that run, or choose another --out"
+                )
+            if saved_epochs:
+                _check_resumable(out / CONFIG_FILE, config)
+            # Before orbax opens the folder: it must never read a damaged checkpoint.
+            latest = _newest_intact_checkpoint(out) if saved_epochs else None
+            manager = _checkpoint_manager(out / CHECKPOINT_DIR)
+            # Closed however the run ends: orbax's threads must not outlive it.
+            cleanup.callback(manager.close)
+            if latest is not None:
+                state, saved = _restore_checkpoint(manager, latest, state)
+                history = saved["history"]
+                if writer:
+                    write_metrics(out / METRICS_FILE, history)
+                _log(f"resumed from {out / CHECKPOINT_DIR} at epoch {latest} "
+                     f"(step {int(state.step)})", quiet)
+            elif writer:
+                write_metrics(out / METRICS_FILE, [])
             if writer:
-                write_metrics(out / METRICS_FILE, history)
-            _log(f"resumed from {out / CHECKPOINT_DIR} at epoch {latest} "
-                 f"(step {int(state.step)})", quiet)
-        elif writer:
-            write_metrics(out / METRICS_FILE, [])
-        if writer:
-            write_json(out / CONFIG_FILE, config_record)
+                write_json(out / CONFIG_FILE, config_record)
 
-    first_epoch = len(history) + 1
-    last_epoch = config.epochs if stop_after is None else min(config.epochs, stop_after)
-    if first_epoch == 1:
-        _log(f"{dataset.description}\n{config.model} (width {config.width}, pool "
-             f"{config.pool!r}): {num_params:,} parameters; {len(devices)} device(s)", quiet)
+        first_epoch = len(history) + 1
+        last_epoch = config.epochs if stop_after is None else min(config.epochs, stop_after)
+        if first_epoch == 1:
+            _log(f"{dataset.description}\n{config.model} (width {config.width}, pool "
+                 f"{config.pool!r}): {num_params:,} parameters; {len(devices)} device(s)", quiet)
 
-    steps = experiment.steps_per_epoch
-    compile_seconds = 0.0
-    for epoch in range(first_epoch, last_epoch + 1):
-        started = time.perf_counter()
-        metrics = []
-        with _progress(steps, f"epoch {epoch}/{config.epochs}", progress and not quiet) as bar:
-            for index, batch_index in enumerate(data.epoch_batches(
-                    dataset.num_train, config.batch_size, seed=config.seed, epoch=epoch - 1)):
-                images, labels = _global_batch(experiment.placement,
-                                               dataset.train_images[batch_index],
-                                               dataset.train_labels[batch_index])
-                if index == 0 and epoch == first_epoch:
-                    # Compile outside the timed loop, so images/s measures training.
-                    compile_started = time.perf_counter()
-                    experiment.train_step.lower(state, images, labels).compile()
-                    compile_seconds = time.perf_counter() - compile_started
-                    started += compile_seconds
-                state, step_metrics = experiment.train_step(state, images, labels)
-                metrics.append(step_metrics)
-                bar.update(1)
-                if not bar.disable and (index % 10 == 9 or index == steps - 1):
-                    seconds = time.perf_counter() - started
-                    bar.set_postfix(loss=f"{float(step_metrics['loss']):.3f}",
-                                    acc=f"{float(step_metrics['accuracy']):.3f}",
-                                    img_s=f"{(index + 1) * config.batch_size / seconds:.0f}")
-        metrics = jax.device_get(metrics)
-        train_seconds = time.perf_counter() - started
-        test = evaluate(experiment, state, dataset.test_images, dataset.test_labels,
-                        config.eval_batch_size)
-        row = {
-            "epoch": epoch,
-            "step": epoch * steps,
-            "train_loss": float(np.mean([m["loss"] for m in metrics])),
-            "train_accuracy": float(np.mean([m["accuracy"] for m in metrics])),
-            "test_loss": test["loss"],
-            "test_accuracy": test["accuracy"],
-            "images_per_second": steps * config.batch_size / train_seconds,
-            "seconds": time.perf_counter() - started,
-            "compile_seconds": compile_seconds if epoch == first_epoch else 0.0,
-            "learning_rate": float(experiment.schedule(epoch * steps - 1)),
-        }
-        history.append(row)
-        if manager is not None:
-            _save_checkpoint(manager, epoch, state, {"epoch": epoch, "step": epoch * steps,
-                                                     "history": history})
-        if writer:
-            append_metrics(out / METRICS_FILE, row)
-            plot_curves(out / CURVES_FILE, history,
-                        f"{config.model} width {config.width}, pool {config.pool}, "
-                        f"{dataset.name}, seed {config.seed}")
-        _log(f"epoch {epoch:3d}/{config.epochs}  train loss {row['train_loss']:.4f} "
-             f"acc {row['train_accuracy']:.4f}  test loss {row['test_loss']:.4f} "
-             f"acc {row['test_accuracy']:.4f}  {row['images_per_second']:.0f} img/s  "
-             f"{row['seconds']:.1f} s", quiet)
-    if manager is not None:
-        manager.close()
+        steps = experiment.steps_per_epoch
+        compile_seconds = 0.0
+        for epoch in range(first_epoch, last_epoch + 1):
+            started = time.perf_counter()
+            metrics = []
+            with _progress(steps, f"epoch {epoch}/{config.epochs}", progress and not quiet) as bar:
+                for index, batch_index in enumerate(data.epoch_batches(
+                        dataset.num_train, config.batch_size, seed=config.seed, epoch=epoch - 1)):
+                    images, labels = _global_batch(experiment.placement,
+                                                   dataset.train_images[batch_index],
+                                                   dataset.train_labels[batch_index])
+                    if index == 0 and epoch == first_epoch:
+                        # Compile outside the timed loop, so images/s measures training.
+                        compile_started = time.perf_counter()
+                        experiment.train_step.lower(state, images, labels).compile()
+                        compile_seconds = time.perf_counter() - compile_started
+                        started += compile_seconds
+                    state, step_metrics = experiment.train_step(state, images, labels)
+                    metrics.append(step_metrics)
+                    bar.update(1)
+                    if not bar.disable and (index % 10 == 9 or index == steps - 1):
+                        seconds = time.perf_counter() - started
+                        bar.set_postfix(loss=f"{float(step_metrics['loss']):.3f}",
+                                        acc=f"{float(step_metrics['accuracy']):.3f}",
+                                        img_s=f"{(index + 1) * config.batch_size / seconds:.0f}")
+            metrics = jax.device_get(metrics)
+            train_seconds = time.perf_counter() - started
+            test = evaluate(experiment, state, dataset.test_images, dataset.test_labels,
+                            config.eval_batch_size)
+            row = {
+                "epoch": epoch,
+                "step": epoch * steps,
+                "train_loss": float(np.mean([m["loss"] for m in metrics])),
+                "train_accuracy": float(np.mean([m["accuracy"] for m in metrics])),
+                "test_loss": test["loss"],
+                "test_accuracy": test["accuracy"],
+                "images_per_second": steps * config.batch_size / train_seconds,
+                "seconds": time.perf_counter() - started,
+                "compile_seconds": compile_seconds if epoch == first_epoch else 0.0,
+                "learning_rate": float(experiment.schedule(epoch * steps - 1)),
+            }
+            history.append(row)
+            if manager is not None:
+                _save_checkpoint(manager, epoch, state, {"epoch": epoch, "step": epoch * steps,
+                                                         "history": history})
+            if writer:
+                append_metrics(out / METRICS_FILE, row)
+                plot_curves(out / CURVES_FILE, history,
+                            f"{config.model} width {config.width}, pool {config.pool}, "
+                            f"{dataset.name}, seed {config.seed}")
+            _log(f"epoch {epoch:3d}/{config.epochs}  train loss {row['train_loss']:.4f} "
+                 f"acc {row['train_accuracy']:.4f}  test loss {row['test_loss']:.4f} "
+                 f"acc {row['test_accuracy']:.4f}  {row['images_per_second']:.0f} img/s  "
+                 f"{row['seconds']:.1f} s", quiet)
     return RunResult(config, state, history, num_params, dataset.description)
 
 
@@ -808,7 +1020,10 @@ def _check_resumable(path: pathlib.Path, config: TrainConfig) -> None:
     """Raises ValueError naming every setting that differs from the saved run's."""
     if not path.is_file():
         raise ValueError(f"cannot resume: checkpoints exist but {path} is missing")
-    saved = json.loads(path.read_text())
+    try:
+        saved = json.loads(path.read_text())
+    except ValueError as error:
+        raise ValueError(f"cannot resume: {path} is not valid JSON ({error})") from None
     differences = [
         f"{field.name}: saved {saved.get(field.name)!r}, now {getattr(config, field.name)!r}"
         for field in dataclasses.fields(config)
