@@ -601,8 +601,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.prog = "python -m examples.cifar10.compare"
     parser.set_defaults(compare=DEFAULT_ARMS)
     args = parser.parse_args(argv)
-    if args.distributed:
-        train.initialize_distributed()
+    join = train.distributed_options(parser, args)
+    if join is not None:
+        train.initialize_distributed(**join)
     return main_from_args(parser, args, argv)
 
 

@@ -82,6 +82,9 @@ FAST_COMPILE = {"xla_backend_optimization_level": 0}
 METRICS_FILE, CONFIG_FILE, CURVES_FILE, CHECKPOINT_DIR = (
     "metrics.jsonl", "config.json", "curves.png", "checkpoints",
 )
+# Where --coordinator-address, --num-processes and --process-id default to.
+COORDINATOR_ENV_VAR, NUM_PROCESSES_ENV_VAR, PROCESS_ID_ENV_VAR = (
+    "JAX_COORDINATOR_ADDRESS", "JAX_NUM_PROCESSES", "JAX_PROCESS_ID")
 # In each checkpoint's folder: sizes and SHA-256 of its files and of the state.
 CHECKSUMS_FILE = "checksums.json"
 # Where damaged checkpoints are moved when a run resumes from an older one.
@@ -592,7 +595,8 @@ def _progress(total: int, description: str, enabled: bool):
     from tqdm.auto import tqdm
 
     return tqdm(total=total, desc=description, unit="step", leave=False,
-                disable=None if enabled else True, dynamic_ncols=True)
+                disable=None if enabled and jax.process_index() == 0 else True,
+                dynamic_ncols=True)
 
 
 # ------------------------------------------------------------------------- checkpoints
@@ -1149,8 +1153,19 @@ def build_parser() -> argparse.ArgumentParser:
     io.add_argument("--stop-after", type=_positive_int, default=None, metavar="EPOCHS",
                     help="stop after this many epochs in all, as if interrupted (for --resume)")
     io.add_argument("--no-progress", action="store_true", help="no progress bars")
-    io.add_argument("--distributed", action="store_true",
-                    help="call jax.distributed.initialize() first (one process per host)")
+    multi = parser.add_argument_group(
+        "several processes (one per host; see examples/cifar10/README.md)")
+    multi.add_argument("--distributed", action="store_true",
+                       help="join a multi-process run through jax.distributed.initialize(); on "
+                       "Cloud TPU, SLURM and Open MPI the next three are detected")
+    multi.add_argument("--coordinator-address", default=None, metavar="HOST:PORT",
+                       help="with --distributed: where process 0 serves the coordinator, the "
+                       f"same in every process (default ${COORDINATOR_ENV_VAR})")
+    multi.add_argument("--num-processes", type=_positive_int, default=None, metavar="N",
+                       help=f"with --distributed: how many processes (default ${NUM_PROCESSES_ENV_VAR})")
+    multi.add_argument("--process-id", type=_non_negative_int, default=None, metavar="I",
+                       help="with --distributed: this process's index, 0 to N-1 (default "
+                       f"${PROCESS_ID_ENV_VAR})")
     cmp = parser.add_argument_group("comparison (see examples/cifar10/compare.py)")
     cmp.add_argument("--compare", type=pool_list, default=None, metavar="POOL,POOL,...",
                      help="train every listed pooling with the same seeds and compare")
@@ -1173,22 +1188,63 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     )
 
 
-def initialize_distributed() -> None:
-    """Joins a multi-process run: ``jax.distributed.initialize()`` with its defaults.
+def distributed_options(parser: argparse.ArgumentParser,
+                        args: argparse.Namespace) -> Optional[dict[str, Any]]:
+    """The keyword arguments of :func:`initialize_distributed` from the command line and
+    the environment, or ``None`` without ``--distributed``; exits on bad values."""
+    given = [flag for flag, value in (("--coordinator-address", args.coordinator_address),
+                                      ("--num-processes", args.num_processes),
+                                      ("--process-id", args.process_id)) if value is not None]
+    if not args.distributed:
+        if given:
+            parser.error(f"{', '.join(given)} only apply with --distributed")
+        return None
 
-    On Cloud TPU, SLURM and Open MPI the coordinator, process count and process id are
-    detected; elsewhere set ``JAX_COORDINATOR_ADDRESS``, ``JAX_NUM_PROCESSES`` and
-    ``JAX_PROCESS_ID`` in every process.
+    def from_environment(value, name: str, parse: Callable[[str], Any]):
+        if value is not None or not os.environ.get(name):
+            return value
+        try:
+            return parse(os.environ[name])
+        except argparse.ArgumentTypeError as error:
+            parser.error(f"${name}: {error}")
+
+    address = from_environment(args.coordinator_address, COORDINATOR_ENV_VAR, str)
+    count = from_environment(args.num_processes, NUM_PROCESSES_ENV_VAR, _positive_int)
+    index = from_environment(args.process_id, PROCESS_ID_ENV_VAR, _non_negative_int)
+    if address is not None:
+        host, _, port = address.rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            parser.error(f"the coordinator address must be HOST:PORT, got {address!r}")
+    if count is not None and index is not None and index >= count:
+        parser.error(f"the process id must be below the number of processes ({count}), "
+                     f"got {index}")
+    return {"coordinator_address": address, "num_processes": count, "process_id": index}
+
+
+def initialize_distributed(*, coordinator_address: Optional[str] = None,
+                           num_processes: Optional[int] = None,
+                           process_id: Optional[int] = None) -> None:
+    """Joins a multi-process run: ``jax.distributed.initialize`` (once per process, before
+    anything else uses JAX).
+
+    Arguments left ``None`` are detected on Cloud TPU, SLURM and Open MPI; elsewhere give
+    all three, the address and count alike in every process. Processes on CPUs exchange
+    data through gloo (unless ``$JAX_CPU_COLLECTIVES_IMPLEMENTATION`` says otherwise):
+    jax >= 0.5.1 does so by default, older jax has no CPU collectives by default.
     """
-    jax.distributed.initialize()
+    if not os.environ.get("JAX_CPU_COLLECTIVES_IMPLEMENTATION"):
+        jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    jax.distributed.initialize(coordinator_address=coordinator_address,
+                               num_processes=num_processes, process_id=process_id)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point of ``python -m examples.cifar10.train``."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.distributed:
-        initialize_distributed()
+    join = distributed_options(parser, args)
+    if join is not None:
+        initialize_distributed(**join)
     if args.compare is not None:
         from examples.cifar10 import compare
 
