@@ -363,7 +363,7 @@ def _free_port() -> int:
 
 
 def run_processes(arguments, folder: pathlib.Path, *, count: int = 2, devices_each: int = 2,
-                  by_environment: bool = False, timeout: float = 300) -> list[dict]:
+                  by_environment: bool = False, timeout: float = 240) -> list[dict]:
     """Runs ``python -m examples.cifar10.train ARGUMENTS --distributed`` as ``count``
     processes on this machine (coordinator on 127.0.0.1, gloo), each with
     ``devices_each`` CPU devices; returns each one's return code, stdout and stderr.
@@ -516,6 +516,20 @@ def test_cli_checks_the_environment_of_distributed_runs(monkeypatch, capsys):
     with pytest.raises(SystemExit):  # flags win over the environment, and are checked too
         train.main(["--distributed", "--process-id", "3"])
     assert "below the number of processes (2), got 3" in capsys.readouterr().err
+
+
+def test_cli_failing_to_join_is_one_error_line(monkeypatch, capfd):
+    for name in ("JAX_COORDINATOR_ADDRESS", "JAX_NUM_PROCESSES", "JAX_PROCESS_ID"):
+        monkeypatch.delenv(name, raising=False)
+    # Leaves this process's choice of CPU collectives alone.
+    monkeypatch.setenv("JAX_CPU_COLLECTIVES_IMPLEMENTATION", "none")
+    with pytest.raises(SystemExit) as exit_info:
+        train.main(["--distributed", "--num-processes", "2", "--process-id", "1"])
+    assert exit_info.value.code == 2
+    stderr = capfd.readouterr().err
+    assert stderr.startswith("python -m examples.cifar10.train: error: could not join the "
+                             "distributed run: ")
+    assert stderr.count("\n") == 1
 
 
 def test_cli_runs_and_resumes(tmp_path, capsys):

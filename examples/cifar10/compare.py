@@ -603,7 +603,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parser.parse_args(argv)
     join = train.distributed_options(parser, args)
     if join is not None:
-        train.initialize_distributed(**join)
+        train.initialize_distributed(parser, **join)
     return main_from_args(parser, args, argv)
 
 

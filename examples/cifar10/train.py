@@ -1221,7 +1221,8 @@ def distributed_options(parser: argparse.ArgumentParser,
     return {"coordinator_address": address, "num_processes": count, "process_id": index}
 
 
-def initialize_distributed(*, coordinator_address: Optional[str] = None,
+def initialize_distributed(parser: Optional[argparse.ArgumentParser] = None, *,
+                           coordinator_address: Optional[str] = None,
                            num_processes: Optional[int] = None,
                            process_id: Optional[int] = None) -> None:
     """Joins a multi-process run: ``jax.distributed.initialize`` (once per process, before
@@ -1231,11 +1232,19 @@ def initialize_distributed(*, coordinator_address: Optional[str] = None,
     all three, the address and count alike in every process. Processes on CPUs exchange
     data through gloo (unless ``$JAX_CPU_COLLECTIVES_IMPLEMENTATION`` says otherwise):
     jax >= 0.5.1 does so by default, older jax has no CPU collectives by default.
+
+    With ``parser``, a failure to join exits through it with a one-line error.
     """
     if not os.environ.get("JAX_CPU_COLLECTIVES_IMPLEMENTATION"):
         jax.config.update("jax_cpu_collectives_implementation", "gloo")
-    jax.distributed.initialize(coordinator_address=coordinator_address,
-                               num_processes=num_processes, process_id=process_id)
+    try:
+        jax.distributed.initialize(coordinator_address=coordinator_address,
+                                   num_processes=num_processes, process_id=process_id)
+    except (RuntimeError, ValueError) as error:  # XlaRuntimeError is a RuntimeError
+        if parser is None:
+            raise
+        parser.exit(2, f"{parser.prog}: error: could not join the distributed run: "
+                       f"{_brief(error)}\n")
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -1244,7 +1253,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parser.parse_args(argv)
     join = distributed_options(parser, args)
     if join is not None:
-        initialize_distributed(**join)
+        initialize_distributed(parser, **join)
     if args.compare is not None:
         from examples.cifar10 import compare
 
