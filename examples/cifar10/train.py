@@ -1,6 +1,7 @@
 """Train a CIFAR-10 classifier with a choice of pooling: Flax + Optax, jit, data-parallel.
 
     python -m examples.cifar10.train                                  # digits, ~a minute or two
+    python examples/cifar10/train.py                                  # the same, by path
     python -m examples.cifar10.train --dataset cifar10 --model resnet18 --pool hybrid \\
         --epochs 30 --batch-size 128 --width 64 --out runs/cifar10-hybrid
     python -m examples.cifar10.train --compare max,avg,hybrid,attention --seeds 5
@@ -24,10 +25,11 @@ What one run does (see ``examples/cifar10/README.md``):
 * data-parallel over every device: a ``Mesh`` over ``jax.devices()``, the batch sharded
   along ``'data'``, parameters and optimizer state replicated; one device is the same
   code. ``--distributed`` calls ``jax.distributed.initialize()`` first, for one process
-  per host;
+  per host (``--coordinator-address``, ``--num-processes`` and ``--process-id`` where
+  they are not detected);
 * ``--out DIR``: ``config.json``, ``metrics.jsonl`` (one line per epoch), ``curves.png`` and
-  orbax checkpoints of every epoch (the last 2 kept) under ``DIR/checkpoints``;
-  ``--resume`` continues from the last one.
+  orbax checkpoints of every epoch (the last 2 kept) under ``DIR/checkpoints``, each with
+  the checksums of its files; ``--resume`` continues from the newest intact one.
 """
 
 from __future__ import annotations
