@@ -256,14 +256,22 @@ def test_a_restore_that_fails_or_differs_is_an_error_not_a_fallback(interrupted_
         train.train(CONFIG, out=out, dataset=DATASET, progress=False, quiet=True, resume=True)
     shutil.rmtree(out)
     shutil.copytree(interrupted_run, out)
+    progress_file = _largest(path for path in (newest / "progress").iterdir() if path.is_file())
+    progress_file.write_text(json.dumps(dict(json.loads(progress_file.read_text()), epoch=7)))
+    _reseal(newest)
+    with pytest.raises(train.CheckpointError,
+                       match="its progress record does not match the epoch and step"):
+        train.train(CONFIG, out=out, dataset=DATASET, progress=False, quiet=True, resume=True)
+    shutil.rmtree(out)
+    shutil.copytree(interrupted_run, out)
     for path in (newest / "state").rglob("*"):
         if path.parent.name == "d":
             _truncate(path)
     _reseal(newest)
     capfd.readouterr()
     with pytest.raises(train.CheckpointError,
-                       match=r"cannot restore the checkpoint in .*/2, although its files are "
-                             r"intact: \w+: "):
+                       match=r"cannot restore the checkpoint in .*/2: orbax failed although its "
+                             r"files are intact: \w+: "):
         train.train(CONFIG, out=out, dataset=DATASET, progress=False, quiet=True, resume=True)
     # orbax's pending reads report into its closed event loop: kept off stderr.
     _no_tracebacks(capfd.readouterr().err)

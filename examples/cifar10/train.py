@@ -813,28 +813,31 @@ def _restore_checkpoint(manager, epoch: int, like: TrainState) -> tuple[TrainSta
         lambda leaf: jax.ShapeDtypeStruct(leaf.shape, leaf.dtype, sharding=leaf.sharding), like)
     previous_hook = sys.unraisablehook
     sys.unraisablehook = functools.partial(_ignore_closed_event_loop, previous_hook)
+    failure, problem = None, None
     try:
         restored = manager.restore(epoch, args=ocp.args.Composite(
             state=ocp.args.StandardRestore(abstract), progress=ocp.args.JsonRestore()))
     except Exception as error:  # orbax raises many types; any of them means the same here
         # The hook stays: the reads orbax abandoned keep completing on tensorstore's
         # threads after this, each reporting into orbax's closed event loop.
-        raise CheckpointError(
-            f"cannot restore the checkpoint in {folder}, although its files are intact: "
-            f"{_brief(error)}") from error
-    sys.unraisablehook = previous_hook
-    state, progress = restored.state, restored.progress
-    recorded = json.loads((folder / CHECKSUMS_FILE).read_text())["state_sha256"]
-    history = progress.get("history") if isinstance(progress, dict) else None
-    if state_checksum(state) != recorded:
-        problem = "the restored state differs from the saved one"
-    elif (not isinstance(history, list) or progress.get("epoch") != epoch
-          or progress.get("step") != int(state.step)
-          or [row.get("epoch") for row in history] != list(range(1, epoch + 1))):
-        problem = "its progress record does not match the epoch and step"
+        failure, problem = error, f"orbax failed although its files are intact: {_brief(error)}"
     else:
-        return state, progress
-    raise CheckpointError(f"cannot restore the checkpoint in {folder}: {problem}")
+        sys.unraisablehook = previous_hook
+        state, progress = restored.state, restored.progress
+        recorded = json.loads((folder / CHECKSUMS_FILE).read_text())["state_sha256"]
+        history = progress.get("history") if isinstance(progress, dict) else None
+        if state_checksum(state) != recorded:
+            problem = "the restored state differs from the saved one"
+        elif (not isinstance(history, list) or progress.get("epoch") != epoch
+              or progress.get("step") != int(state.step)
+              or [row.get("epoch") for row in history] != list(range(1, epoch + 1))):
+            problem = "its progress record does not match the epoch and step"
+    # Every process goes on, or none: one left training would wait for the others forever.
+    if not _on_every_process(problem is None):
+        raise CheckpointError(f"cannot restore the checkpoint in {folder}: "
+                              f"{problem or 'restoring it failed in another process'}"
+                              ) from failure
+    return state, progress
 
 
 # -------------------------------------------------------------------------------- train
