@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from examples.cifar10 import compare, data, train
+from tests.test_train import LAUNCHES, run_cli
 
 # Two-sided 95 % critical values t_{0.975, df} from any statistics table.
 T_TABLE_975 = {1: 12.706205, 2: 4.302653, 3: 3.182446, 4: 2.776445, 9: 2.262157, 29: 2.045230}
@@ -135,3 +136,22 @@ def test_comparison_end_to_end(tmp_path, capsys):
     # Rerunning reuses the finished runs instead of training again.
     assert compare.main([*arguments, "--baseline", "avg"]) == 0
     assert "Δ vs avg" in (out / "compare.md").read_text()
+
+
+@pytest.mark.parametrize("launch", sorted(LAUNCHES))
+def test_cli_help_by_module_and_by_path(launch, tmp_path):
+    completed = run_cli("compare", launch, ["--help"], tmp_path)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert completed.stdout.startswith("usage: ") and "--baseline" in completed.stdout
+
+
+def test_comparison_by_path_from_another_folder(tmp_path):
+    out = tmp_path / "cmp"
+    completed = run_cli("compare", "path-elsewhere", [
+        "--compare", "max,avg", "--seeds", "1", "--dataset", "digits", "--width", "2",
+        "--epochs", "1", "--batch-size", "256", "--out", out, "--no-progress",
+        "--fast-compile"], tmp_path)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert "| avg |" in completed.stdout
+    assert sorted(path.name for path in out.iterdir()) == [
+        "avg", "compare.csv", "compare.md", "compare.png", "max", "runs.csv"]

@@ -9,9 +9,12 @@ import dataclasses
 import json
 import os
 import pathlib
+import shutil
+import socket
 import subprocess
 import sys
 import textwrap
+import time
 
 import jax
 import jax.numpy as jnp
@@ -131,6 +134,150 @@ def test_resume_is_bit_identical_and_metrics_are_append_correct(tmp_path):
     assert (tmp_path / "resumed" / train.METRICS_FILE).read_text().splitlines() == lines
 
 
+@pytest.fixture(scope="module")
+def interrupted_run(tmp_path_factory):
+    """A run of CONFIG stopped after 2 of its 3 epochs (checkpoints of epochs 1 and 2)."""
+    out = tmp_path_factory.mktemp("interrupted") / "run"
+    train.train(CONFIG, out=out, dataset=DATASET, progress=False, quiet=True, stop_after=2)
+    return out
+
+
+@pytest.fixture(scope="module")
+def uninterrupted_run():
+    return train.train(CONFIG, dataset=DATASET, progress=False, quiet=True)
+
+
+def _truncate(path: pathlib.Path) -> None:
+    """Cuts a file in half, as a full disk or a crash during its write leaves it."""
+    content = path.read_bytes()
+    assert content, path
+    path.write_bytes(content[:len(content) // 2])
+
+
+def _largest(paths) -> pathlib.Path:
+    return max(paths, key=lambda path: path.stat().st_size)
+
+
+# Damage to the newest checkpoint's files. The layout differs between orbax versions
+# (0.9 has no commit_success.txt or array_metadatas/), so files are found by their role.
+DAMAGE = {
+    "progress-json-truncated": lambda folder: _truncate(
+        _largest(path for path in (folder / "progress").iterdir() if path.is_file())),
+    "array-data-truncated": lambda folder: _truncate(
+        _largest(path for path in (folder / "state").rglob("*") if path.parent.name == "d")),
+    "array-data-deleted": lambda folder: _largest(
+        path for path in (folder / "state").rglob("*") if path.parent.name == "d").unlink(),
+    "ocdbt-manifest-truncated": lambda folder: _truncate(folder / "state" / "manifest.ocdbt"),
+    "tree-metadata-truncated": lambda folder: _truncate(folder / "state" / "_METADATA"),
+    "checkpoint-metadata-emptied": lambda folder: (
+        folder / "_CHECKPOINT_METADATA").write_bytes(b""),
+    "checksums-missing": lambda folder: (folder / train.CHECKSUMS_FILE).unlink(),
+    "checksums-truncated": lambda folder: _truncate(folder / train.CHECKSUMS_FILE),
+}
+
+
+def _no_tracebacks(stderr: str) -> None:
+    assert "Traceback" not in stderr and "Event loop is closed" not in stderr, stderr[-3000:]
+
+
+@pytest.mark.parametrize("damage", sorted(DAMAGE))
+def test_resume_falls_back_from_a_damaged_checkpoint(damage, interrupted_run, uninterrupted_run,
+                                                     tmp_path, capfd):
+    out = tmp_path / "run"
+    shutil.copytree(interrupted_run, out)
+    DAMAGE[damage](out / train.CHECKPOINT_DIR / "2")
+    capfd.readouterr()
+    resumed = train.train(CONFIG, out=out, dataset=DATASET, progress=False, quiet=True,
+                          resume=True)
+    stderr = capfd.readouterr().err
+    _no_tracebacks(stderr)
+    damaged = out / train.DAMAGED_DIR / "2"
+    assert (f"warning: the checkpoint of epoch 2 in {out / train.CHECKPOINT_DIR} is damaged ("
+            in stderr)
+    assert f"resuming from epoch 1 instead. It was moved to {damaged}" in stderr
+    assert damaged.is_dir()
+    # Epochs 2 and 3 trained again from epoch 1's checkpoint: as if never interrupted.
+    assert _tree_equal(_state_tree(resumed.state), _state_tree(uninterrupted_run.state))
+    rows = [json.loads(line) for line in (out / train.METRICS_FILE).read_text().splitlines()]
+    assert [row["test_loss"] for row in rows] == [
+        row["test_loss"] for row in uninterrupted_run.history]
+    assert sorted(path.name for path in (out / train.CHECKPOINT_DIR).iterdir()) == ["2", "3"]
+    # The new checkpoints are intact: resuming the finished run warns of nothing.
+    again = train.train(CONFIG, out=out, dataset=DATASET, progress=False, quiet=True,
+                        resume=True)
+    assert "warning" not in capfd.readouterr().err
+    assert _tree_equal(_state_tree(again.state), _state_tree(uninterrupted_run.state))
+
+
+def test_resume_with_no_intact_checkpoint_says_what_to_delete(interrupted_run, tmp_path, capfd):
+    out = tmp_path / "run"
+    shutil.copytree(interrupted_run, out)
+    DAMAGE["array-data-truncated"](out / train.CHECKPOINT_DIR / "2")
+    DAMAGE["progress-json-truncated"](out / train.CHECKPOINT_DIR / "1")
+    capfd.readouterr()
+    with pytest.raises(train.CheckpointError) as error:
+        train.train(CONFIG, out=out, dataset=DATASET, progress=False, quiet=True, resume=True)
+    message = str(error.value)
+    assert message.startswith(f"cannot resume: no intact checkpoint in {out / train.CHECKPOINT_DIR}"
+                              " (epoch 2: state/")
+    assert "; epoch 1: progress/" in message and " bytes instead of " in message
+    assert message.endswith(f"Delete {out / train.CHECKPOINT_DIR} to train this run from the "
+                            "start, or choose another --out")
+    _no_tracebacks(capfd.readouterr().err)
+    # Nothing was moved or deleted.
+    assert sorted(path.name for path in (out / train.CHECKPOINT_DIR).iterdir()) == ["1", "2"]
+    assert not (out / train.DAMAGED_DIR).exists()
+    # Deleting what the message names starts the run afresh.
+    shutil.rmtree(out / train.CHECKPOINT_DIR)
+    result = train.train(CONFIG, out=out, dataset=DATASET, progress=False, quiet=True,
+                         resume=True, stop_after=1)
+    assert [row["epoch"] for row in result.history] == [1]
+
+
+def _reseal(folder: pathlib.Path, **changes) -> None:
+    """Rewrites a checkpoint's checksums file for its files as they are now, so a change
+    to them reaches orbax (as if orbax had written it that way)."""
+    recorded = json.loads((folder / train.CHECKSUMS_FILE).read_text())
+    recorded.update(files=train._checkpoint_files(folder), **changes)
+    (folder / train.CHECKSUMS_FILE).write_text(json.dumps(recorded))
+
+
+def test_a_restore_that_fails_or_differs_is_an_error_not_a_fallback(interrupted_run, tmp_path,
+                                                                     capfd):
+    """Files that match their checksums are not damaged: if orbax cannot restore them, or
+    restores something else than was saved, resuming stops and moves nothing."""
+    out = tmp_path / "run"
+    shutil.copytree(interrupted_run, out)
+    newest = out / train.CHECKPOINT_DIR / "2"
+    _reseal(newest, state_sha256="0" * 64)
+    with pytest.raises(train.CheckpointError,
+                       match="cannot restore the checkpoint in .*/2: the restored state "
+                             "differs from the saved one"):
+        train.train(CONFIG, out=out, dataset=DATASET, progress=False, quiet=True, resume=True)
+    shutil.rmtree(out)
+    shutil.copytree(interrupted_run, out)
+    progress_file = _largest(path for path in (newest / "progress").iterdir() if path.is_file())
+    progress_file.write_text(json.dumps(dict(json.loads(progress_file.read_text()), epoch=7)))
+    _reseal(newest)
+    with pytest.raises(train.CheckpointError,
+                       match="its progress record does not match the epoch and step"):
+        train.train(CONFIG, out=out, dataset=DATASET, progress=False, quiet=True, resume=True)
+    shutil.rmtree(out)
+    shutil.copytree(interrupted_run, out)
+    for path in (newest / "state").rglob("*"):
+        if path.parent.name == "d":
+            _truncate(path)
+    _reseal(newest)
+    capfd.readouterr()
+    with pytest.raises(train.CheckpointError,
+                       match=r"cannot restore the checkpoint in .*/2: orbax failed although its "
+                             r"files are intact: \w+: "):
+        train.train(CONFIG, out=out, dataset=DATASET, progress=False, quiet=True, resume=True)
+    # orbax's pending reads report into its closed event loop: kept off stderr.
+    _no_tracebacks(capfd.readouterr().err)
+    assert sorted(path.name for path in (out / train.CHECKPOINT_DIR).iterdir()) == ["1", "2"]
+
+
 def test_outputs(tmp_path):
     result = train.train(CONFIG, out=tmp_path, dataset=DATASET, progress=False, quiet=True)
     rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
@@ -214,6 +361,121 @@ def test_two_devices_give_the_one_device_result():
     np.testing.assert_allclose(history[:2], history[2:], rtol=1e-4, atol=1e-4)
 
 
+# ----------------------------------------------------------------------- several processes
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def run_processes(arguments, folder: pathlib.Path, *, count: int = 2, devices_each: int = 2,
+                  by_environment: bool = False, timeout: float = 240) -> list[dict]:
+    """Runs ``python -m examples.cifar10.train ARGUMENTS --distributed`` as ``count``
+    processes on this machine (coordinator on 127.0.0.1, gloo), each with
+    ``devices_each`` CPU devices; returns each one's return code, stdout and stderr.
+
+    The coordinator, count and index go in flags, or in environment variables with
+    ``by_environment``. Output goes to files (a full pipe could block a process that
+    another waits for); whatever is still running at ``timeout`` is killed.
+    """
+    coordinator = f"127.0.0.1:{_free_port()}"
+    processes, logs = [], []
+    try:
+        for index in range(count):
+            env = dict(os.environ, JAX_PLATFORMS="cpu",
+                       XLA_FLAGS=f"--xla_force_host_platform_device_count={devices_each}")
+            flags = ["--distributed"]
+            if by_environment:
+                env.update(JAX_COORDINATOR_ADDRESS=coordinator, JAX_NUM_PROCESSES=str(count),
+                           JAX_PROCESS_ID=str(index))
+            else:
+                flags += ["--coordinator-address", coordinator, "--num-processes", str(count),
+                          "--process-id", str(index)]
+            stdout = open(folder / f"process-{index}.out", "w+")
+            stderr = open(folder / f"process-{index}.err", "w+")
+            logs.append((stdout, stderr))
+            processes.append(subprocess.Popen(
+                [sys.executable, "-m", "examples.cifar10.train", *map(str, arguments), *flags],
+                cwd=REPO, env=env, stdout=stdout, stderr=stderr))
+        deadline = time.monotonic() + timeout
+        for process in processes:
+            process.wait(timeout=max(1.0, deadline - time.monotonic()))
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+                process.wait(timeout=60)
+        for stdout, stderr in logs:
+            stdout.close()
+            stderr.close()
+    return [{"returncode": process.returncode,
+             "stdout": (folder / f"process-{index}.out").read_text(),
+             "stderr": (folder / f"process-{index}.err").read_text()}
+            for index, process in enumerate(processes)]
+
+
+def test_two_processes_train_checkpoint_and_resume_like_one(tmp_path):
+    """Two processes of two CPU devices each, as two hosts would run: the same numbers as
+    one process, metrics from process 0 alone, and a resume (after damage to the newest
+    checkpoint) in which both restore."""
+    out = tmp_path / "run"
+    # Average pooling and a small learning rate: with jax 0.4.35 the last-bit differences
+    # of two processes' sums grow to 1e-3 within three epochs where max pooling's choices
+    # flip, or at the default learning rate (with newer jax they stay in the last bits).
+    arguments = ["--dataset", "digits", "--pool", "avg", "--width", "2", "--epochs", "3",
+                 "--batch-size", "128", "--lr", "0.01", "--no-progress", "--fast-compile",
+                 "--out", out]
+
+    def check(results):
+        for index, result in enumerate(results):
+            assert result["returncode"] == 0, (index, result["stderr"][-3000:])
+            _no_tracebacks(result["stderr"])
+        assert "epoch" not in results[1]["stdout"]  # process 1 prints no progress
+
+    first = run_processes([*arguments, "--stop-after", "2"], tmp_path)
+    check(first)
+    assert "epoch   2/3" in first[0]["stdout"]
+    saved = json.loads((out / train.CONFIG_FILE).read_text())
+    assert (saved["num_processes"], saved["num_devices"]) == (2, 4)
+    state_folder = out / train.CHECKPOINT_DIR / "2" / "state"
+    if (state_folder / "array_metadatas").is_dir():  # orbax versions that spread the writes
+        assert sorted(path.name for path in (state_folder / "array_metadatas").iterdir()) == [
+            "process_0", "process_1"]
+    DAMAGE["array-data-truncated"](out / train.CHECKPOINT_DIR / "2")
+
+    second = run_processes([*arguments, "--resume"], tmp_path, by_environment=True)
+    check(second)
+    assert "resumed from" in second[0]["stdout"] and "at epoch 1 (step 10)" in second[0]["stdout"]
+    assert "warning: the checkpoint of epoch 2" in second[0]["stderr"]
+    assert "warning" not in second[1]["stderr"]  # one warning, from process 0
+    assert sorted(path.name for path in (out / train.CHECKPOINT_DIR).iterdir()) == ["2", "3"]
+
+    config = train.TrainConfig(pool="avg", width=2, epochs=3, batch_size=128, lr=0.01,
+                               fast_compile=True)
+    one = train.train(config, dataset=data.load_digits(), devices=jax.devices()[:1], quiet=True,
+                      progress=False)
+    # Each epoch's line once: only process 0 writes metrics.jsonl.
+    rows = [json.loads(line) for line in (out / train.METRICS_FILE).read_text().splitlines()]
+    assert [row["epoch"] for row in rows] == [1, 2, 3]
+    np.testing.assert_allclose([[row["train_loss"], row["test_loss"]] for row in rows],
+                               [[row["train_loss"], row["test_loss"]] for row in one.history],
+                               rtol=1e-4, atol=1e-4)
+    # The last checkpoint restores in this one-device process to what the two saved
+    # (its state checksum is checked) and equals the one-process run's state.
+    manager = train._checkpoint_manager(out / train.CHECKPOINT_DIR)
+    try:
+        restored, progress = train._restore_checkpoint(manager, 3, one.state)
+    finally:
+        manager.close()
+    assert int(restored.step) == int(one.state.step) == 30 and progress["epoch"] == 3
+    for name in ("params", "batch_stats"):
+        errors = jax.tree.map(lambda a, b: float(np.max(np.abs(np.asarray(a) - np.asarray(b)))),
+                              getattr(restored, name), getattr(one.state, name))
+        assert max(jax.tree.leaves(errors)) < 1e-4, (name, errors)
+
+
 # ---------------------------------------------------------------------------------- CLI
 
 
@@ -234,6 +496,14 @@ def test_two_devices_give_the_one_device_result():
         (["--compare", "max"], "expected at least two distinct comma-separated poolings"),
         (["--compare", "max,avg", "--baseline", "hybrid"],
          "--baseline 'hybrid' must be one of the compared poolings (max, avg)"),
+        (["--num-processes", "2", "--process-id", "0"],
+         "--num-processes, --process-id only apply with --distributed"),
+        (["--distributed", "--num-processes", "2", "--process-id", "2"],
+         "the process id must be below the number of processes (2), got 2"),
+        (["--distributed", "--coordinator-address", "localhost"],
+         "the coordinator address must be HOST:PORT, got 'localhost'"),
+        (["--distributed", "--process-id", "-1"],
+         "argument --process-id: expected a whole number >= 0, got -1"),
     ],
 )
 def test_cli_argument_errors(arguments, message, capsys):
@@ -241,6 +511,33 @@ def test_cli_argument_errors(arguments, message, capsys):
         train.main(arguments)
     assert exit_info.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def test_cli_checks_the_environment_of_distributed_runs(monkeypatch, capsys):
+    monkeypatch.setenv("JAX_NUM_PROCESSES", "two")
+    with pytest.raises(SystemExit) as exit_info:
+        train.main(["--distributed"])
+    assert exit_info.value.code == 2
+    assert "$JAX_NUM_PROCESSES: expected a whole number >= 1, got 'two'" in capsys.readouterr().err
+    monkeypatch.setenv("JAX_NUM_PROCESSES", "2")
+    monkeypatch.setenv("JAX_PROCESS_ID", "5")
+    with pytest.raises(SystemExit):  # flags win over the environment, and are checked too
+        train.main(["--distributed", "--process-id", "3"])
+    assert "below the number of processes (2), got 3" in capsys.readouterr().err
+
+
+def test_cli_failing_to_join_is_one_error_line(monkeypatch, capfd):
+    for name in ("JAX_COORDINATOR_ADDRESS", "JAX_NUM_PROCESSES", "JAX_PROCESS_ID"):
+        monkeypatch.delenv(name, raising=False)
+    # Leaves this process's choice of CPU collectives alone.
+    monkeypatch.setenv("JAX_CPU_COLLECTIVES_IMPLEMENTATION", "none")
+    with pytest.raises(SystemExit) as exit_info:
+        train.main(["--distributed", "--num-processes", "2", "--process-id", "1"])
+    assert exit_info.value.code == 2
+    stderr = capfd.readouterr().err
+    assert stderr.startswith("python -m examples.cifar10.train: error: could not join the "
+                             "distributed run: ")
+    assert stderr.count("\n") == 1
 
 
 def test_cli_runs_and_resumes(tmp_path, capsys):
@@ -257,3 +554,62 @@ def test_cli_runs_and_resumes(tmp_path, capsys):
     assert "resumed from" in printed and "final test accuracy" in printed
     epochs = [json.loads(line)["epoch"] for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert epochs == [1, 2]
+
+
+# The three ways to start the CLI: as a module from the repository's root, and by path
+# from the root and from another folder. Without PYTHONPATH, as a user's shell has it.
+LAUNCHES = {
+    "module": (["-m", "examples.cifar10.{script}"], "repository"),
+    "path": (["examples/cifar10/{script}.py"], "repository"),
+    "path-elsewhere": ([str(REPO / "examples" / "cifar10" / "{script}.py")], "elsewhere"),
+}
+
+
+def run_cli(script: str, launch: str, arguments, elsewhere: pathlib.Path, *, timeout: float = 300):
+    """Runs ``examples/cifar10/<script>.py`` as ``launch`` (a key of LAUNCHES)."""
+    command, folder = LAUNCHES[launch]
+    env = {name: value for name, value in os.environ.items() if name != "PYTHONPATH"}
+    env["JAX_PLATFORMS"] = "cpu"
+    return subprocess.run(
+        [sys.executable, *(part.format(script=script) for part in command), *map(str, arguments)],
+        cwd=REPO if folder == "repository" else elsewhere, env=env, capture_output=True,
+        text=True, timeout=timeout)
+
+
+@pytest.mark.parametrize("launch", sorted(LAUNCHES))
+def test_cli_help_by_module_and_by_path(launch, tmp_path):
+    completed = run_cli("train", launch, ["--help"], tmp_path)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert completed.stdout.startswith("usage: ") and "--resume" in completed.stdout
+
+
+def test_cli_by_path_trains_like_the_module(tmp_path):
+    """A tiny run by path from another folder writes the numbers the module's run writes."""
+    arguments = ["--dataset", "digits", "--width", "2", "--epochs", "1", "--batch-size", "256",
+                 "--no-progress", "--fast-compile"]
+    histories = {}
+    for launch in ("module", "path-elsewhere"):
+        out = tmp_path / launch
+        completed = run_cli("train", launch, [*arguments, "--out", out], tmp_path)
+        assert completed.returncode == 0, completed.stderr[-3000:]
+        assert "final test accuracy" in completed.stdout
+        histories[launch] = [
+            {key: row[key] for key in ("epoch", "step", "train_loss", "test_loss", "test_accuracy")}
+            for row in map(json.loads, (out / train.METRICS_FILE).read_text().splitlines())]
+    assert histories["module"] == histories["path-elsewhere"] and histories["module"]
+
+
+def test_cli_resume_without_an_intact_checkpoint_is_one_error_line(tmp_path, capfd):
+    out = tmp_path / "run"
+    arguments = ["--dataset", "digits", "--width", "2", "--epochs", "2", "--batch-size", "128",
+                 "--out", str(out), "--no-progress", "--fast-compile"]
+    assert train.main([*arguments, "--stop-after", "1"]) == 0
+    DAMAGE["array-data-truncated"](out / train.CHECKPOINT_DIR / "1")
+    capfd.readouterr()
+    with pytest.raises(SystemExit) as exit_info:
+        train.main([*arguments, "--resume"])
+    assert exit_info.value.code == 2
+    stderr = capfd.readouterr().err
+    assert stderr.startswith("python -m examples.cifar10.train: error: cannot resume: no intact "
+                             f"checkpoint in {out / train.CHECKPOINT_DIR} (epoch 1: state/")
+    assert stderr.count("\n") == 1 and f"Delete {out / train.CHECKPOINT_DIR} " in stderr

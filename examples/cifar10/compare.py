@@ -39,6 +39,17 @@ import sys
 from collections.abc import Sequence
 from typing import Any, Optional
 
+if __name__ == "__main__" and not __package__:
+    # Run by path (python examples/cifar10/compare.py): Python puts this file's folder first
+    # on sys.path, not the working directory, so `examples` is not found (and this folder's
+    # data.py and train.py could shadow other modules of those names). Put the repository's
+    # root in its place, as `python -m examples.cifar10.compare` from the root has it.
+    _here = pathlib.Path(__file__).resolve()
+    if sys.path and pathlib.Path(sys.path[0] or ".").resolve() == _here.parent:
+        sys.path[0] = str(_here.parents[2])
+    else:  # python -P (safe path) adds no folder
+        sys.path.insert(0, str(_here.parents[2]))
+
 import jax
 
 from examples.cifar10 import data, train
@@ -590,8 +601,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.prog = "python -m examples.cifar10.compare"
     parser.set_defaults(compare=DEFAULT_ARMS)
     args = parser.parse_args(argv)
-    if args.distributed:
-        train.initialize_distributed()
+    join = train.distributed_options(parser, args)
+    if join is not None:
+        train.initialize_distributed(parser, **join)
     return main_from_args(parser, args, argv)
 
 

@@ -1,6 +1,7 @@
 """Train a CIFAR-10 classifier with a choice of pooling: Flax + Optax, jit, data-parallel.
 
     python -m examples.cifar10.train                                  # digits, ~a minute or two
+    python examples/cifar10/train.py                                  # the same, by path
     python -m examples.cifar10.train --dataset cifar10 --model resnet18 --pool hybrid \\
         --epochs 30 --batch-size 128 --width 64 --out runs/cifar10-hybrid
     python -m examples.cifar10.train --compare max,avg,hybrid,attention --seeds 5
@@ -24,10 +25,11 @@ What one run does (see ``examples/cifar10/README.md``):
 * data-parallel over every device: a ``Mesh`` over ``jax.devices()``, the batch sharded
   along ``'data'``, parameters and optimizer state replicated; one device is the same
   code. ``--distributed`` calls ``jax.distributed.initialize()`` first, for one process
-  per host;
+  per host (``--coordinator-address``, ``--num-processes`` and ``--process-id`` where
+  they are not detected);
 * ``--out DIR``: ``config.json``, ``metrics.jsonl`` (one line per epoch), ``curves.png`` and
-  orbax checkpoints of every epoch (the last 2 kept) under ``DIR/checkpoints``;
-  ``--resume`` continues from the last one.
+  orbax checkpoints of every epoch (the last 2 kept) under ``DIR/checkpoints``, each with
+  the checksums of its files; ``--resume`` continues from the newest intact one.
 """
 
 from __future__ import annotations
@@ -36,15 +38,29 @@ import argparse
 import contextlib
 import dataclasses
 import functools
+import hashlib
+import inspect
 import json
 import math
 import os
 import pathlib
 import sys
 import time
+import traceback
 import uuid
 from collections.abc import Callable, Sequence
 from typing import Any, Optional
+
+if __name__ == "__main__" and not __package__:
+    # Run by path (python examples/cifar10/train.py): Python puts this file's folder first
+    # on sys.path, not the working directory, so `examples` is not found (and this folder's
+    # data.py and train.py could shadow other modules of those names). Put the repository's
+    # root in its place, as `python -m examples.cifar10.train` from the root has it.
+    _here = pathlib.Path(__file__).resolve()
+    if sys.path and pathlib.Path(sys.path[0] or ".").resolve() == _here.parent:
+        sys.path[0] = str(_here.parents[2])
+    else:  # python -P (safe path) adds no folder
+        sys.path.insert(0, str(_here.parents[2]))
 
 import flax
 import flax.linen as nn
@@ -68,6 +84,13 @@ FAST_COMPILE = {"xla_backend_optimization_level": 0}
 METRICS_FILE, CONFIG_FILE, CURVES_FILE, CHECKPOINT_DIR = (
     "metrics.jsonl", "config.json", "curves.png", "checkpoints",
 )
+# Where --coordinator-address, --num-processes and --process-id default to.
+COORDINATOR_ENV_VAR, NUM_PROCESSES_ENV_VAR, PROCESS_ID_ENV_VAR = (
+    "JAX_COORDINATOR_ADDRESS", "JAX_NUM_PROCESSES", "JAX_PROCESS_ID")
+# In each checkpoint's folder: sizes and SHA-256 of its files and of the state.
+CHECKSUMS_FILE = "checksums.json"
+# Where damaged checkpoints are moved when a run resumes from an older one.
+DAMAGED_DIR = "damaged-checkpoints"
 
 
 # ------------------------------------------------------------------------------ config
@@ -327,6 +350,53 @@ def preprocess(
     return x.astype(dtype)
 
 
+# jax.jit takes XLA compiler options from jax 0.4.36 on; before, only an ahead-of-time
+# compile does (Lowered.compile(compiler_options)).
+_JIT_TAKES_COMPILER_OPTIONS = "compiler_options" in inspect.signature(jax.jit).parameters
+
+
+def jit_with_options(fun: Callable[..., Any], *, compiler_options: Optional[dict[str, Any]],
+                     **jit_options: Any) -> Callable[..., Any]:
+    """``jax.jit(fun, **jit_options)`` compiled with XLA's ``compiler_options`` (or none).
+
+    The result is called like a jitted function and has its ``lower(*args).compile()``.
+    """
+    if compiler_options is None:
+        return jax.jit(fun, **jit_options)
+    if _JIT_TAKES_COMPILER_OPTIONS:
+        return jax.jit(fun, compiler_options=compiler_options, **jit_options)
+    return _AheadOfTimeJit(jax.jit(fun, **jit_options), compiler_options)
+
+
+class _AheadOfTimeJit:
+    """A jitted function compiled ahead of time with compiler options, once per argument
+    signature (tree structure, shapes, dtypes, weak types and shardings)."""
+
+    def __init__(self, jitted: Any, compiler_options: dict[str, Any]):
+        self._jitted, self._compiler_options = jitted, compiler_options
+        self._executables: dict[Any, Any] = {}
+
+    def _executable(self, args: tuple[Any, ...]) -> Any:
+        leaves, structure = jax.tree.flatten(args)
+        signature = (structure, tuple(
+            (leaf.shape, leaf.dtype, leaf.aval.weak_type, leaf.sharding) for leaf in leaves))
+        if signature not in self._executables:
+            self._executables[signature] = self._jitted.lower(*args).compile(
+                self._compiler_options)
+        return self._executables[signature]
+
+    def __call__(self, *args: Any) -> Any:
+        return self._executable(args)(*args)
+
+    def lower(self, *args: Any) -> Any:
+        return _LoweredWithOptions(functools.partial(self._executable, args))
+
+
+@dataclasses.dataclass(frozen=True)
+class _LoweredWithOptions:
+    compile: Callable[[], Any]
+
+
 @dataclasses.dataclass(frozen=True)
 class Experiment:
     """The model, optimizer and compiled steps of a resolved config and dataset shape.
@@ -422,18 +492,18 @@ def get_experiment(
         optimizer=optimizer,
         schedule=make_schedule(config, steps),
         steps_per_epoch=steps,
-        train_step=jax.jit(
+        train_step=jit_with_options(
             train_step, in_shardings=(replicated, batch, batch),
             out_shardings=(replicated, replicated), donate_argnums=(0,),
             compiler_options=step_options,
         ),
-        eval_step=jax.jit(
+        eval_step=jit_with_options(
             eval_step, in_shardings=(replicated, batch, batch, batch), out_shardings=replicated,
             compiler_options=step_options,
         ),
         # Initialisation runs once: unoptimised code compiles ~4x faster (its values are
         # as reproducible, but not bit-equal to an optimised compile's).
-        init=jax.jit(init, out_shardings=replicated, compiler_options=FAST_COMPILE),
+        init=jit_with_options(init, out_shardings=replicated, compiler_options=FAST_COMPILE),
         placement=placement,
     )
 
@@ -527,10 +597,15 @@ def _progress(total: int, description: str, enabled: bool):
     from tqdm.auto import tqdm
 
     return tqdm(total=total, desc=description, unit="step", leave=False,
-                disable=None if enabled else True, dynamic_ncols=True)
+                disable=None if enabled and jax.process_index() == 0 else True,
+                dynamic_ncols=True)
 
 
 # ------------------------------------------------------------------------- checkpoints
+
+
+class CheckpointError(ValueError):
+    """A run cannot resume: no intact checkpoint, or one that does not restore."""
 
 
 def _checkpoint_manager(directory: pathlib.Path):
@@ -546,22 +621,223 @@ def _checkpoint_manager(directory: pathlib.Path):
                                  item_names=("state", "progress"))
 
 
+def _host_value(leaf: Any) -> np.ndarray:
+    """The value of a replicated leaf on this process (every process holds all of it)."""
+    if isinstance(leaf, jax.Array):
+        if not leaf.sharding.is_fully_replicated:
+            raise ValueError(f"expected a replicated array, got sharding {leaf.sharding}")
+        return np.asarray(leaf.addressable_data(0))
+    return np.asarray(leaf)
+
+
+def state_checksum(state: TrainState) -> str:
+    """SHA-256 of every leaf's path, dtype, shape and bytes: equal only for equal states."""
+    digest = hashlib.sha256()
+    for path, leaf in jax.tree_util.tree_flatten_with_path(state)[0]:
+        value = np.ascontiguousarray(_host_value(leaf))
+        digest.update(f"{jax.tree_util.keystr(path)} {value.dtype.str} {value.shape}\n".encode())
+        digest.update(value.tobytes())
+    return digest.hexdigest()
+
+
+def _file_sha256(path: pathlib.Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _checkpoint_files(folder: pathlib.Path) -> dict[str, dict[str, Any]]:
+    """Size and SHA-256 of every file under ``folder`` but the checksums file itself."""
+    return {
+        path.relative_to(folder).as_posix(): {"size": path.stat().st_size,
+                                              "sha256": _file_sha256(path)}
+        for path in sorted(folder.rglob("*"))
+        if path.is_file() and not (
+            path.parent == folder and path.name.startswith((CHECKSUMS_FILE, f".{CHECKSUMS_FILE}.")))
+    }
+
+
 def _save_checkpoint(manager, epoch: int, state: TrainState, progress: dict[str, Any]) -> None:
+    """Saves ``state`` and ``progress`` as ``epoch``, then its checksums file.
+
+    orbax's files carry no checksums: a truncated one makes a restore fail deep inside
+    orbax's event loop, with a traceback per pending read. So once orbax has renamed the
+    checkpoint into place, process 0 records the size and SHA-256 of each of its files
+    and the checksum of the state (written atomically); a resumed run checks them before
+    orbax reads anything. Until that file exists the checkpoint counts as unfinished.
+    """
     import orbax.checkpoint as ocp
 
+    checksum = state_checksum(state)
     manager.save(epoch, args=ocp.args.Composite(
         state=ocp.args.StandardSave(state), progress=ocp.args.JsonSave(progress)))
     manager.wait_until_finished()
+    if jax.process_index() == 0:
+        folder = pathlib.Path(manager.directory) / str(epoch)
+        write_json(folder / CHECKSUMS_FILE,
+                   {"state_sha256": checksum, "files": _checkpoint_files(folder)})
+
+
+def _checkpoint_damage(folder: pathlib.Path) -> Optional[str]:
+    """Why the checkpoint in ``folder`` is damaged or unfinished, or ``None`` if its files
+    are as they were saved."""
+    try:
+        recorded = json.loads((folder / CHECKSUMS_FILE).read_text())
+        files = recorded["files"]
+        if not isinstance(files, dict) or not isinstance(recorded["state_sha256"], str):
+            raise TypeError("unexpected content")
+    except FileNotFoundError:
+        return f"its save did not finish ({CHECKSUMS_FILE} is missing)"
+    except (ValueError, TypeError, KeyError) as error:  # JSONDecodeError is a ValueError
+        return f"{CHECKSUMS_FILE} is damaged ({type(error).__name__}: {error})"
+    problems = []
+    for name, expected in files.items():
+        path = folder / name
+        if not path.is_file():
+            problems.append(f"{name} is missing")
+        elif path.stat().st_size != expected.get("size"):
+            problems.append(f"{name} has {path.stat().st_size} bytes instead of "
+                            f"{expected.get('size')}")
+        elif _file_sha256(path) != expected.get("sha256"):
+            problems.append(f"{name} has other contents")
+    if problems:
+        shown = "; ".join(problems[:3])
+        return shown + (f"; and {len(problems) - 3} more" if len(problems) > 3 else "")
+    return None
+
+
+def _on_every_process(flag: bool) -> bool:
+    """Whether ``flag`` holds on every process (a collective: all processes must call it)."""
+    if jax.process_count() == 1:
+        return flag
+    from jax.experimental import multihost_utils
+
+    return bool(np.all(multihost_utils.process_allgather(np.asarray(flag, np.int32))))
+
+
+def _saved_epochs(directory: pathlib.Path) -> list[int]:
+    """The epochs of the checkpoint folders in ``directory``, newest first."""
+    if not directory.is_dir():
+        return []
+    return sorted((int(path.name) for path in directory.iterdir()
+                   if path.is_dir() and path.name.isdigit()), reverse=True)
+
+
+def _newest_intact_checkpoint(out: pathlib.Path) -> Optional[int]:
+    """Finds the newest intact checkpoint in ``out``; moves newer damaged ones aside.
+
+    Every process checks the files; a checkpoint counts as intact only if it is intact
+    for all of them. Damaged checkpoints newer than the one resumed from are moved (by
+    process 0) into ``out/damaged-checkpoints/``, with a warning: the run saves those
+    epochs again.
+
+    Returns:
+      The intact checkpoint's epoch, or ``None`` if ``out`` holds no checkpoints.
+
+    Raises:
+      CheckpointError: if there are checkpoints but none is intact.
+    """
+    directory = out / CHECKPOINT_DIR
+    epochs = _saved_epochs(directory)
+    damaged: list[tuple[int, str]] = []
+    intact = None
+    for epoch in epochs:
+        reason = _checkpoint_damage(directory / str(epoch))
+        if _on_every_process(reason is None):
+            intact = epoch
+            break
+        damaged.append((epoch, reason or "damaged as another process sees it"))
+    if intact is None:
+        if not damaged:
+            return None
+        details = "; ".join(f"epoch {epoch}: {reason}" for epoch, reason in damaged)
+        raise CheckpointError(
+            f"cannot resume: no intact checkpoint in {directory} ({details}). Delete "
+            f"{directory} to train this run from the start, or choose another --out")
+    if damaged and jax.process_index() == 0:
+        for bad_epoch, reason in damaged:
+            target = _free_name(out / DAMAGED_DIR / str(bad_epoch))
+            target.parent.mkdir(exist_ok=True)
+            os.replace(directory / str(bad_epoch), target)
+            print(f"warning: the checkpoint of epoch {bad_epoch} in {directory} is damaged "
+                  f"({reason}); resuming from epoch {intact} instead. It was moved to {target}; "
+                  "delete it when you no longer need it.", file=sys.stderr, flush=True)
+    if damaged and jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+
+        # No process may open the checkpoints before the damaged ones are out of the way.
+        multihost_utils.sync_global_devices("jaxpool example: damaged checkpoints moved")
+    return intact
+
+
+def _free_name(path: pathlib.Path) -> pathlib.Path:
+    """``path``, or ``path.1``, ``path.2``, ... whichever does not exist yet."""
+    candidate, number = path, 0
+    while candidate.exists():
+        number += 1
+        candidate = path.with_name(f"{path.name}.{number}")
+    return candidate
+
+
+def _brief(error: BaseException, limit: int = 400) -> str:
+    """``Type: message`` on one line, without tensorstore's specs (kilobytes of JSON)."""
+    message = " ".join(str(error).split(" [tensorstore_spec")[0].split())
+    message = message if len(message) <= limit else message[:limit] + " ..."
+    return f"{type(error).__name__}: {message}"
+
+
+def _ignore_closed_event_loop(previous_hook: Callable[[Any], None], unraisable: Any) -> None:
+    """A ``sys.unraisablehook`` that drops "Event loop is closed" from asyncio's
+    ``call_soon_threadsafe``: what tensorstore's threads raise, one traceback per pending
+    read, once a failed orbax restore has closed its loop. Passes on anything else."""
+    error = unraisable.exc_value
+    frames = traceback.extract_tb(unraisable.exc_traceback)
+    if not (isinstance(error, RuntimeError) and str(error) == "Event loop is closed"
+            and any(frame.name == "call_soon_threadsafe" for frame in frames)):
+        previous_hook(unraisable)
 
 
 def _restore_checkpoint(manager, epoch: int, like: TrainState) -> tuple[TrainState, dict]:
+    """Restores an intact checkpoint and checks it against what was saved.
+
+    Raises:
+      CheckpointError: if orbax fails, or its result differs from the saved state (the
+        files are intact, so the cause is not damage: nothing is moved or deleted).
+    """
     import orbax.checkpoint as ocp
 
+    folder = pathlib.Path(manager.directory) / str(epoch)
     abstract = jax.tree.map(
         lambda leaf: jax.ShapeDtypeStruct(leaf.shape, leaf.dtype, sharding=leaf.sharding), like)
-    restored = manager.restore(epoch, args=ocp.args.Composite(
-        state=ocp.args.StandardRestore(abstract), progress=ocp.args.JsonRestore()))
-    return restored.state, restored.progress
+    previous_hook = sys.unraisablehook
+    sys.unraisablehook = functools.partial(_ignore_closed_event_loop, previous_hook)
+    failure, problem = None, None
+    try:
+        restored = manager.restore(epoch, args=ocp.args.Composite(
+            state=ocp.args.StandardRestore(abstract), progress=ocp.args.JsonRestore()))
+    except Exception as error:  # orbax raises many types; any of them means the same here
+        # The hook stays: the reads orbax abandoned keep completing on tensorstore's
+        # threads after this, each reporting into orbax's closed event loop.
+        failure, problem = error, f"orbax failed although its files are intact: {_brief(error)}"
+    else:
+        sys.unraisablehook = previous_hook
+        state, progress = restored.state, restored.progress
+        recorded = json.loads((folder / CHECKSUMS_FILE).read_text())["state_sha256"]
+        history = progress.get("history") if isinstance(progress, dict) else None
+        if state_checksum(state) != recorded:
+            problem = "the restored state differs from the saved one"
+        elif (not isinstance(history, list) or progress.get("epoch") != epoch
+              or progress.get("step") != int(state.step)
+              or [row.get("epoch") for row in history] != list(range(1, epoch + 1))):
+            problem = "its progress record does not match the epoch and step"
+    # Every process goes on, or none: one left training would wait for the others forever.
+    if not _on_every_process(problem is None):
+        raise CheckpointError(f"cannot restore the checkpoint in {folder}: "
+                              f"{problem or 'restoring it failed in another process'}"
+                              ) from failure
+    return state, progress
 
 
 # -------------------------------------------------------------------------------- train
@@ -657,91 +933,95 @@ def train(
     config_record = {**dataclasses.asdict(config), "num_params": num_params,
                      "dataset_description": dataset.description, "num_devices": len(devices),
                      "num_processes": jax.process_count()}
-    if out is not None:
-        out = pathlib.Path(out)
-        out.mkdir(parents=True, exist_ok=True)
-        manager = _checkpoint_manager(out / CHECKPOINT_DIR)
-        latest = manager.latest_step()
-        if latest is not None and not resume:
-            raise ValueError(
-                f"{out} already holds checkpoints (last: epoch {latest}); pass --resume to "
-                "continue that run, or choose another --out"
-            )
-        if latest is not None:
-            _check_resumable(out / CONFIG_FILE, config)
-            state, saved = _restore_checkpoint(manager, latest, state)
-            history = saved["history"]
+    with contextlib.ExitStack() as cleanup:
+        if out is not None:
+            out = pathlib.Path(out)
+            out.mkdir(parents=True, exist_ok=True)
+            saved_epochs = _saved_epochs(out / CHECKPOINT_DIR)
+            if saved_epochs and not resume:
+                raise ValueError(
+                    f"{out} already holds checkpoints (last: epoch {saved_epochs[0]}); pass "
+                    "--resume to continue that run, or choose another --out"
+                )
+            if saved_epochs:
+                _check_resumable(out / CONFIG_FILE, config)
+            # Before orbax opens the folder: it must never read a damaged checkpoint.
+            latest = _newest_intact_checkpoint(out) if saved_epochs else None
+            manager = _checkpoint_manager(out / CHECKPOINT_DIR)
+            # Closed however the run ends: orbax's threads must not outlive it.
+            cleanup.callback(manager.close)
+            if latest is not None:
+                state, saved = _restore_checkpoint(manager, latest, state)
+                history = saved["history"]
+                if writer:
+                    write_metrics(out / METRICS_FILE, history)
+                _log(f"resumed from {out / CHECKPOINT_DIR} at epoch {latest} "
+                     f"(step {int(state.step)})", quiet)
+            elif writer:
+                write_metrics(out / METRICS_FILE, [])
             if writer:
-                write_metrics(out / METRICS_FILE, history)
-            _log(f"resumed from {out / CHECKPOINT_DIR} at epoch {latest} "
-                 f"(step {int(state.step)})", quiet)
-        elif writer:
-            write_metrics(out / METRICS_FILE, [])
-        if writer:
-            write_json(out / CONFIG_FILE, config_record)
+                write_json(out / CONFIG_FILE, config_record)
 
-    first_epoch = len(history) + 1
-    last_epoch = config.epochs if stop_after is None else min(config.epochs, stop_after)
-    if first_epoch == 1:
-        _log(f"{dataset.description}\n{config.model} (width {config.width}, pool "
-             f"{config.pool!r}): {num_params:,} parameters; {len(devices)} device(s)", quiet)
+        first_epoch = len(history) + 1
+        last_epoch = config.epochs if stop_after is None else min(config.epochs, stop_after)
+        if first_epoch == 1:
+            _log(f"{dataset.description}\n{config.model} (width {config.width}, pool "
+                 f"{config.pool!r}): {num_params:,} parameters; {len(devices)} device(s)", quiet)
 
-    steps = experiment.steps_per_epoch
-    compile_seconds = 0.0
-    for epoch in range(first_epoch, last_epoch + 1):
-        started = time.perf_counter()
-        metrics = []
-        with _progress(steps, f"epoch {epoch}/{config.epochs}", progress and not quiet) as bar:
-            for index, batch_index in enumerate(data.epoch_batches(
-                    dataset.num_train, config.batch_size, seed=config.seed, epoch=epoch - 1)):
-                images, labels = _global_batch(experiment.placement,
-                                               dataset.train_images[batch_index],
-                                               dataset.train_labels[batch_index])
-                if index == 0 and epoch == first_epoch:
-                    # Compile outside the timed loop, so images/s measures training.
-                    compile_started = time.perf_counter()
-                    experiment.train_step.lower(state, images, labels).compile()
-                    compile_seconds = time.perf_counter() - compile_started
-                    started += compile_seconds
-                state, step_metrics = experiment.train_step(state, images, labels)
-                metrics.append(step_metrics)
-                bar.update(1)
-                if not bar.disable and (index % 10 == 9 or index == steps - 1):
-                    seconds = time.perf_counter() - started
-                    bar.set_postfix(loss=f"{float(step_metrics['loss']):.3f}",
-                                    acc=f"{float(step_metrics['accuracy']):.3f}",
-                                    img_s=f"{(index + 1) * config.batch_size / seconds:.0f}")
-        metrics = jax.device_get(metrics)
-        train_seconds = time.perf_counter() - started
-        test = evaluate(experiment, state, dataset.test_images, dataset.test_labels,
-                        config.eval_batch_size)
-        row = {
-            "epoch": epoch,
-            "step": epoch * steps,
-            "train_loss": float(np.mean([m["loss"] for m in metrics])),
-            "train_accuracy": float(np.mean([m["accuracy"] for m in metrics])),
-            "test_loss": test["loss"],
-            "test_accuracy": test["accuracy"],
-            "images_per_second": steps * config.batch_size / train_seconds,
-            "seconds": time.perf_counter() - started,
-            "compile_seconds": compile_seconds if epoch == first_epoch else 0.0,
-            "learning_rate": float(experiment.schedule(epoch * steps - 1)),
-        }
-        history.append(row)
-        if manager is not None:
-            _save_checkpoint(manager, epoch, state, {"epoch": epoch, "step": epoch * steps,
-                                                     "history": history})
-        if writer:
-            append_metrics(out / METRICS_FILE, row)
-            plot_curves(out / CURVES_FILE, history,
-                        f"{config.model} width {config.width}, pool {config.pool}, "
-                        f"{dataset.name}, seed {config.seed}")
-        _log(f"epoch {epoch:3d}/{config.epochs}  train loss {row['train_loss']:.4f} "
-             f"acc {row['train_accuracy']:.4f}  test loss {row['test_loss']:.4f} "
-             f"acc {row['test_accuracy']:.4f}  {row['images_per_second']:.0f} img/s  "
-             f"{row['seconds']:.1f} s", quiet)
-    if manager is not None:
-        manager.close()
+        steps = experiment.steps_per_epoch
+        compile_seconds = 0.0
+        for epoch in range(first_epoch, last_epoch + 1):
+            started = time.perf_counter()
+            metrics = []
+            with _progress(steps, f"epoch {epoch}/{config.epochs}", progress and not quiet) as bar:
+                for index, batch_index in enumerate(data.epoch_batches(
+                        dataset.num_train, config.batch_size, seed=config.seed, epoch=epoch - 1)):
+                    images, labels = _global_batch(experiment.placement,
+                                                   dataset.train_images[batch_index],
+                                                   dataset.train_labels[batch_index])
+                    if index == 0 and epoch == first_epoch:
+                        # Compile outside the timed loop, so images/s measures training.
+                        compile_started = time.perf_counter()
+                        experiment.train_step.lower(state, images, labels).compile()
+                        compile_seconds = time.perf_counter() - compile_started
+                        started += compile_seconds
+                    state, step_metrics = experiment.train_step(state, images, labels)
+                    metrics.append(step_metrics)
+                    bar.update(1)
+                    if not bar.disable and (index % 10 == 9 or index == steps - 1):
+                        seconds = time.perf_counter() - started
+                        bar.set_postfix(loss=f"{float(step_metrics['loss']):.3f}",
+                                        acc=f"{float(step_metrics['accuracy']):.3f}",
+                                        img_s=f"{(index + 1) * config.batch_size / seconds:.0f}")
+            metrics = jax.device_get(metrics)
+            train_seconds = time.perf_counter() - started
+            test = evaluate(experiment, state, dataset.test_images, dataset.test_labels,
+                            config.eval_batch_size)
+            row = {
+                "epoch": epoch,
+                "step": epoch * steps,
+                "train_loss": float(np.mean([m["loss"] for m in metrics])),
+                "train_accuracy": float(np.mean([m["accuracy"] for m in metrics])),
+                "test_loss": test["loss"],
+                "test_accuracy": test["accuracy"],
+                "images_per_second": steps * config.batch_size / train_seconds,
+                "seconds": time.perf_counter() - started,
+                "compile_seconds": compile_seconds if epoch == first_epoch else 0.0,
+                "learning_rate": float(experiment.schedule(epoch * steps - 1)),
+            }
+            history.append(row)
+            if manager is not None:
+                _save_checkpoint(manager, epoch, state, {"epoch": epoch, "step": epoch * steps,
+                                                         "history": history})
+            if writer:
+                append_metrics(out / METRICS_FILE, row)
+                plot_curves(out / CURVES_FILE, history,
+                            f"{config.model} width {config.width}, pool {config.pool}, "
+                            f"{dataset.name}, seed {config.seed}")
+            _log(f"epoch {epoch:3d}/{config.epochs}  train loss {row['train_loss']:.4f} "
+                 f"acc {row['train_accuracy']:.4f}  test loss {row['test_loss']:.4f} "
+                 f"acc {row['test_accuracy']:.4f}  {row['images_per_second']:.0f} img/s  "
+                 f"{row['seconds']:.1f} s", quiet)
     return RunResult(config, state, history, num_params, dataset.description)
 
 
@@ -749,7 +1029,10 @@ def _check_resumable(path: pathlib.Path, config: TrainConfig) -> None:
     """Raises ValueError naming every setting that differs from the saved run's."""
     if not path.is_file():
         raise ValueError(f"cannot resume: checkpoints exist but {path} is missing")
-    saved = json.loads(path.read_text())
+    try:
+        saved = json.loads(path.read_text())
+    except ValueError as error:
+        raise ValueError(f"cannot resume: {path} is not valid JSON ({error})") from None
     differences = [
         f"{field.name}: saved {saved.get(field.name)!r}, now {getattr(config, field.name)!r}"
         for field in dataclasses.fields(config)
@@ -875,8 +1158,19 @@ def build_parser() -> argparse.ArgumentParser:
     io.add_argument("--stop-after", type=_positive_int, default=None, metavar="EPOCHS",
                     help="stop after this many epochs in all, as if interrupted (for --resume)")
     io.add_argument("--no-progress", action="store_true", help="no progress bars")
-    io.add_argument("--distributed", action="store_true",
-                    help="call jax.distributed.initialize() first (one process per host)")
+    multi = parser.add_argument_group(
+        "several processes (one per host; see examples/cifar10/README.md)")
+    multi.add_argument("--distributed", action="store_true",
+                       help="join a multi-process run through jax.distributed.initialize(); on "
+                       "Cloud TPU, SLURM and Open MPI the next three are detected")
+    multi.add_argument("--coordinator-address", default=None, metavar="HOST:PORT",
+                       help="with --distributed: where process 0 serves the coordinator, the "
+                       f"same in every process (default ${COORDINATOR_ENV_VAR})")
+    multi.add_argument("--num-processes", type=_positive_int, default=None, metavar="N",
+                       help=f"with --distributed: how many processes (default ${NUM_PROCESSES_ENV_VAR})")
+    multi.add_argument("--process-id", type=_non_negative_int, default=None, metavar="I",
+                       help="with --distributed: this process's index, 0 to N-1 (default "
+                       f"${PROCESS_ID_ENV_VAR})")
     cmp = parser.add_argument_group("comparison (see examples/cifar10/compare.py)")
     cmp.add_argument("--compare", type=pool_list, default=None, metavar="POOL,POOL,...",
                      help="train every listed pooling with the same seeds and compare")
@@ -899,22 +1193,72 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     )
 
 
-def initialize_distributed() -> None:
-    """Joins a multi-process run: ``jax.distributed.initialize()`` with its defaults.
+def distributed_options(parser: argparse.ArgumentParser,
+                        args: argparse.Namespace) -> Optional[dict[str, Any]]:
+    """The keyword arguments of :func:`initialize_distributed` from the command line and
+    the environment, or ``None`` without ``--distributed``; exits on bad values."""
+    given = [flag for flag, value in (("--coordinator-address", args.coordinator_address),
+                                      ("--num-processes", args.num_processes),
+                                      ("--process-id", args.process_id)) if value is not None]
+    if not args.distributed:
+        if given:
+            parser.error(f"{', '.join(given)} only apply with --distributed")
+        return None
 
-    On Cloud TPU, SLURM and Open MPI the coordinator, process count and process id are
-    detected; elsewhere set ``JAX_COORDINATOR_ADDRESS``, ``JAX_NUM_PROCESSES`` and
-    ``JAX_PROCESS_ID`` in every process.
+    def from_environment(value, name: str, parse: Callable[[str], Any]):
+        if value is not None or not os.environ.get(name):
+            return value
+        try:
+            return parse(os.environ[name])
+        except argparse.ArgumentTypeError as error:
+            parser.error(f"${name}: {error}")
+
+    address = from_environment(args.coordinator_address, COORDINATOR_ENV_VAR, str)
+    count = from_environment(args.num_processes, NUM_PROCESSES_ENV_VAR, _positive_int)
+    index = from_environment(args.process_id, PROCESS_ID_ENV_VAR, _non_negative_int)
+    if address is not None:
+        host, _, port = address.rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            parser.error(f"the coordinator address must be HOST:PORT, got {address!r}")
+    if count is not None and index is not None and index >= count:
+        parser.error(f"the process id must be below the number of processes ({count}), "
+                     f"got {index}")
+    return {"coordinator_address": address, "num_processes": count, "process_id": index}
+
+
+def initialize_distributed(parser: Optional[argparse.ArgumentParser] = None, *,
+                           coordinator_address: Optional[str] = None,
+                           num_processes: Optional[int] = None,
+                           process_id: Optional[int] = None) -> None:
+    """Joins a multi-process run: ``jax.distributed.initialize`` (once per process, before
+    anything else uses JAX).
+
+    Arguments left ``None`` are detected on Cloud TPU, SLURM and Open MPI; elsewhere give
+    all three, the address and count alike in every process. Processes on CPUs exchange
+    data through gloo (unless ``$JAX_CPU_COLLECTIVES_IMPLEMENTATION`` says otherwise):
+    jax >= 0.5.1 does so by default, older jax has no CPU collectives by default.
+
+    With ``parser``, a failure to join exits through it with a one-line error.
     """
-    jax.distributed.initialize()
+    if not os.environ.get("JAX_CPU_COLLECTIVES_IMPLEMENTATION"):
+        jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    try:
+        jax.distributed.initialize(coordinator_address=coordinator_address,
+                                   num_processes=num_processes, process_id=process_id)
+    except (RuntimeError, ValueError) as error:  # XlaRuntimeError is a RuntimeError
+        if parser is None:
+            raise
+        parser.exit(2, f"{parser.prog}: error: could not join the distributed run: "
+                       f"{_brief(error)}\n")
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point of ``python -m examples.cifar10.train``."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.distributed:
-        initialize_distributed()
+    join = distributed_options(parser, args)
+    if join is not None:
+        initialize_distributed(parser, **join)
     if args.compare is not None:
         from examples.cifar10 import compare
 
