@@ -39,7 +39,6 @@ import contextlib
 import dataclasses
 import functools
 import hashlib
-import inspect
 import json
 import math
 import os
@@ -350,53 +349,6 @@ def preprocess(
     return x.astype(dtype)
 
 
-# jax.jit takes XLA compiler options from jax 0.4.36 on; before, only an ahead-of-time
-# compile does (Lowered.compile(compiler_options)).
-_JIT_TAKES_COMPILER_OPTIONS = "compiler_options" in inspect.signature(jax.jit).parameters
-
-
-def jit_with_options(fun: Callable[..., Any], *, compiler_options: Optional[dict[str, Any]],
-                     **jit_options: Any) -> Callable[..., Any]:
-    """``jax.jit(fun, **jit_options)`` compiled with XLA's ``compiler_options`` (or none).
-
-    The result is called like a jitted function and has its ``lower(*args).compile()``.
-    """
-    if compiler_options is None:
-        return jax.jit(fun, **jit_options)
-    if _JIT_TAKES_COMPILER_OPTIONS:
-        return jax.jit(fun, compiler_options=compiler_options, **jit_options)
-    return _AheadOfTimeJit(jax.jit(fun, **jit_options), compiler_options)
-
-
-class _AheadOfTimeJit:
-    """A jitted function compiled ahead of time with compiler options, once per argument
-    signature (tree structure, shapes, dtypes, weak types and shardings)."""
-
-    def __init__(self, jitted: Any, compiler_options: dict[str, Any]):
-        self._jitted, self._compiler_options = jitted, compiler_options
-        self._executables: dict[Any, Any] = {}
-
-    def _executable(self, args: tuple[Any, ...]) -> Any:
-        leaves, structure = jax.tree.flatten(args)
-        signature = (structure, tuple(
-            (leaf.shape, leaf.dtype, leaf.aval.weak_type, leaf.sharding) for leaf in leaves))
-        if signature not in self._executables:
-            self._executables[signature] = self._jitted.lower(*args).compile(
-                self._compiler_options)
-        return self._executables[signature]
-
-    def __call__(self, *args: Any) -> Any:
-        return self._executable(args)(*args)
-
-    def lower(self, *args: Any) -> Any:
-        return _LoweredWithOptions(functools.partial(self._executable, args))
-
-
-@dataclasses.dataclass(frozen=True)
-class _LoweredWithOptions:
-    compile: Callable[[], Any]
-
-
 @dataclasses.dataclass(frozen=True)
 class Experiment:
     """The model, optimizer and compiled steps of a resolved config and dataset shape.
@@ -492,18 +444,18 @@ def get_experiment(
         optimizer=optimizer,
         schedule=make_schedule(config, steps),
         steps_per_epoch=steps,
-        train_step=jit_with_options(
+        train_step=jax.jit(
             train_step, in_shardings=(replicated, batch, batch),
             out_shardings=(replicated, replicated), donate_argnums=(0,),
             compiler_options=step_options,
         ),
-        eval_step=jit_with_options(
+        eval_step=jax.jit(
             eval_step, in_shardings=(replicated, batch, batch, batch), out_shardings=replicated,
             compiler_options=step_options,
         ),
         # Initialisation runs once: unoptimised code compiles ~4x faster (its values are
         # as reproducible, but not bit-equal to an optimised compile's).
-        init=jit_with_options(init, out_shardings=replicated, compiler_options=FAST_COMPILE),
+        init=jax.jit(init, out_shardings=replicated, compiler_options=FAST_COMPILE),
         placement=placement,
     )
 
