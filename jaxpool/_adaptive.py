@@ -13,13 +13,13 @@ from jax.typing import ArrayLike
 
 from jaxpool import _geometry as geometry
 from jaxpool._checks import as_array
-from jaxpool._kernels import kernel_family
 from jaxpool._functional import (
     _check_index_volume,
     _spatial_size,
     _window_average,
     _window_max,
 )
+from jaxpool._kernels import kernel_family
 
 
 def _adaptive_avg(op: str, n: int, x: ArrayLike, output_size, channels_first) -> jax.Array:
@@ -69,7 +69,7 @@ _LAYOUT = """\
     ``channels_first=True``, ``(*batch, C, {spatial})``; any number of batch dims, zero
     included. The output keeps the input's layout."""
 
-_ADAPTIVE_AVG_DOC = """{n}D adaptive average pooling, as ``torch.nn.functional.adaptive_avg_pool{n}d``.
+_ADAPTIVE_AVG_DOC = """{n}D adaptive average pooling: ``torch.nn.functional.adaptive_avg_pool{n}d``.
 
     Output ``i`` along an axis of length ``L`` averages input ``[floor(i*L/O),
     ceil((i+1)*L/O))`` — torch's windows (two window lengths at most; equinox's and
@@ -253,5 +253,6 @@ def global_max_pool(
       >>> jaxpool.global_max_pool(x[None, :, :, None])
       Array([[9.]], dtype=float32)
     """
-    kind = "max-index" if geometry.as_bool(return_indices, "return_indices", "global_max_pool") else "max"
+    with_index = geometry.as_bool(return_indices, "return_indices", "global_max_pool")
+    kind = "max-index" if with_index else "max"
     return _global("global_max_pool", x, spatial_dims, keepdims, channels_first, kind=kind)

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import NamedTuple, Sequence
+from collections.abc import Sequence
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -21,6 +22,7 @@ from jaxpool import _geometry as geometry
 from jaxpool import _jax_internals as internals
 from jaxpool import _kernels as kernels
 from jaxpool._checks import as_array, as_real
+from jaxpool._kernel_common import index_dtype
 
 # The kernel family is a static argument: a trace is never reused across families.
 _window_max = jax.jit(
@@ -86,7 +88,7 @@ def _order_reversed(x: jax.Array) -> jax.Array:
 def _check_index_volume(array, axes, op, return_indices):
     if return_indices:
         geometry.index_dtype_bits(
-            math.prod(array.shape[a] for a in axes), jax.config.jax_enable_x64, op
+            math.prod(array.shape[a] for a in axes), index_dtype() == np.int64, op
         )
 
 
@@ -258,7 +260,7 @@ def _unpool_impl(x, index, *, axes, out_size):
     positions = jnp.transpose(index, perm).reshape(*lead_shape, -1)
     flat = _scatter_last(values, positions, math.prod(out_size))
     out = flat.reshape(*lead_shape, *out_size)
-    return jnp.transpose(out, np.argsort(perm))
+    return jnp.transpose(out, tuple(int(a) for a in np.argsort(perm)))
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
@@ -267,8 +269,8 @@ def _scatter_last(values, positions, size):
     lead = values.shape[:-1]
     out = jnp.zeros((*lead, size), values.dtype)
     grids = jnp.meshgrid(*(jnp.arange(s) for s in lead), indexing="ij") if lead else []
-    grids = [g[..., None] for g in grids]
-    return out.at[(*grids, positions)].set(values, mode="drop")
+    index = (*(g[..., None] for g in grids), positions)
+    return out.at[index].set(values, mode="drop")
 
 
 def _scatter_last_fwd(values, positions, size):
@@ -383,7 +385,8 @@ def _fractional_impl(x, samples, *, axes, kernel, out, channels_first):
             start = sequence.reshape(shape)
         else:
             moved = jnp.moveaxis(sequence, -1, -2)  # (*b, O, C)
-            shape = (*moved.shape[:-2], *[out[i] if j == i else 1 for j in range(n)], moved.shape[-1])
+            spatial = [out[i] if j == i else 1 for j in range(n)]
+            shape = (*moved.shape[:-2], *spatial, moved.shape[-1])
             start = moved.reshape(shape)
         starts.append(start)
     return kernels.gather_window_max(x, axes, starts, kernel)
@@ -692,7 +695,7 @@ _UNPOOL_EXAMPLES = {
       Array([0., 0., 0., 0., 0., 0., 0., 7.], dtype=float32)""",
 }
 
-_FRACTIONAL_DOC = """{n}D fractional max pooling, as ``torch.nn.functional.fractional_max_pool{n}d``.
+_FRACTIONAL_DOC = """{n}D fractional max pooling: ``torch.nn.functional.fractional_max_pool{n}d``.
 
     Graham's pseudo-random pooling regions: along each spatial dim, window ``i`` starts
     at ``floor((i + u)*a) - floor(u*a)`` with ``a = (L - k)/(O - 1)``, the last window at

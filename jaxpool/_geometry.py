@@ -503,7 +503,7 @@ def check_average_input(op: str, spatial_size: tuple[int, ...], kernel_size: Any
     if len(spatial_size) != 3:
         return
     kernel = as_tuple(kernel_size, 3, "kernel_size", op)
-    if all(length >= k for length, k in zip(spatial_size, kernel)):
+    if all(length >= k for length, k in zip(spatial_size, kernel, strict=True)):
         return
     size = spatial_size
     raise ValueError(

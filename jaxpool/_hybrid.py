@@ -67,7 +67,7 @@ def _channel_axis(ndim: int, n: int, channels_first: bool) -> int:
 
 def _output_shape(shape: tuple[int, ...], axes: tuple[int, ...], sizes: tuple[int, ...]) -> tuple:
     out = list(shape)
-    for axis, size in zip(axes, sizes):
+    for axis, size in zip(axes, sizes, strict=True):
         out[axis] = size
     return tuple(out)
 
@@ -102,7 +102,7 @@ def _alpha_operand(alpha: jax.Array, out_shape: tuple, channel_axis: int, op: st
         return alpha.reshape(shape)
     if alpha.ndim <= ndim:
         padded = (1,) * (ndim - alpha.ndim) + tuple(alpha.shape)
-        if all(a in (1, o) for a, o in zip(padded, out_shape)):
+        if all(a in (1, o) for a, o in zip(padded, out_shape, strict=True)):
             return alpha.reshape(padded)
     raise ValueError(
         f"{op}: alpha must be a scalar, a per-channel vector of shape (C,) = ({channels},), or an "
@@ -309,7 +309,8 @@ def global_hybrid_pool(
     config = geometry.global_windows(_spatial_size(array, axes))
     kept_shape = _output_shape(array.shape, axes, config.output_size)
     if keepdims:
-        weight = _alpha_operand(weight, kept_shape, _channel_axis(array.ndim, n, channels_first), op)
+        channel_axis = _channel_axis(array.ndim, n, channels_first)
+        weight = _alpha_operand(weight, kept_shape, channel_axis, op)
     else:
         visible = tuple(s for a, s in enumerate(kept_shape) if a not in axes)
         weight = jnp.expand_dims(_alpha_operand(weight, visible, len(visible) - 1, op), axes)
@@ -329,7 +330,7 @@ def _gated_impl(x, gate_weight, axes, windows, divisor, channel_axis, family):
     compute = _compute_dtype(x.dtype)
     values = x.astype(compute)
     weights = gate_weight.astype(compute)
-    logits = None
+    terms = []
     # Padding reads zero: the gate is a zero-padded depthwise correlation of x with w.
     for tap, tap_values, _ in kernels.window_taps(values, axes, windows, 0):
         weight = weights[tap]
@@ -337,8 +338,8 @@ def _gated_impl(x, gate_weight, axes, windows, divisor, channel_axis, family):
             shape = [1] * x.ndim
             shape[channel_axis] = weight.shape[0]
             weight = weight.reshape(shape)
-        term = tap_values * weight
-        logits = term if logits is None else logits + term
+        terms.append(tap_values * weight)
+    logits = functools.reduce(jnp.add, terms)
     return kernels.window_hybrid(x, jax.nn.sigmoid(logits), axes, windows, divisor, family=family)
 
 
@@ -537,19 +538,22 @@ def _soft_impl(x, axes, windows, is_global):
         )
         return out.astype(x.dtype)
     taps = list(kernels.window_taps(values, axes, windows, 0))
-    shift = None
+    candidates = []
     for _, tap_values, real in taps:
         candidate = lax.stop_gradient(tap_values)
         if real is not None:
             candidate = jnp.where(real, candidate, -jnp.inf)
-        shift = candidate if shift is None else jnp.maximum(shift, candidate)
-    numerator = denominator = None
+        candidates.append(candidate)
+    shift = functools.reduce(jnp.maximum, candidates)
+    tap_weights = []
     for _, tap_values, real in taps:
         weight = jnp.exp(tap_values - shift)
         if real is not None:
             weight = jnp.where(real, weight, 0)  # padding has no weight
-        numerator = weight * tap_values if numerator is None else numerator + weight * tap_values
-        denominator = weight if denominator is None else denominator + weight
+        tap_weights.append(weight)
+    weighted = [w * v for w, (_, v, _) in zip(tap_weights, taps, strict=True)]
+    numerator = functools.reduce(jnp.add, weighted)
+    denominator = functools.reduce(jnp.add, tap_weights)
     return (numerator / denominator).astype(x.dtype)
 
 
@@ -666,7 +670,9 @@ def global_avg_max_pool(
       Array([[12.25]], dtype=float32)
     """
     op = "global_avg_max_pool"
-    array, n, axes, config, keepdims, _ = _global_head(op, x, spatial_dims, keepdims, channels_first)
+    array, _, axes, config, keepdims, _ = _global_head(
+        op, x, spatial_dims, keepdims, channels_first
+    )
     half = jnp.full((1,) * array.ndim, 0.5, jnp.float32)
     out = _window_hybrid(array, half, axes=axes, windows=config.axes, divisor="adaptive",
                          family=kernels.kernel_family())

@@ -34,7 +34,8 @@ release). When JAX moves one of these, this is the only file to change.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax
 from jax import lax
@@ -61,7 +62,9 @@ __all__ = [
 JAX_VERSION: tuple[int, ...] = tuple(jax.__version_info__)
 
 
-def lowered_by(primitive: Primitive, function: Callable[..., Any], *, multiple_results: bool) -> None:
+def lowered_by(
+    primitive: Primitive, function: Callable[..., Any], *, multiple_results: bool
+) -> None:
     """Lowers ``primitive`` on every platform by tracing ``function`` (plain JAX code)."""
     mlir.register_lowering(primitive, mlir.lower_fun(function, multiple_results=multiple_results))
 

@@ -13,9 +13,10 @@ indices, and the reductions that do not depend on the family.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
@@ -59,7 +60,7 @@ class Stage:
     axes: tuple[int, ...]
     windows: tuple[AxisWindows, ...]
 
-    def shifted(self, offset: int) -> "Stage":
+    def shifted(self, offset: int) -> Stage:
         """The same stage for an array with ``offset`` more leading axes (vmap)."""
         return dataclasses.replace(self, axes=tuple(a + offset for a in self.axes))
 
@@ -70,13 +71,13 @@ class Stage:
 
     def out_shape(self, shape: Sequence[int]) -> tuple[int, ...]:
         shape = list(shape)
-        for axis, w in zip(self.axes, self.windows):
+        for axis, w in zip(self.axes, self.windows, strict=True):
             shape[axis] = w.size
         return tuple(shape)
 
     def in_shape(self, shape: Sequence[int]) -> tuple[int, ...]:
         shape = list(shape)
-        for axis, w in zip(self.axes, self.windows):
+        for axis, w in zip(self.axes, self.windows, strict=True):
             shape[axis] = w.length
         return tuple(shape)
 
@@ -104,7 +105,7 @@ def plan_stages(
             return "blocks"
         return "taps"
 
-    pairs = list(zip(axes, windows))
+    pairs = list(zip(axes, windows, strict=True))
     stages: list[Stage] = []
     while pairs:
         axis, w = pairs.pop()
@@ -150,7 +151,7 @@ def divisor_array(ndim: int, axes, windows, divisor: str | int) -> np.ndarray | 
     if isinstance(divisor, int):
         return float(divisor)
     total = np.ones([1] * ndim, np.float64)
-    for axis, w in zip(axes, windows):
+    for axis, w in zip(axes, windows, strict=True):
         if divisor == "without_padding":
             per_axis = w.divisor_without_padding()
         else:  # "with_padding" and "adaptive" (one window per output: its length)
@@ -186,7 +187,8 @@ def divide(numerator: jax.Array, divisor, axes: Sequence[int]) -> jax.Array:
     if math.prod(shape[:first]) == 1:
         return numerator / optimization_barrier(jnp.asarray(divisor))
     # max(d, -inf) == d for every divisor d.
-    floor = np.full(tuple(shape[:first]) + (1,) * (numerator.ndim - first), -np.inf, numerator.dtype)
+    floor_shape = tuple(shape[:first]) + (1,) * (numerator.ndim - first)
+    floor = np.full(floor_shape, -np.inf, numerator.dtype)
     full = jnp.maximum(
         optimization_barrier(jnp.asarray(divisor)), optimization_barrier(jnp.asarray(floor))
     )
@@ -214,7 +216,7 @@ def average_of_sums(
     if all(w.size == 1 for w in windows):
         return divide(sums, float(math.prod(w.length for w in windows)), axes)
     divided = False
-    for axis, w in zip(axes, windows):
+    for axis, w in zip(axes, windows, strict=True):
         lengths = w.divisor_with_padding()
         if (lengths == 1).all():
             continue  # x / 1 == x exactly (an output size of None keeps the axis)
@@ -228,28 +230,38 @@ def average_of_sums(
 
 def tap_coordinates(stage: Stage, chosen: jax.Array, ndim: int) -> dict[int, jax.Array]:
     """Input coordinate along each stage axis of every window's chosen tap."""
-    coords = {}
-    for position, (axis, w) in enumerate(zip(stage.axes, stage.windows)):
+    coords: dict[int, jax.Array] = {}
+    for position, (axis, w) in enumerate(zip(stage.axes, stage.windows, strict=True)):
         later = math.prod(v.kernel for v in stage.windows[position + 1 :])
         tap = (chosen // later) % w.kernel
         table = w.tap_positions()
         if w.adaptive:
-            coords[axis] = jnp.minimum(along(table[0], axis, ndim) + tap, along(table[-1], axis, ndim))
+            last = along(table[-1], axis, ndim)
+            coords[axis] = jnp.minimum(along(table[0], axis, ndim) + tap, last)
         else:
-            coords[axis] = along(table[0], axis, ndim) + tap * w.dilation
+            coords[axis] = jnp.asarray(along(table[0], axis, ndim)) + tap * w.dilation
     return coords
 
 
+def index_dtype() -> np.dtype:
+    """The dtype of torch-style indices: int32, or int64 under ``jax_enable_x64``."""
+    return np.dtype(jax.dtypes.canonicalize_dtype(np.int64))
+
+
 def flat_index(coords: dict[int, jax.Array], lengths: tuple[tuple[int, int], ...]) -> jax.Array:
-    """Flat position in the unpadded spatial volume (row-major), as torch reports."""
-    index_dtype = jnp.int64 if jax.config.jax_enable_x64 else jnp.int32
-    flat = None
+    """Flat position in the unpadded spatial volume (row-major), as torch reports.
+
+    Args:
+      coords: the input coordinate along each spatial axis (integer arrays).
+      lengths: ``(axis, length)`` of every spatial axis, outermost first.
+    """
+    dtype = index_dtype()
+    terms = []
     multiplier = 1
     for axis, length in reversed(lengths):
-        term = coords[axis].astype(index_dtype) * multiplier
-        flat = term if flat is None else flat + term
+        terms.append(coords[axis].astype(dtype) * multiplier)
         multiplier *= length
-    return flat
+    return functools.reduce(jnp.add, terms)
 
 
 # ----------------------------------------------------------------------------------
@@ -268,7 +280,7 @@ def window_taps(x: jax.Array, axes: Sequence[int], windows: Sequence[AxisWindows
     for tap in itertools.product(*(range(w.kernel) for w in windows)):
         values = x
         real = None
-        for axis, w, j in zip(axes, windows, tap):
+        for axis, w, j in zip(axes, windows, tap, strict=True):
             positions = w.tap_positions()[j]
             inside = np.flatnonzero((positions >= 0) & (positions < w.length))
             if inside.size == 0:  # padding in every window
@@ -318,19 +330,17 @@ def gather_window_max(
     floating = jnp.issubdtype(x.dtype, jnp.floating)
     values = lax.stop_gradient(x)
     coords: dict[int, jax.Array] = {}
-    for axis, start, k in reversed(list(zip(axes, starts, kernel))):
+    for axis, start, k in reversed(list(zip(axes, starts, kernel, strict=True))):
         shape = list(values.shape)
         shape[axis] = start.shape[axis]
         base = jnp.broadcast_to(start, shape).astype(jnp.int32)
-        best = chosen = None
-        follow: dict[int, jax.Array] = {}
-        for j in range(k):
+        best = jnp.take_along_axis(values, base, axis=axis)
+        chosen = base
+        follow = {a: jnp.take_along_axis(c, base, axis=axis) for a, c in coords.items()}
+        for j in range(1, k):
             position = base + j
             value = jnp.take_along_axis(values, position, axis=axis)
             taken = {a: jnp.take_along_axis(c, position, axis=axis) for a, c in coords.items()}
-            if best is None:
-                best, chosen, follow = value, position, taken
-                continue
             better = value > best
             if floating:
                 better = better | jnp.isnan(value)
@@ -339,12 +349,7 @@ def gather_window_max(
             follow = {a: jnp.where(better, taken[a], follow[a]) for a in coords}
         values = best
         coords = {**follow, axis: chosen}
-    index_dtype = jnp.int64 if jax.config.jax_enable_x64 else jnp.int32
-    flat = jnp.zeros(values.shape, index_dtype)
-    multiplier = 1
-    for axis in reversed(axes):
-        flat = flat + coords[axis].astype(index_dtype) * multiplier
-        multiplier *= x.shape[axis]
+    flat = flat_index(coords, tuple((axis, x.shape[axis]) for axis in axes))
     # Gather the maxima from x itself so that the gradient reaches the chosen element.
     rest = [a for a in range(x.ndim) if a not in axes]
     perm = rest + list(axes)
@@ -352,5 +357,5 @@ def gather_window_max(
     moved_index = jnp.transpose(flat, perm)
     out_shape = moved_index.shape
     maxima = jnp.take_along_axis(moved, moved_index.reshape(*out_shape[: len(rest)], -1), axis=-1)
-    maxima = jnp.transpose(maxima.reshape(out_shape), np.argsort(perm))
+    maxima = jnp.transpose(maxima.reshape(out_shape), tuple(int(a) for a in np.argsort(perm)))
     return maxima, flat

@@ -28,7 +28,7 @@ import contextlib
 import contextvars
 import functools
 import os
-from typing import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import jax
 from jax import lax
@@ -57,7 +57,9 @@ FAMILIES = ("auto", "reduce_window", "cpu")
 ENV_VAR = "JAXPOOL_KERNELS"
 """The environment variable that picks the family when no :func:`kernels` block does."""
 
-_forced: contextvars.ContextVar[str | None] = contextvars.ContextVar("jaxpool_kernels", default=None)
+_forced: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "jaxpool_kernels", default=None
+)
 
 
 def _checked(family: object, where: str) -> str:
@@ -149,11 +151,12 @@ def window_max(
     See :func:`jaxpool._kernels_cpu.window_max` for the contract (both families keep it).
     """
     axes, windows = tuple(axes), tuple(windows)
-    options = dict(axes=axes, windows=windows, return_index=return_index)
     return _dispatch(
         family,
-        functools.partial(cpu.window_max, **options),
-        functools.partial(reduce_window.window_max, **options),
+        functools.partial(cpu.window_max, axes=axes, windows=windows, return_index=return_index),
+        functools.partial(
+            reduce_window.window_max, axes=axes, windows=windows, return_index=return_index
+        ),
         x,
     )
 
@@ -169,11 +172,12 @@ def window_average(
     """Window sums divided as torch divides them; see
     :func:`jaxpool._kernel_common.average_of_sums` for ``divisor``."""
     axes, windows = tuple(axes), tuple(windows)
-    options = dict(axes=axes, windows=windows, divisor=divisor)
     return _dispatch(
         family,
-        functools.partial(cpu.window_average, **options),
-        functools.partial(reduce_window.window_average, **options),
+        functools.partial(cpu.window_average, axes=axes, windows=windows, divisor=divisor),
+        functools.partial(
+            reduce_window.window_average, axes=axes, windows=windows, divisor=divisor
+        ),
         x,
     )
 
@@ -189,11 +193,12 @@ def window_hybrid(
 ) -> jax.Array:
     """``alpha * max + (1 - alpha) * average`` over each window (torch's rules for both)."""
     axes, windows = tuple(axes), tuple(windows)
-    options = dict(axes=axes, windows=windows, divisor=divisor)
     return _dispatch(
         family,
-        functools.partial(cpu.window_hybrid, **options),
-        functools.partial(reduce_window.window_hybrid, **options),
+        functools.partial(cpu.window_hybrid, axes=axes, windows=windows, divisor=divisor),
+        functools.partial(
+            reduce_window.window_hybrid, axes=axes, windows=windows, divisor=divisor
+        ),
         x,
         alpha,
     )

@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import functools
 import itertools
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -71,7 +71,9 @@ BLOCKS_MIN_KERNEL = 4
 
 def plan_stages(axes, windows, *, joint_blocks: bool = False) -> tuple[Stage, ...]:
     """:func:`jaxpool._kernel_common.plan_stages` with this family's ``blocks`` threshold."""
-    return _plan_stages(axes, windows, joint_blocks=joint_blocks, blocks_min_kernel=BLOCKS_MIN_KERNEL)
+    return _plan_stages(
+        axes, windows, joint_blocks=joint_blocks, blocks_min_kernel=BLOCKS_MIN_KERNEL
+    )
 
 # ----------------------------------------------------------------------------------
 # Helpers
@@ -102,7 +104,7 @@ def _block_tap(x: jax.Array, stage: Stage, block, tap) -> jax.Array:
     start = [0] * x.ndim
     limit = list(x.shape)
     strides = [1] * x.ndim
-    for axis, w, (o0, o1, _), j in zip(stage.axes, stage.windows, block, tap):
+    for axis, w, (o0, o1, _), j in zip(stage.axes, stage.windows, block, tap, strict=True):
         first = o0 * w.stride - w.pad_lo + j * w.dilation
         start[axis] = first
         limit[axis] = first + (o1 - o0 - 1) * w.stride + 1
@@ -114,14 +116,14 @@ def _block_of(x: jax.Array, stage: Stage, block) -> jax.Array:
     """The part of an output-shaped array that belongs to one block."""
     start = [0] * x.ndim
     limit = list(x.shape)
-    for axis, (o0, o1, _) in zip(stage.axes, block):
+    for axis, (o0, o1, _) in zip(stage.axes, block, strict=True):
         start[axis], limit[axis] = o0, o1
     return lax.slice(x, start, limit)
 
 
 def _block_shape(shape, stage: Stage, block) -> tuple[int, ...]:
     shape = list(shape)
-    for axis, (o0, o1, _) in zip(stage.axes, block):
+    for axis, (o0, o1, _) in zip(stage.axes, block, strict=True):
         shape[axis] = o1 - o0
     return tuple(shape)
 
@@ -133,14 +135,14 @@ def _assemble(parts: dict, stage: Stage) -> jax.Array:
     def build(prefix: list[int], level: int) -> jax.Array:
         if level == len(runs):
             return parts[tuple(prefix)]
-        pieces = [build(prefix + [i], level + 1) for i in range(len(runs[level]))]
+        pieces = [build([*prefix, i], level + 1) for i in range(len(runs[level]))]
         return pieces[0] if len(pieces) == 1 else jnp.concatenate(pieces, stage.axes[level])
 
     return build([], 0)
 
 
 def _valid_in_block(block, tap) -> bool:
-    return all(j in valid for (_, _, valid), j in zip(block, tap))
+    return all(j in valid for (_, _, valid), j in zip(block, tap, strict=True))
 
 
 def _split_blocks(x: jax.Array, stage: Stage, value) -> tuple[jax.Array, tuple[int, ...]]:
@@ -150,7 +152,7 @@ def _split_blocks(x: jax.Array, stage: Stage, value) -> tuple[jax.Array, tuple[i
     """
     shape = []
     tap_axes = []
-    for axis, w in zip(stage.axes, stage.windows):
+    for axis, w in zip(stage.axes, stage.windows, strict=True):
         x = pad_axis(x, axis, w.pad_lo, w.size * w.kernel - w.length - w.pad_lo, value)
     for axis, length in enumerate(x.shape):
         if axis in stage.axes:
@@ -179,10 +181,10 @@ def _expand_blocks(c: jax.Array, stage: Stage, tap_values=None) -> jax.Array:
     if tap_values is not None:
         expanded = tap_values(split_shape, tuple(tap_axes), expanded)
     merged_shape = list(c.shape)
-    for axis, w in zip(stage.axes, stage.windows):
+    for axis, w in zip(stage.axes, stage.windows, strict=True):
         merged_shape[axis] = w.size * w.kernel
     merged = expanded.reshape(merged_shape)
-    for axis, w in zip(stage.axes, stage.windows):
+    for axis, w in zip(stage.axes, stage.windows, strict=True):
         merged = pad_axis(merged, axis, -w.pad_lo, w.length + w.pad_lo - w.size * w.kernel, 0)
     return merged
 
@@ -210,6 +212,16 @@ def _adaptive_inverse(w: AxisWindows) -> tuple[np.ndarray, np.ndarray]:
     return table, table >= 0
 
 
+def _sum(terms: Sequence[jax.Array]) -> jax.Array:
+    """The sum of one or more arrays, in order."""
+    return functools.reduce(jnp.add, terms)
+
+
+def _maximum(values: Sequence[jax.Array]) -> jax.Array:
+    """The elementwise maximum of one or more arrays (NaN propagates)."""
+    return functools.reduce(jnp.maximum, values)
+
+
 def _materialize(x: jax.Array) -> jax.Array:
     """Returns ``x`` unchanged, computed once into memory.
 
@@ -232,22 +244,21 @@ def _sum_impl(x: jax.Array, stage: Stage) -> jax.Array:
     if stage.kind == "adaptive":
         ((axis,), (w,)) = stage.axes, stage.windows
         valid = w.tap_valid()
-        total = None
+        terms = []
         for j in range(w.kernel):
             value = _adaptive_tap(x, stage, j)
             if not valid[j].all():
                 value = jnp.where(along(valid[j], axis, x.ndim), value, 0)
-            total = value if total is None else total + value
-        return total
+            terms.append(value)
+        return _sum(terms)
     parts = {}
     for index, block in _blocks_of(stage):
-        total = None
-        for tap in stage.taps:
-            if _valid_in_block(block, tap):
-                value = _block_tap(x, stage, block, tap)
-                total = value if total is None else total + value
+        terms = [
+            _block_tap(x, stage, block, tap) for tap in stage.taps if _valid_in_block(block, tap)
+        ]
         # A transposed window may hold no element (inputs that no window reads).
-        parts[index] = jnp.zeros(_block_shape(x.shape, stage, block), x.dtype) if total is None else total
+        empty = jnp.zeros(_block_shape(x.shape, stage, block), x.dtype) if not terms else None
+        parts[index] = _sum(terms) if empty is None else empty
     return _assemble(parts, stage)
 
 
@@ -262,7 +273,7 @@ def _phases(w: AxisWindows) -> tuple[tuple[int, AxisWindows | None, tuple[int, .
     tap lands on the phase, the original taps in the window's tap order). Rows past the
     input hold garbage for sums (never for the chosen taps) and are cut off.
     """
-    phases = []
+    phases: list[tuple[int, AxisWindows | None, tuple[int, ...]]] = []
     # Every phase gets ceil(L / s) rows, so that the phases interleave by a plain reshape;
     # rows past the input's end are cut off after interleaving.
     length = -(-w.length // w.stride)
@@ -295,7 +306,7 @@ def _interleave(parts: dict, stage: Stage) -> jax.Array:
             return parts[tuple(prefix)]
         axis, w = stage.axes[level], stage.windows[level]
         rows = -(-w.length // w.stride)
-        pieces = [build(prefix + [r], level + 1) for r in range(w.stride)]
+        pieces = [build([*prefix, r], level + 1) for r in range(w.stride)]
         if w.stride == 1:
             return pieces[0]
         stacked = jnp.stack(pieces, axis=axis + 1)
@@ -311,9 +322,10 @@ def _interleave(parts: dict, stage: Stage) -> jax.Array:
 
 def _phase_stage(stage: Stage, choice) -> tuple[Stage, tuple[int, ...], list[tuple[int, ...]]]:
     """The stride-1 stage of one phase combination, its shape, and original taps."""
-    per_axis = [_phases(w)[r] for w, r in zip(stage.windows, choice)]
+    per_axis = [_phases(w)[r] for w, r in zip(stage.windows, choice, strict=True)]
     windows = tuple(p[1] for p in per_axis)
-    return Stage("taps", stage.axes, windows), tuple(p[0] for p in per_axis), [p[2] for p in per_axis]
+    lengths = tuple(p[0] for p in per_axis)
+    return Stage("taps", stage.axes, windows), lengths, [p[2] for p in per_axis]
 
 
 # Strides above this use the tiled transpose (one fused pass over all taps) instead of
@@ -330,19 +342,23 @@ def _tiled_transpose(
     tap ``j`` (with ``j*d - pad = s*q + r``) receives window ``m - q``. Every tap adds its
     term, masked to its phase (and, with ``chosen``, to the windows that chose it).
     """
-    padded_c, padded_chosen, padded_dense = c, chosen, dense
-    layout = []
-    for axis, w in zip(stage.axes, stage.windows):
+    layout, pads = [], []
+    for axis, w in zip(stage.axes, stage.windows, strict=True):
         rows = -(-w.length // w.stride)
         shifts = [divmod(j * w.dilation - w.pad_lo, w.stride) for j in range(w.kernel)]
         lo = max(0, max(q for q, _ in shifts))
         hi = max(0, rows - 1 - min(q for q, _ in shifts) - (w.size - 1))
-        padded_c = pad_axis(padded_c, axis, lo, hi, 0)
-        if chosen is not None:
-            padded_chosen = pad_axis(padded_chosen, axis, lo, hi, -1)  # -1 matches no tap
-        if dense is not None:
-            padded_dense = pad_axis(padded_dense, axis, lo, hi, 0)
+        pads.append((axis, lo, hi))
         layout.append((rows, shifts, lo))
+
+    def padded(array: jax.Array, fill) -> jax.Array:
+        for axis, lo, hi in pads:
+            array = pad_axis(array, axis, lo, hi, fill)
+        return array
+
+    padded_c = padded(c, 0)
+    padded_chosen = None if chosen is None else padded(chosen, -1)  # -1 matches no tap
+    padded_dense = None if dense is None else padded(dense, 0)
     tiled_shape, unit_shape, phase_axes = [], [], []
     for axis, length in enumerate(c.shape):
         if axis in stage.axes:
@@ -353,30 +369,30 @@ def _tiled_transpose(
         else:
             tiled_shape.append(length)
             unit_shape.append(length)
-    total = None
+    terms = []
     for number, tap in enumerate(stage.taps):
         start = [0] * c.ndim
         limit = list(padded_c.shape)
-        hit = None
-        for level, (axis, j) in enumerate(zip(stage.axes, tap)):
+        hits = []
+        for level, (axis, j) in enumerate(zip(stage.axes, tap, strict=True)):
             rows, shifts, lo = layout[level]
             q, r = shifts[j]
             start[axis], limit[axis] = lo - q, lo - q + rows
             phase = lax.broadcasted_iota(jnp.int32, tiled_shape, phase_axes[level]) == r
-            hit = phase if hit is None else hit & phase
+            hits.append(phase)
         value = lax.slice(padded_c, start, limit).reshape(unit_shape)
-        if chosen is not None:
+        if padded_chosen is not None:
             chosen_here = lax.slice(padded_chosen, start, limit).reshape(unit_shape) == number
             value = jnp.where(chosen_here, value, jnp.zeros((), c.dtype))
-        if dense is not None:
+        if padded_dense is not None:
             value = value + lax.slice(padded_dense, start, limit).reshape(unit_shape)
-        term = jnp.where(hit, value, jnp.zeros((), c.dtype))
-        total = term if total is None else total + term
+        hit = functools.reduce(jnp.logical_and, hits)
+        terms.append(jnp.where(hit, value, jnp.zeros((), c.dtype)))
     merged = list(c.shape)
-    for axis, (rows, _, _), w in zip(stage.axes, layout, stage.windows):
+    for axis, (rows, _, _), w in zip(stage.axes, layout, stage.windows, strict=True):
         merged[axis] = rows * w.stride
-    out = total.reshape(merged)
-    for axis, w in zip(stage.axes, stage.windows):
+    out = _sum(terms).reshape(merged)
+    for axis, w in zip(stage.axes, stage.windows, strict=True):
         if out.shape[axis] != w.length:
             out = lax.slice_in_dim(out, 0, w.length, 1, axis)
     return out
@@ -389,20 +405,20 @@ def _sum_transpose_impl(c: jax.Array, stage: Stage) -> jax.Array:
     if stage.kind == "adaptive":
         ((axis,), (w,)) = stage.axes, stage.windows
         table, valid = _adaptive_inverse(w)
-        total = None
+        terms = []
         for k in range(table.shape[1]):
             value = jnp.take(c, jnp.asarray(np.maximum(table[:, k], 0)), axis=axis)
             if not valid[:, k].all():
                 value = jnp.where(along(valid[:, k], axis, c.ndim), value, 0)
-            total = value if total is None else total + value
-        return total
+            terms.append(value)
+        return _sum(terms)
     if max(w.stride for w in stage.windows) > PHASE_STRIDE_LIMIT:
         return _tiled_transpose(c, None, stage)
     parts = {}
     for choice in itertools.product(*(range(w.stride) for w in stage.windows)):
         phase, lengths, _ = _phase_stage(stage, choice)
         shape = list(c.shape)
-        for axis, length in zip(stage.axes, lengths):
+        for axis, length in zip(stage.axes, lengths, strict=True):
             shape[axis] = length
         if any(w is None for w in phase.windows):
             parts[choice] = jnp.zeros(shape, c.dtype)
@@ -413,7 +429,7 @@ def _sum_transpose_impl(c: jax.Array, stage: Stage) -> jax.Array:
 
 def _tap_number(stage: Stage, tap: tuple[int, ...]) -> int:
     number = 0
-    for w, j in zip(stage.windows, tap):
+    for w, j in zip(stage.windows, tap, strict=True):
         number = number * w.kernel + j
     return number
 
@@ -432,14 +448,21 @@ def _select_impl(x: jax.Array, chosen: jax.Array, stage: Stage) -> jax.Array:
     for index, block in _blocks_of(stage):
         shape = _block_shape(x.shape, stage, block)
         cases = [
-            _block_tap(x, stage, block, tap) if _valid_in_block(block, tap) else jnp.zeros(shape, x.dtype)
+            _block_tap(x, stage, block, tap)
+            if _valid_in_block(block, tap)
+            else jnp.zeros(shape, x.dtype)
             for tap in stage.taps
         ]
-        parts[index] = cases[0] if len(cases) == 1 else lax.select_n(_block_of(chosen, stage, block), *cases)
+        if len(cases) == 1:
+            parts[index] = cases[0]
+        else:
+            parts[index] = lax.select_n(_block_of(chosen, stage, block), *cases)
     return _assemble(parts, stage)
 
 
-def _scatter_impl(c: jax.Array, chosen: jax.Array, stage: Stage, dense: jax.Array | None = None) -> jax.Array:
+def _scatter_impl(
+    c: jax.Array, chosen: jax.Array, stage: Stage, dense: jax.Array | None = None
+) -> jax.Array:
     """Transpose of :func:`_select_impl`: each window's value goes to its chosen tap.
 
     With ``dense`` (output-shaped), every element also receives the ``dense`` value of
@@ -462,7 +485,7 @@ def _scatter_impl(c: jax.Array, chosen: jax.Array, stage: Stage, dense: jax.Arra
         starts = w.tap_positions()[0]
         ends = w.tap_positions()[-1]
         position = along(np.arange(w.length), axis, c.ndim)
-        total = None
+        terms = []
         for k in range(table.shape[1]):
             owner = jnp.asarray(np.maximum(table[:, k], 0))
             owner_chosen = jnp.take(chosen, owner, axis=axis)
@@ -475,34 +498,34 @@ def _scatter_impl(c: jax.Array, chosen: jax.Array, stage: Stage, dense: jax.Arra
                 value = value + jnp.take(dense, owner, axis=axis)
             if not valid[:, k].all():
                 value = jnp.where(along(valid[:, k], axis, c.ndim), value, zero)
-            total = value if total is None else total + value
-        return total
+            terms.append(value)
+        return _sum(terms)
     if max(w.stride for w in stage.windows) > PHASE_STRIDE_LIMIT:
         return _tiled_transpose(c, chosen, stage, dense)
     parts = {}
     for choice in itertools.product(*(range(w.stride) for w in stage.windows)):
         phase, lengths, originals = _phase_stage(stage, choice)
         shape = list(c.shape)
-        for axis, length in zip(stage.axes, lengths):
+        for axis, length in zip(stage.axes, lengths, strict=True):
             shape[axis] = length
         if any(w is None for w in phase.windows):
             parts[choice] = jnp.zeros(shape, c.dtype)
             continue
         blocks = {}
         for index, block in _blocks_of(phase):
-            total = None
+            terms = []
             for ptap in phase.taps:
                 if not _valid_in_block(block, ptap):
                     continue
-                tap = tuple(order[k] for order, k in zip(originals, ptap))
+                tap = tuple(order[k] for order, k in zip(originals, ptap, strict=True))
                 hit = _block_tap(chosen, phase, block, ptap) == _tap_number(stage, tap)
                 value = jnp.where(hit, _block_tap(c, phase, block, ptap), zero)
                 if dense is not None:
                     value = value + _block_tap(dense, phase, block, ptap)
-                total = value if total is None else total + value
-            if total is None:
-                total = jnp.zeros(_block_shape(shape, phase, block), c.dtype)
-            blocks[index] = total
+                terms.append(value)
+            blocks[index] = (
+                _sum(terms) if terms else jnp.zeros(_block_shape(shape, phase, block), c.dtype)
+            )
         parts[choice] = _assemble(blocks, phase)
     return _interleave(parts, stage)
 
@@ -540,7 +563,9 @@ def _linear_primitive(name: str, impl: Callable, out_shape: Callable) -> Primiti
 
 
 window_sum_p = _linear_primitive(
-    "jaxpool_window_sum", lambda x, *, stage: _sum_impl(x, stage), lambda s, shape: s.out_shape(shape)
+    "jaxpool_window_sum",
+    lambda x, *, stage: _sum_impl(x, stage),
+    lambda s, shape: s.out_shape(shape),
 )
 window_sum_transpose_p = _linear_primitive(
     "jaxpool_window_sum_transpose",
@@ -568,7 +593,9 @@ internals.define_linear(
 
 window_mix_p = _linear_primitive(
     "jaxpool_window_mix",
-    lambda x, chosen, tap_weight, sum_weight, *, stage: _mix_impl(x, chosen, tap_weight, sum_weight, stage),
+    lambda x, chosen, tap_weight, sum_weight, *, stage: _mix_impl(
+        x, chosen, tap_weight, sum_weight, stage
+    ),
     lambda s, shape: s.out_shape(shape),
 )
 window_mix_transpose_p = _linear_primitive(
@@ -613,8 +640,9 @@ def _mix_transpose(other: Primitive, forward: bool):
         else:
             taps = _select_impl(ct, chosen, stage)
             sums = _sum_impl(ct, stage)
-        d_tap = (ct * taps if forward else x * taps) if internals.is_undefined_primal(tap_weight) else None
-        d_sum = (ct * sums if forward else x * sums) if internals.is_undefined_primal(sum_weight) else None
+        factor = ct if forward else x
+        d_tap = factor * taps if internals.is_undefined_primal(tap_weight) else None
+        d_sum = factor * sums if internals.is_undefined_primal(sum_weight) else None
         return [None, None, d_tap, d_sum]
 
     return transpose
@@ -657,9 +685,9 @@ internals.define_transpose(scatter_tap_p, _tap_transpose(select_tap_p))
 
 def _batch_rule(primitive: Primitive):
     def rule(arguments, dims, *, stage):
-        size = next(a.shape[d] for a, d in zip(arguments, dims) if d is not None)
+        size = next(a.shape[d] for a, d in zip(arguments, dims, strict=True) if d is not None)
         moved = []
-        for a, d in zip(arguments, dims):
+        for a, d in zip(arguments, dims, strict=True):
             if d is None:
                 moved.append(jnp.broadcast_to(a, (size, *a.shape)))
             else:
@@ -725,19 +753,12 @@ def _max_value(x: jax.Array, stage: Stage) -> jax.Array:
         split, tap_axes = _split_blocks(x, stage, lowest(x.dtype))
         return jnp.max(split, axis=tap_axes)
     if stage.kind == "adaptive":
-        best = None
-        for j in range(stage.windows[0].kernel):
-            value = _adaptive_tap(x, stage, j)
-            best = value if best is None else jnp.maximum(best, value)
-        return best
+        return _maximum([_adaptive_tap(x, stage, j) for j in range(stage.windows[0].kernel)])
     parts = {}
     for index, block in _blocks_of(stage):
-        best = None
-        for tap in stage.taps:
-            if _valid_in_block(block, tap):
-                value = _block_tap(x, stage, block, tap)
-                best = value if best is None else jnp.maximum(best, value)
-        parts[index] = best
+        parts[index] = _maximum([
+            _block_tap(x, stage, block, tap) for tap in stage.taps if _valid_in_block(block, tap)
+        ])
     return _assemble(parts, stage)
 
 
@@ -846,7 +867,7 @@ def _max_values(x: jax.Array, stages: tuple[Stage, ...]) -> jax.Array:
 def _max_values_jvp(stages, primals, tangents):
     (x,), (dx,) = primals, tangents
     _, choices, _ = _max_with_choices(x, stages, want_index=False)
-    for stage, chosen in zip(stages, choices):
+    for stage, chosen in zip(stages, choices, strict=True):
         dx = select_tap_p.bind(dx, chosen, stage=stage)
     return _max_values(x, stages), dx
 
@@ -873,7 +894,7 @@ def window_max(
     stages = plan_stages(axes, windows)
     for stage in stages:
         log_path(f"max:{stage.kind}")
-    lengths = tuple((axis, w.length) for axis, w in zip(axes, windows))
+    lengths = tuple((axis, w.length) for axis, w in zip(axes, windows, strict=True))
     differentiable = jnp.issubdtype(x.dtype, jnp.floating)
     if return_index:
         values, _, coords = _max_with_choices(x, stages, want_index=True)

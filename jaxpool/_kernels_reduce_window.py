@@ -26,7 +26,7 @@ Sums differentiate through JAX's own ``reduce_window`` sum transpose.
 from __future__ import annotations
 
 import functools
-from typing import Sequence
+from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
@@ -53,7 +53,7 @@ def _reduce_window(x: jax.Array, axes, windows, init, computation) -> jax.Array:
     """One ``lax.reduce_window`` over the regular windows of ``axes``."""
     ndim = x.ndim
     dims, strides, dilation, padding = [1] * ndim, [1] * ndim, [1] * ndim, [(0, 0)] * ndim
-    for axis, w in zip(axes, windows):
+    for axis, w in zip(axes, windows, strict=True):
         lo, hi = w.padded_extent()
         if hi < 0:  # the last elements lie in no window
             x = lax.slice_in_dim(x, 0, w.length + hi, axis=axis)
@@ -84,26 +84,28 @@ def _values(x: jax.Array, axes, windows, kind: str) -> jax.Array:
     """The maximum (``kind='max'``) or the sum (``'sum'``) of every window, no gradient
     rule of its own: global axes by an axis reduction, regular windows by one
     ``reduce_window``, adaptive axes by gathers."""
-    whole = tuple(a for a, w in zip(axes, windows) if w.is_global)
-    regular = [(a, w) for a, w in zip(axes, windows) if not w.is_global and not w.adaptive]
-    adaptive = [(a, w) for a, w in zip(axes, windows) if w.adaptive]
+    whole = tuple(a for a, w in zip(axes, windows, strict=True) if w.is_global)
+    regular = [
+        (a, w) for a, w in zip(axes, windows, strict=True) if not (w.is_global or w.adaptive)
+    ]
+    adaptive = [(a, w) for a, w in zip(axes, windows, strict=True) if w.adaptive]
+    combine = jnp.maximum if kind == "max" else jnp.add
     if regular:
+        regular_axes = tuple(a for a, _ in regular)
+        regular_windows = tuple(w for _, w in regular)
         if kind == "max":
-            x = _reduce_window(x, *zip(*regular), lowest(x.dtype), lax.max)
+            x = _reduce_window(x, regular_axes, regular_windows, lowest(x.dtype), lax.max)
         else:
-            x = _reduce_window(x, *zip(*regular), 0, lax.add)
+            x = _reduce_window(x, regular_axes, regular_windows, 0, lax.add)
     if whole:
         x = (jnp.max if kind == "max" else jnp.sum)(x, axis=whole, keepdims=True)
     for axis, w in adaptive:
-        total = None
+        taps = []
         for _, values, real in _gather_taps(x, axis, w):
-            if kind == "sum" and real is not None:
+            if kind == "sum" and real is not None:  # a repeated element counts once
                 values = jnp.where(real, values, jnp.zeros((), x.dtype))
-            if total is None:
-                total = values
-            else:
-                total = jnp.maximum(total, values) if kind == "max" else total + values
-        x = total
+            taps.append(values)
+        x = functools.reduce(combine, taps)
     return x
 
 
@@ -116,13 +118,13 @@ def _padded_taps(x: jax.Array, stage: Stage, fill):
     with ``fill``; yields ``(number, values, real)`` in row-major tap order, ``real``
     the static mask of windows where the tap is an input element (None: all)."""
     padded = x
-    for axis, w in zip(stage.axes, stage.windows):
+    for axis, w in zip(stage.axes, stage.windows, strict=True):
         lo, hi = w.padded_extent()
         padded = pad_axis(padded, axis, lo, hi, fill)  # hi < 0 crops
     for number, tap in enumerate(stage.taps):
         start, limit, strides = [0] * x.ndim, list(padded.shape), [1] * x.ndim
         real = None
-        for axis, w, j in zip(stage.axes, stage.windows, tap):
+        for axis, w, j in zip(stage.axes, stage.windows, tap, strict=True):
             start[axis] = j * w.dilation
             limit[axis] = start[axis] + (w.size - 1) * w.stride + 1
             strides[axis] = w.stride
@@ -234,7 +236,7 @@ def _max_values_jvp(axes, windows, primals, tangents):
     out = _max_values(x, axes, windows)  # itself: higher derivatives follow torch's rule too
     stages = _stages(axes, windows)
     choices, _ = _choices(x, stages, lax.stop_gradient(out), want_index=False)
-    for stage, chosen in zip(stages, choices):
+    for stage, chosen in zip(stages, choices, strict=True):
         dx = _select(dx, chosen, stage)
     return out, dx
 
@@ -259,7 +261,7 @@ def window_max(
     if not return_index:
         return values
     _, coords = _choices(x, _stages(axes, windows), lax.stop_gradient(values), want_index=True)
-    lengths = tuple((axis, w.length) for axis, w in zip(axes, windows))
+    lengths = tuple((axis, w.length) for axis, w in zip(axes, windows, strict=True))
     return values, flat_index(coords, lengths)
 
 

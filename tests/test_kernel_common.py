@@ -48,8 +48,8 @@ def test_adaptive_average_divides_axis_by_axis_as_torch():
     windows = geometry.adaptive_windows("t", (10, 7), (3, 3)).axes
     sums = jnp.asarray(np.random.default_rng(0).standard_normal((1, 3, 3, 2)).astype(np.float32))
     out = jax.jit(lambda s: common.average_of_sums(s, (1, 2), windows, "adaptive"))(sums)
-    rows = np.array([w for w in windows[0].divisor_with_padding()], np.float32)
-    cols = np.array([w for w in windows[1].divisor_with_padding()], np.float32)
+    rows = windows[0].divisor_with_padding().astype(np.float32)
+    cols = windows[1].divisor_with_padding().astype(np.float32)
     expected = np.asarray(sums) / rows[None, :, None, None] / cols[None, None, :, None]
     np.testing.assert_array_equal(np.asarray(out), expected)
 

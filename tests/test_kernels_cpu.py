@@ -120,7 +120,7 @@ STAGES = [
 
 def _shape(stage):
     shape = [5, 4]
-    for axis, w in zip(stage.axes, stage.windows):
+    for axis, w in zip(stage.axes, stage.windows, strict=True):
         shape[axis] = w.length
     return tuple(shape)
 
