@@ -86,3 +86,62 @@ def test_annotations_use_arraylike_in():
             continue
         annotation = str(inspect.signature(getattr(jaxpool, name)).parameters["x"].annotation)
         assert "ArrayLike" in annotation, (name, annotation)
+
+
+# ----------------------------------------------------------------------------------
+# jaxpool.nnx: the NNX twins
+
+
+def test_nnx_all_lists_exactly_the_public_names():
+    import jaxpool.nnx as jpn
+
+    public = {name for name in vars(jpn) if not name.startswith("_")}
+    submodules = {name for name in public if inspect.ismodule(getattr(jpn, name))}
+    assert set(jpn.__all__) == public - submodules
+    assert len(jpn.__all__) == len(set(jpn.__all__))
+
+
+def test_every_linen_module_and_model_has_an_nnx_twin_with_a_runnable_example():
+    import jaxpool.models
+    import jaxpool.nnx as jpn
+
+    linen = MODULES + [name for name in jaxpool.models.__all__ if name[0].isupper()
+                       and not name.isupper()] + ["make_model", "make_pooling"]
+    assert set(linen) <= set(jpn.__all__)
+    for name in jpn.__all__:
+        doc = inspect.getdoc(getattr(jpn, name)) or ""
+        assert ">>> " in doc, f"jaxpool.nnx.{name}: no runnable example"
+        if name[0].isupper():
+            assert "Attributes:" in doc, name
+
+
+# What NNX adds or renames, on purpose: channel counts at construction, and a mode that
+# is the module's state (nnx.BatchNorm's default) rather than an argument.
+NNX_RENAMED = {"features": "out_features"}
+NNX_DEFAULTS = {("BatchNorm", "use_running_average"): False}
+
+
+def test_nnx_twins_take_the_linen_attributes_with_the_same_defaults():
+    import dataclasses
+
+    import jaxpool.models
+    import jaxpool.nnx as jpn
+
+    for name in jpn.__all__:
+        twin = getattr(jpn, name)
+        original = getattr(jaxpool, name, None) or getattr(jaxpool.models, name, None)
+        if not inspect.isclass(twin) or original is None:
+            continue
+        parameters = inspect.signature(twin.__init__).parameters
+        for field in dataclasses.fields(original):
+            if field.name in ("parent", "name"):
+                continue
+            argument = parameters[NNX_RENAMED.get(field.name, field.name)]
+            default = NNX_DEFAULTS.get((name, field.name), field.default)
+            if default is not dataclasses.MISSING:
+                assert argument.default == default, (name, field.name)
+        if "rngs" in parameters:
+            assert parameters["rngs"].kind is inspect.Parameter.KEYWORD_ONLY, name
+        for argument in parameters.values():  # flags are keyword-only
+            if isinstance(argument.default, bool):
+                assert argument.kind is inspect.Parameter.KEYWORD_ONLY, (name, argument.name)
