@@ -6,6 +6,8 @@ import jax
 import pytest
 from hypothesis import HealthCheck, settings
 
+import jaxpool
+
 # Implicit rank promotion hides shape bugs; make it an error everywhere in the tests.
 jax.config.update("jax_numpy_rank_promotion", "raise")
 
@@ -14,13 +16,17 @@ settings.register_profile(
     max_examples=60,
     deadline=None,
     derandomize=True,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    suppress_health_check=[
+        HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.function_scoped_fixture,
+    ],
 )
 settings.register_profile(
     "thorough",
     max_examples=600,
     deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    suppress_health_check=[
+        HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.function_scoped_fixture,
+    ],
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
@@ -35,3 +41,25 @@ def _torch_threads():
         return
     torch.set_num_threads(1)
     yield
+
+
+
+KERNEL_FAMILIES = ("cpu", "reduce_window")
+
+
+@pytest.fixture
+def kernel_family(request):
+    """The kernel family a test runs under (a ``jaxpool.kernels`` block, which wins over
+    ``JAXPOOL_KERNELS``); parametrised by :func:`pytest_generate_tests`."""
+    with jaxpool.kernels(request.param):
+        yield request.param
+
+
+def pytest_generate_tests(metafunc):
+    """Runs every test function of a module that sets ``PER_KERNEL_FAMILY = True`` once
+    per kernel family. (unittest classes cannot be parametrised: they subclass
+    ``tests.oracle.FamilyTestCase`` once per family instead.)"""
+    if metafunc.cls is None and getattr(metafunc.module, "PER_KERNEL_FAMILY", False):
+        if "kernel_family" not in metafunc.fixturenames:
+            metafunc.fixturenames.append("kernel_family")
+        metafunc.parametrize("kernel_family", KERNEL_FAMILIES, indirect=True)

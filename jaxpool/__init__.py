@@ -5,6 +5,8 @@ channels-last layout by default; Flax linen modules wrap them. See the README fo
 table of ops and their torch counterparts.
 """
 
+from importlib import metadata as _metadata
+
 from jaxpool._adaptive import adaptive_avg_pool1d as adaptive_avg_pool1d
 from jaxpool._adaptive import adaptive_avg_pool2d as adaptive_avg_pool2d
 from jaxpool._adaptive import adaptive_avg_pool3d as adaptive_avg_pool3d
@@ -40,6 +42,8 @@ from jaxpool._hybrid import hybrid_pool1d as hybrid_pool1d
 from jaxpool._hybrid import hybrid_pool2d as hybrid_pool2d
 from jaxpool._hybrid import hybrid_pool3d as hybrid_pool3d
 from jaxpool._hybrid import soft_pool as soft_pool
+from jaxpool._kernels import kernel_family as kernel_family
+from jaxpool._kernels import kernels as kernels
 from jaxpool._learnable import AttentionHybridPool as AttentionHybridPool
 from jaxpool._learnable import AvgMaxPool as AvgMaxPool
 from jaxpool._learnable import CatAvgMaxPool as CatAvgMaxPool
@@ -56,7 +60,10 @@ from jaxpool._linen import GlobalMaxPool as GlobalMaxPool
 from jaxpool._linen import LPPool as LPPool
 from jaxpool._linen import MaxPool as MaxPool
 
-__version__ = "0.1.0"
+try:  # declared once, in pyproject.toml; read from the installed distribution's metadata
+    __version__ = _metadata.version("jaxpool")
+except _metadata.PackageNotFoundError:  # a source checkout on sys.path, never installed
+    __version__ = "0+unknown"
 
 __all__ = (
     # Functional ops (torch.nn.functional names).
@@ -96,6 +103,9 @@ __all__ = (
     "soft_pool",
     "global_avg_max_pool",
     "global_cat_avg_max_pool",
+    # Kernel families (lax.reduce_window on GPU/TPU, CPU-tuned kernels on CPU).
+    "kernels",
+    "kernel_family",
     # Flax linen modules.
     "MaxPool",
     "AvgPool",

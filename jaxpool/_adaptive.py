@@ -13,6 +13,7 @@ from jax.typing import ArrayLike
 
 from jaxpool import _geometry as geometry
 from jaxpool._checks import as_array
+from jaxpool._kernels import kernel_family
 from jaxpool._functional import (
     _check_index_volume,
     _spatial_size,
@@ -26,7 +27,8 @@ def _adaptive_avg(op: str, n: int, x: ArrayLike, output_size, channels_first) ->
     channels_first = geometry.as_bool(channels_first, "channels_first", op)
     axes = geometry.spatial_axes(array.shape, n, channels_first, op)
     config = geometry.adaptive_windows(op, _spatial_size(array, axes), output_size)
-    return _window_average(array, axes=axes, windows=config.axes, divisor="adaptive")
+    return _window_average(array, axes=axes, windows=config.axes, divisor="adaptive",
+                           family=kernel_family())
 
 
 def _adaptive_max(op: str, n: int, x: ArrayLike, output_size, return_indices, channels_first):
@@ -36,7 +38,8 @@ def _adaptive_max(op: str, n: int, x: ArrayLike, output_size, return_indices, ch
     axes = geometry.spatial_axes(array.shape, n, channels_first, op)
     config = geometry.adaptive_windows(op, _spatial_size(array, axes), output_size)
     _check_index_volume(array, axes, op, return_indices)
-    return _window_max(array, axes=axes, windows=config.axes, return_index=return_indices)
+    return _window_max(array, axes=axes, windows=config.axes, return_index=return_indices,
+                       family=kernel_family())
 
 
 def _global(op: str, x: ArrayLike, spatial_dims, keepdims, channels_first, *, kind: str):
@@ -47,11 +50,13 @@ def _global(op: str, x: ArrayLike, spatial_dims, keepdims, channels_first, *, ki
     axes = geometry.spatial_axes(array.shape, n, channels_first, op)
     config = geometry.global_windows(_spatial_size(array, axes))
     if kind == "avg":
-        out = _window_average(array, axes=axes, windows=config.axes, divisor="adaptive")
+        out = _window_average(array, axes=axes, windows=config.axes, divisor="adaptive",
+                              family=kernel_family())
         indices = None
     else:
         _check_index_volume(array, axes, op, kind == "max-index")
-        result = _window_max(array, axes=axes, windows=config.axes, return_index=kind == "max-index")
+        result = _window_max(array, axes=axes, windows=config.axes,
+                             return_index=kind == "max-index", family=kernel_family())
         out, indices = result if kind == "max-index" else (result, None)
     if not keepdims:
         out = jnp.squeeze(out, axis=axes)

@@ -73,6 +73,6 @@ def as_real(value: Any, name: str, op: str) -> float:
 def outer_over_axes(vectors, axes, ndim: int, dtype=np.float32) -> np.ndarray:
     """Product of per-axis 1-D static arrays, shaped to broadcast against an ``ndim`` array."""
     result = np.ones([1] * ndim, dtype=np.float64)
-    for vector, axis in zip(vectors, axes):
+    for vector, axis in zip(vectors, axes, strict=True):
         result = result * along(np.asarray(vector, np.float64), axis, ndim)
     return result.astype(dtype)

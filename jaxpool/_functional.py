@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -18,16 +18,24 @@ import numpy as np
 from jax.typing import ArrayLike
 
 from jaxpool import _geometry as geometry
+from jaxpool import _jax_internals as internals
 from jaxpool import _kernels as kernels
 from jaxpool._checks import as_array, as_real
 
-_window_max = jax.jit(kernels.window_max, static_argnames=("axes", "windows", "return_index"))
-_window_average = jax.jit(kernels.window_average, static_argnames=("axes", "windows", "divisor"))
+# The kernel family is a static argument: a trace is never reused across families.
+_window_max = jax.jit(
+    kernels.window_max, static_argnames=("axes", "windows", "return_index", "family")
+)
+_window_average = jax.jit(
+    kernels.window_average, static_argnames=("axes", "windows", "divisor", "family")
+)
 
 
-@functools.partial(jax.jit, static_argnames=("axes", "windows", "return_index"))
-def _window_min(x, axes, windows, return_index):
-    result = kernels.window_max(_order_reversed(x), axes, windows, return_index=return_index)
+@functools.partial(jax.jit, static_argnames=("axes", "windows", "return_index", "family"))
+def _window_min(x, axes, windows, return_index, family):
+    result = kernels.window_max(
+        _order_reversed(x), axes, windows, return_index=return_index, family=family
+    )
     if return_index:
         return _order_reversed(result[0]), result[1]
     return _order_reversed(result)
@@ -64,7 +72,8 @@ def _max_pool(
     )
     _check_index_volume(array, axes, op, return_indices)
     pool = _window_min if negate else _window_max
-    return pool(array, axes=axes, windows=config.axes, return_index=return_indices)
+    return pool(array, axes=axes, windows=config.axes, return_index=return_indices,
+                family=kernels.kernel_family())
 
 
 def _order_reversed(x: jax.Array) -> jax.Array:
@@ -81,6 +90,32 @@ def _check_index_volume(array, axes, op, return_indices):
         )
 
 
+class AverageWindows(NamedTuple):
+    """A validated input and the windows of an average over torch's ``avg_pool`` windows."""
+
+    array: jax.Array
+    channels_first: bool
+    axes: tuple[int, ...]
+    config: geometry.WindowConfig
+    divisor: str  # 'with_padding' (count_include_pad) or 'without_padding'
+
+
+def average_windows(op, n, x, kernel_size, stride, padding, ceil_mode, count_include_pad,
+                    channels_first) -> AverageWindows:
+    """The checks every average over torch's average-pooling windows starts with (average,
+    LP, hybrid and gated pooling): a floating input, the layout, the windows, and torch's
+    refusal of 3D inputs smaller than the kernel."""
+    array = as_array(x, "input", op, kind="float")
+    channels_first = geometry.as_bool(channels_first, "channels_first", op)
+    count_include_pad = geometry.as_bool(count_include_pad, "count_include_pad", op)
+    axes = geometry.spatial_axes(array.shape, n, channels_first, op)
+    size = _spatial_size(array, axes)
+    geometry.check_average_input(op, size, kernel_size)
+    config = geometry.sliding_windows(op, size, kernel_size, stride, padding, 1, ceil_mode)
+    divisor = "with_padding" if count_include_pad else "without_padding"
+    return AverageWindows(array, channels_first, axes, config, divisor)
+
+
 def _avg_pool(
     op: str,
     n: int,
@@ -93,51 +128,35 @@ def _avg_pool(
     divisor_override,
     channels_first,
 ) -> jax.Array:
-    array = as_array(x, "input", op, kind="float")
-    channels_first = geometry.as_bool(channels_first, "channels_first", op)
-    count_include_pad = geometry.as_bool(count_include_pad, "count_include_pad", op)
-    axes = geometry.spatial_axes(array.shape, n, channels_first, op)
-    config = geometry.sliding_windows(
-        op, _spatial_size(array, axes), kernel_size, stride, padding, 1, ceil_mode
-    )
-    if n == 3 and any(w.length < w.kernel for w in config.axes):
-        # torch's avg_pool3d alone refuses an input smaller than the kernel, padding or not.
-        size = _spatial_size(array, axes)
-        kernel = tuple(w.kernel for w in config.axes)
-        raise ValueError(
-            f"{op}: input image (T: {size[0]} H: {size[1]} W: {size[2]}) smaller than kernel "
-            f"size (kT: {kernel[0]} kH: {kernel[1]} kW: {kernel[2]}), kernel_size={kernel_size!r}"
-        )
+    windows = average_windows(op, n, x, kernel_size, stride, padding, ceil_mode,
+                              count_include_pad, channels_first)
+    divisor: str | int = windows.divisor
     if divisor_override is not None:
-        divisor: str | int = geometry.as_int(divisor_override, "divisor_override", op)
+        divisor = geometry.as_int(divisor_override, "divisor_override", op)
         if divisor == 0:
             raise ValueError(f"{op}: divisor must be not zero, but got divisor_override=0")
-    else:
-        divisor = "with_padding" if count_include_pad else "without_padding"
-    return _window_average(array, axes=axes, windows=config.axes, divisor=divisor)
+    return _window_average(windows.array, axes=windows.axes, windows=windows.config.axes,
+                           divisor=divisor, family=kernels.kernel_family())
 
 
 def _lp_pool(op, n, x, norm_type, kernel_size, stride, ceil_mode, channels_first) -> jax.Array:
-    array = as_array(x, "input", op, kind="float")
     norm_type = as_real(norm_type, "norm_type", op)
     if norm_type <= 0:
         raise ValueError(
             f"{op}: norm_type must be positive (p > 0; use float('inf') for max pooling), "
             f"but got norm_type={norm_type!r}"
         )
-    channels_first = geometry.as_bool(channels_first, "channels_first", op)
-    axes = geometry.spatial_axes(array.shape, n, channels_first, op)
-    config = geometry.sliding_windows(
-        op, _spatial_size(array, axes), kernel_size, stride, 0, 1, ceil_mode
-    )
-    return _lp_impl(array, norm_type=norm_type, axes=axes, windows=config.axes)
+    # torch's lp_pool goes through avg_pool (no padding), so it refuses what avg_pool does.
+    windows = average_windows(op, n, x, kernel_size, stride, 0, ceil_mode, True, channels_first)
+    return _lp_impl(windows.array, norm_type=norm_type, axes=windows.axes,
+                    windows=windows.config.axes, family=kernels.kernel_family())
 
 
-@functools.partial(jax.jit, static_argnames=("norm_type", "axes", "windows"))
-def _lp_impl(x, norm_type, axes, windows):
+@functools.partial(jax.jit, static_argnames=("norm_type", "axes", "windows", "family"))
+def _lp_impl(x, norm_type, axes, windows, family):
     if math.isinf(norm_type):
-        return kernels.window_max(jnp.abs(x), axes, windows)
-    out = kernels.window_average(x**norm_type, axes, windows, "with_padding")
+        return kernels.window_max(jnp.abs(x), axes, windows, family=family)
+    out = kernels.window_average(x**norm_type, axes, windows, "with_padding", family=family)
     # torch: (sign(S) * relu(|S|)) * prod(kernel), then ** (1/p), where S is the average
     # of x**p. torch's relu passes the gradient unless its input is <= 0, so a window
     # whose sum is zero gets zero gradient and a NaN window passes NaN on; jax.nn.relu
@@ -219,7 +238,7 @@ def _max_unpool(
             f"stride={stride!r}, padding={padding!r}); every entry must be positive"
         )
     volume = math.prod(out_size)
-    if not isinstance(index, jax.core.Tracer):
+    if not internals.is_tracer(index):
         concrete = np.asarray(index)
         if concrete.size and (concrete.min() < 0 or concrete.max() >= volume):
             bad = concrete[(concrete < 0) | (concrete >= volume)].flat[0]

@@ -19,7 +19,8 @@ from __future__ import annotations
 import dataclasses
 import functools
 import numbers
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any, cast
 
 import numpy as np
 
@@ -42,7 +43,9 @@ def _is_int(value: Any) -> bool:
 def as_int(value: Any, name: str, op: str) -> int:
     """Returns ``value`` as a Python int, or raises TypeError naming ``name``."""
     if not _is_int(value):
-        raise TypeError(f"{op}: {name} must be an int, but got {value!r} of type {type(value).__name__}")
+        raise TypeError(
+            f"{op}: {name} must be an int, but got {value!r} of type {type(value).__name__}"
+        )
     return int(value)
 
 
@@ -76,7 +79,10 @@ def as_tuple(value: Any, n: int, name: str, op: str, *, allow_none: bool = False
     if _is_int(value) or (value is None and allow_none):
         return (check(value),) * n
     if isinstance(value, (str, bytes)) or not isinstance(value, Sequence | np.ndarray):
-        kind = "an int or None, or a tuple of such values" if allow_none else f"an int or a tuple of {n} ints"
+        if allow_none:
+            kind = "an int or None, or a tuple of such values"
+        else:
+            kind = f"an int or a tuple of {n} ints"
         raise TypeError(
             f"{op}: {name} must be {kind}, but got {value!r} of type {type(value).__name__}"
         )
@@ -93,7 +99,9 @@ def as_bool(value: Any, name: str, op: str) -> bool:
     """Accepts Python and NumPy bools only; an int like 2 is a likely mistake."""
     if isinstance(value, bool | np.bool_):
         return bool(value)
-    raise TypeError(f"{op}: {name} must be a bool, but got {value!r} of type {type(value).__name__}")
+    raise TypeError(
+        f"{op}: {name} must be a bool, but got {value!r} of type {type(value).__name__}"
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -213,9 +221,11 @@ def pool_output_shape(
     """
     op = "pool_output_shape"
     scalar = _is_int(input_size)
-    sizes = (as_int(input_size, "input_size", op),) if scalar else tuple(
-        as_int(v, "input_size", op) for v in input_size
-    )
+    sizes: tuple[int, ...]
+    if scalar:
+        sizes = (as_int(input_size, "input_size", op),)
+    else:
+        sizes = tuple(as_int(v, "input_size", op) for v in cast("Sequence[int]", input_size))
     n = len(sizes)
     kernel = as_tuple(kernel_size, n, "kernel_size", op)
     strides = kernel if stride is None else as_tuple(stride, n, "stride", op)
@@ -226,7 +236,7 @@ def pool_output_shape(
         raise ValueError(f"{op}: stride should be greater than zero, but got stride={stride!r}")
     out = []
     for i, length in enumerate(sizes):
-        if pad.mode == "SAME":
+        if pad.pairs is None:  # 'SAME'
             out.append(-(-length // strides[i]))
             continue
         lo, hi = pad.pairs[i]
@@ -268,13 +278,14 @@ class AxisWindows:
     adaptive: bool = False
 
     @staticmethod
-    def make_adaptive(length: int, size: int) -> "AxisWindows":
+    def make_adaptive(length: int, size: int) -> AxisWindows:
         """Adaptive windows; when they are regular (equal lengths, evenly spaced starts,
         as for 56 -> 7 or 56 -> 5) they become regular windows with the same positions."""
         starts, ends = adaptive_bounds(length, size)
         lengths = ends - starts
         steps = np.diff(starts)
-        if np.all(lengths == lengths[0]) and (size == 1 or (np.all(steps == steps[0]) and steps[0] > 0)):
+        evenly_spaced = size == 1 or (np.all(steps == steps[0]) and steps[0] > 0)
+        if np.all(lengths == lengths[0]) and evenly_spaced:
             stride = int(steps[0]) if size > 1 else int(lengths[0])
             return AxisWindows(length=length, size=size, kernel=int(lengths[0]), stride=stride)
         return AxisWindows(length=length, size=size, kernel=int(lengths.max()), adaptive=True)
@@ -428,7 +439,7 @@ def sliding_windows(
             f"{op}: ceil_mode=True has no meaning with padding='SAME' (whose output size is "
             "ceil(L / stride)); use explicit padding with ceil_mode"
         )
-    if pad.mode == "SAME":
+    if pad.pairs is None:  # 'SAME'
         pairs = tuple(
             _same_padding(spatial_size[i], kernel[i], strides[i], dilations[i]) for i in range(n)
         )
@@ -485,6 +496,22 @@ def sliding_windows(
     return WindowConfig(axes=windows)
 
 
+def check_average_input(op: str, spatial_size: tuple[int, ...], kernel_size: Any) -> None:
+    """torch's ``avg_pool3d`` (so also ``lp_pool3d``) refuses an input smaller than the
+    kernel in any dimension, padding and ceil mode or not, before any other size check;
+    in 1D and 2D only an output size below 1 is refused (by :func:`sliding_windows`)."""
+    if len(spatial_size) != 3:
+        return
+    kernel = as_tuple(kernel_size, 3, "kernel_size", op)
+    if all(length >= k for length, k in zip(spatial_size, kernel)):
+        return
+    size = spatial_size
+    raise ValueError(
+        f"{op}: input image (T: {size[0]} H: {size[1]} W: {size[2]}) smaller than kernel "
+        f"size (kT: {kernel[0]} kH: {kernel[1]} kW: {kernel[2]}), kernel_size={kernel_size!r}"
+    )
+
+
 def adaptive_windows(op: str, spatial_size: tuple[int, ...], output_size: Any) -> WindowConfig:
     """Validates ``output_size`` (``None`` entries keep a dim) and builds adaptive windows."""
     n = len(spatial_size)
@@ -502,13 +529,17 @@ def adaptive_windows(op: str, spatial_size: tuple[int, ...], output_size: Any) -
 
 def global_windows(spatial_size: tuple[int, ...]) -> WindowConfig:
     """One window per axis covering all of it."""
-    return WindowConfig(axes=tuple(AxisWindows(length=L, size=1, kernel=L, stride=L) for L in spatial_size))
+    return WindowConfig(
+        axes=tuple(AxisWindows(length=L, size=1, kernel=L, stride=L) for L in spatial_size)
+    )
 
 
 def check_spatial_dims(spatial_dims: Any, op: str) -> int:
     n = as_int(spatial_dims, "spatial_dims", op)
     if n not in (1, 2, 3):
-        raise ValueError(f"{op}: spatial_dims must be 1, 2 or 3, but got spatial_dims={spatial_dims!r}")
+        raise ValueError(
+            f"{op}: spatial_dims must be 1, 2 or 3, but got spatial_dims={spatial_dims!r}"
+        )
     return n
 
 

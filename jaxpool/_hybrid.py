@@ -50,9 +50,11 @@ from jax.typing import ArrayLike
 from jaxpool import _geometry as geometry
 from jaxpool import _kernels as kernels
 from jaxpool._checks import as_array
-from jaxpool._functional import _spatial_size, as_real
+from jaxpool._functional import _spatial_size, as_real, average_windows
 
-_window_hybrid = jax.jit(kernels.window_hybrid, static_argnames=("axes", "windows", "divisor"))
+_window_hybrid = jax.jit(
+    kernels.window_hybrid, static_argnames=("axes", "windows", "divisor", "family")
+)
 
 
 # ----------------------------------------------------------------------------------
@@ -156,18 +158,16 @@ def _compute_dtype(dtype) -> Any:
 
 def _hybrid_pool(op, n, x, alpha, kernel_size, stride, padding, ceil_mode, count_include_pad,
                  channels_first) -> jax.Array:
-    array = as_array(x, "input", op, kind="float")
+    windows = average_windows(op, n, x, kernel_size, stride, padding, ceil_mode,
+                              count_include_pad, channels_first)
     weight = _floating_argument(alpha, "alpha", op)
-    channels_first = geometry.as_bool(channels_first, "channels_first", op)
-    count_include_pad = geometry.as_bool(count_include_pad, "count_include_pad", op)
-    axes = geometry.spatial_axes(array.shape, n, channels_first, op)
-    config = geometry.sliding_windows(
-        op, _spatial_size(array, axes), kernel_size, stride, padding, 1, ceil_mode
+    array, axes = windows.array, windows.axes
+    out_shape = _output_shape(array.shape, axes, windows.config.output_size)
+    weight = _alpha_operand(
+        weight, out_shape, _channel_axis(array.ndim, n, windows.channels_first), op
     )
-    out_shape = _output_shape(array.shape, axes, config.output_size)
-    weight = _alpha_operand(weight, out_shape, _channel_axis(array.ndim, n, channels_first), op)
-    divisor = "with_padding" if count_include_pad else "without_padding"
-    return _window_hybrid(array, weight, axes=axes, windows=config.axes, divisor=divisor)
+    return _window_hybrid(array, weight, axes=axes, windows=windows.config.axes,
+                          divisor=windows.divisor, family=kernels.kernel_family())
 
 
 _HYBRID_DOC = """{n}D hybrid pooling: ``alpha * max_pool{n}d(x) + (1 - alpha) * avg_pool{n}d(x)``.
@@ -313,7 +313,8 @@ def global_hybrid_pool(
     else:
         visible = tuple(s for a, s in enumerate(kept_shape) if a not in axes)
         weight = jnp.expand_dims(_alpha_operand(weight, visible, len(visible) - 1, op), axes)
-    out = _window_hybrid(array, weight, axes=axes, windows=config.axes, divisor="adaptive")
+    out = _window_hybrid(array, weight, axes=axes, windows=config.axes, divisor="adaptive",
+                         family=kernels.kernel_family())
     return _squeeze_global(out, axes, True, keepdims)
 
 
@@ -321,8 +322,10 @@ def global_hybrid_pool(
 # Gated pooling
 
 
-@functools.partial(jax.jit, static_argnames=("axes", "windows", "divisor", "channel_axis"))
-def _gated_impl(x, gate_weight, axes, windows, divisor, channel_axis):
+@functools.partial(
+    jax.jit, static_argnames=("axes", "windows", "divisor", "channel_axis", "family")
+)
+def _gated_impl(x, gate_weight, axes, windows, divisor, channel_axis, family):
     compute = _compute_dtype(x.dtype)
     values = x.astype(compute)
     weights = gate_weight.astype(compute)
@@ -336,7 +339,7 @@ def _gated_impl(x, gate_weight, axes, windows, divisor, channel_axis):
             weight = weight.reshape(shape)
         term = tap_values * weight
         logits = term if logits is None else logits + term
-    return kernels.window_hybrid(x, jax.nn.sigmoid(logits), axes, windows, divisor)
+    return kernels.window_hybrid(x, jax.nn.sigmoid(logits), axes, windows, divisor, family=family)
 
 
 def gated_pool(
@@ -394,16 +397,12 @@ def gated_pool(
     """
     op = "gated_pool"
     n = geometry.check_spatial_dims(spatial_dims, op)
-    array = as_array(x, "input", op, kind="float")
+    windows = average_windows(op, n, x, kernel_size, stride, padding, ceil_mode,
+                              count_include_pad, channels_first)
+    array, axes, config = windows.array, windows.axes, windows.config
     weight = as_array(gate_weight, "gate_weight", op, kind="float")
-    channels_first = geometry.as_bool(channels_first, "channels_first", op)
-    count_include_pad = geometry.as_bool(count_include_pad, "count_include_pad", op)
-    axes = geometry.spatial_axes(array.shape, n, channels_first, op)
-    config = geometry.sliding_windows(
-        op, _spatial_size(array, axes), kernel_size, stride, padding, 1, ceil_mode
-    )
     kernel = tuple(w.kernel for w in config.axes)
-    channel_axis = _channel_axis(array.ndim, n, channels_first)
+    channel_axis = _channel_axis(array.ndim, n, windows.channels_first)
     channels = array.shape[channel_axis]
     if tuple(weight.shape) not in (kernel, (*kernel, channels)):
         raise ValueError(
@@ -411,23 +410,22 @@ def gated_pool(
             f"kernel_size + (C,) = {(*kernel, channels)} (per channel), but got gate_weight of "
             f"shape {tuple(weight.shape)}"
         )
-    divisor = "with_padding" if count_include_pad else "without_padding"
-    return _gated_impl(array, weight, axes=axes, windows=config.axes, divisor=divisor,
-                       channel_axis=channel_axis)
+    return _gated_impl(array, weight, axes=axes, windows=config.axes, divisor=windows.divisor,
+                       channel_axis=channel_axis, family=kernels.kernel_family())
 
 
 # ----------------------------------------------------------------------------------
 # Generalised mean (GeM)
 
 
-@functools.partial(jax.jit, static_argnames=("axes", "windows", "divisor", "eps"))
-def _gem_impl(x, p, axes, windows, divisor, eps):
+@functools.partial(jax.jit, static_argnames=("axes", "windows", "divisor", "eps", "family"))
+def _gem_impl(x, p, axes, windows, divisor, eps, family):
     compute = _compute_dtype(x.dtype)
     values = x.astype(compute)
     power = p.astype(compute)
     # torch's clamp(min=eps): NaN stays NaN; the gradient passes where x >= eps.
     clamped = jnp.where(values < eps, jnp.asarray(eps, compute), values)
-    mean = kernels.window_average(clamped**power, axes, windows, divisor)
+    mean = kernels.window_average(clamped**power, axes, windows, divisor, family=family)
     return (mean ** (1 / power)).astype(x.dtype)
 
 
@@ -503,8 +501,11 @@ def gem_pool(
     if is_global:
         divisor = "adaptive"
     else:
+        # A windowed GeM is an average pooling of x ** p: the same refusals.
+        geometry.check_average_input(op, _spatial_size(array, axes), kernel_size)
         divisor = "with_padding" if count_include_pad else "without_padding"
-    out = _gem_impl(array, power, axes=axes, windows=config.axes, divisor=divisor, eps=eps)
+    out = _gem_impl(array, power, axes=axes, windows=config.axes, divisor=divisor, eps=eps,
+                    family=kernels.kernel_family())
     return _squeeze_global(out, axes, is_global, keepdims)
 
 
@@ -620,10 +621,10 @@ def soft_pool(
 # Average + max heads
 
 
-@functools.partial(jax.jit, static_argnames=("axes", "windows", "channel_axis"))
-def _cat_avg_max_impl(x, axes, windows, channel_axis):
-    mean = kernels.window_average(x, axes, windows, "adaptive")
-    maximum = kernels.window_max(x, axes, windows)
+@functools.partial(jax.jit, static_argnames=("axes", "windows", "channel_axis", "family"))
+def _cat_avg_max_impl(x, axes, windows, channel_axis, family):
+    mean = kernels.window_average(x, axes, windows, "adaptive", family=family)
+    maximum = kernels.window_max(x, axes, windows, family=family)
     return jnp.concatenate([mean, maximum], axis=channel_axis)
 
 
@@ -667,7 +668,8 @@ def global_avg_max_pool(
     op = "global_avg_max_pool"
     array, n, axes, config, keepdims, _ = _global_head(op, x, spatial_dims, keepdims, channels_first)
     half = jnp.full((1,) * array.ndim, 0.5, jnp.float32)
-    out = _window_hybrid(array, half, axes=axes, windows=config.axes, divisor="adaptive")
+    out = _window_hybrid(array, half, axes=axes, windows=config.axes, divisor="adaptive",
+                         family=kernels.kernel_family())
     return _squeeze_global(out, axes, True, keepdims)
 
 
@@ -704,6 +706,7 @@ def global_cat_avg_max_pool(
         op, x, spatial_dims, keepdims, channels_first
     )
     channel_axis = _channel_axis(array.ndim, n, channels_first)
-    out = _cat_avg_max_impl(array, axes=axes, windows=config.axes, channel_axis=channel_axis)
+    out = _cat_avg_max_impl(array, axes=axes, windows=config.axes, channel_axis=channel_axis,
+                            family=kernels.kernel_family())
     return _squeeze_global(out, axes, True, keepdims)
 

@@ -1,1038 +1,139 @@
-"""How windows are reduced: the array code under every pooling op.
+"""The kernel switch: which family reduces the windows, chosen per lowering platform.
 
-Each op describes its windows with :class:`~jaxpool._geometry.AxisWindows` (one per
-spatial axis, static Python data) and calls a reduction here:
+jaxpool computes every windowed op with one of two kernel families, both exact against
+torch (values, indices and gradients):
 
-* :func:`window_max`: the maximum of each window with torch's semantics (the first
-  maximum in row-major window order wins ties; a window holding NaN gives NaN and points
-  at its last NaN), its gradient, and on request torch's flat indices;
-* :func:`window_sum` / :func:`window_average`: float32 window sums, divided as torch
-  divides them;
-* :func:`window_hybrid`: ``alpha * max + (1 - alpha) * average``;
-* :func:`gather_window_max`: windows whose starts are data (fractional pooling).
+* ``'reduce_window'`` (:mod:`jaxpool._kernels_reduce_window`): forwards through
+  ``lax.reduce_window``, the op XLA's GPU and TPU backends optimise, with custom
+  gradient rules where XLA's differ from torch's;
+* ``'cpu'`` (:mod:`jaxpool._kernels_cpu`): strided slices, reshapes and linear
+  primitives with explicit transposes, measured faster on XLA:CPU.
 
-**Stages.** A window is reduced in stages, each over one or more spatial axes, the
-innermost axis first (separable max keeps torch's row-major first maximum, stage by
-stage). A stage is one of
+``'auto'`` (the default) stages both into the program with ``lax.platform_dependent``:
+the ``cpu`` family where the program is lowered for CPU, ``reduce_window`` elsewhere
+(GPU, TPU). So one jitted or ``jax.export``\\ ed function carries the right kernel for each
+platform, and a multi-platform export holds both. The choice is read when an op is
+*traced*: :func:`kernels` (a context manager) wins over the environment variable
+``JAXPOOL_KERNELS``, which wins over ``'auto'``. A function already jitted keeps the
+kernels it was traced with (``jax.clear_caches()`` or a new function retraces).
 
-* ``taps``: every window element ("tap") is a strided slice of the input. Outputs whose
-  windows overlap the padding are cut into a few border *blocks*; within a block each
-  valid tap is a plain strided slice and invalid taps are left out, so no tap is ever
-  padded (XLA evaluates ``pad`` element by element, and it keeps a padded tap from
-  fusing). The blocks are joined by concatenation, which fuses.
-* ``blocks``: the windows tile the axis (stride == kernel, no dilation): a reshape splits
-  the axis into (windows, taps) and an axis reduction does the work (global pooling,
-  divisible adaptive pooling, large non-overlapping kernels).
-* ``adaptive``: torch's adaptive windows that do not tile the axis; taps are static
-  gathers, a short window repeats its last element.
-
-**Gradients.** The linear maps under the reductions are JAX primitives with their own
-transpose rules: :data:`window_sum_p` (transpose: every input element gathers the window
-sums it belongs to, computed phase by phase of the stride as stride-1 window sums of the
-cotangent, then interleaved), :data:`select_tap_p` (the element at each window's chosen
-tap; the tangent of the max) and its transpose :data:`scatter_tap_p`. So forward mode,
-reverse mode, ``vmap`` and higher derivatives all work, and no backward pass goes
-through XLA's ``select_and_scatter_add`` or interior padding.
+The ops call :func:`window_max`, :func:`window_average` and :func:`window_hybrid` with
+the family from :func:`kernel_family`, as a static argument of their jitted
+implementation, so changing the family never reuses a stale trace of jaxpool's own.
 """
 
 from __future__ import annotations
 
-import dataclasses
+import contextlib
+import contextvars
 import functools
-import itertools
-import math
-from typing import Callable, Sequence
+import os
+from typing import Callable, Iterator, Sequence
 
 import jax
-import jax.numpy as jnp
-import numpy as np
-from jax import core as jax_core
 from jax import lax
-from jax.extend.core import Primitive
-from jax.interpreters import ad, batching, mlir
 
-from jaxpool._geometry import AxisWindows, along
+from jaxpool import _kernels_cpu as cpu
+from jaxpool import _kernels_reduce_window as reduce_window
+from jaxpool._geometry import AxisWindows
+from jaxpool._kernel_common import divide, gather_window_max, window_taps
 
-# Largest number of taps combined in one joint multi-axis ``taps`` stage; beyond it each
-# axis is reduced on its own (separable: the sum of the kernels instead of their product).
-JOINT_TAPS_LIMIT = 16
-# Tiling windows at least this long are reduced by reshape + axis reduction (``blocks``)
-# rather than by combining strided slices.
-BLOCKS_MIN_KERNEL = 4
+__all__ = [
+    "ENV_VAR",
+    "FAMILIES",
+    "divide",
+    "gather_window_max",
+    "kernel_family",
+    "kernels",
+    "window_average",
+    "window_hybrid",
+    "window_max",
+    "window_taps",
+]
 
-# Tests set this to a list to record which implementations ran ("max:taps", ...).
-_path_log: list[str] | None = None
+FAMILIES = ("auto", "reduce_window", "cpu")
+"""The accepted kernel family names."""
 
+ENV_VAR = "JAXPOOL_KERNELS"
+"""The environment variable that picks the family when no :func:`kernels` block does."""
 
-def _log_path(name: str) -> None:
-    if _path_log is not None:
-        _path_log.append(name)
-
-
-# ----------------------------------------------------------------------------------
-# Stages
-
-
-@dataclasses.dataclass(frozen=True)
-class Stage:
-    """One step of a window reduction: the spatial axes it reduces and how.
-
-    Attributes:
-      kind: 'taps', 'blocks' or 'adaptive' (see the module docstring).
-      axes: positions of the reduced axes in the array.
-      windows: the windows along each of those axes.
-    """
-
-    kind: str
-    axes: tuple[int, ...]
-    windows: tuple[AxisWindows, ...]
-
-    def shifted(self, offset: int) -> "Stage":
-        """The same stage for an array with ``offset`` more leading axes (vmap)."""
-        return dataclasses.replace(self, axes=tuple(a + offset for a in self.axes))
-
-    @property
-    def taps(self) -> list[tuple[int, ...]]:
-        """Every tap of a window, in row-major order."""
-        return list(itertools.product(*(range(w.kernel) for w in self.windows)))
-
-    def out_shape(self, shape: Sequence[int]) -> tuple[int, ...]:
-        shape = list(shape)
-        for axis, w in zip(self.axes, self.windows):
-            shape[axis] = w.size
-        return tuple(shape)
-
-    def in_shape(self, shape: Sequence[int]) -> tuple[int, ...]:
-        shape = list(shape)
-        for axis, w in zip(self.axes, self.windows):
-            shape[axis] = w.length
-        return tuple(shape)
+_forced: contextvars.ContextVar[str | None] = contextvars.ContextVar("jaxpool_kernels", default=None)
 
 
-def plan_stages(
-    axes: Sequence[int], windows: Sequence[AxisWindows], *, joint_blocks: bool = False
-) -> tuple[Stage, ...]:
-    """Splits a window reduction into stages, innermost axes first.
-
-    Stages cover contiguous runs of axes ending at the innermost remaining one, so that
-    keeping the first maximum stage by stage equals torch's row-major choice. With
-    ``joint_blocks``, neighbouring ``blocks`` axes share one stage (one reduction over
-    several axes: right for sums and plain maxima, not for a chosen index).
-    """
-
-    def kind_of(w: AxisWindows) -> str:
-        if w.adaptive:
-            return "adaptive"
-        if w.is_blocks and (w.kernel >= BLOCKS_MIN_KERNEL or w.is_global):
-            return "blocks"
-        return "taps"
-
-    pairs = list(zip(axes, windows))
-    stages: list[Stage] = []
-    while pairs:
-        axis, w = pairs.pop()
-        kind = kind_of(w)
-        group = [(axis, w)]
-        taps = w.kernel
-        while kind == "taps" and pairs and kind_of(pairs[-1][1]) == "taps":
-            if taps * pairs[-1][1].kernel > JOINT_TAPS_LIMIT:
-                break
-            taps *= pairs[-1][1].kernel
-            group.insert(0, pairs.pop())
-        while kind == "blocks" and joint_blocks and pairs and kind_of(pairs[-1][1]) == "blocks":
-            group.insert(0, pairs.pop())
-        stages.append(Stage(kind, tuple(a for a, _ in group), tuple(v for _, v in group)))
-    return tuple(stages)
-
-
-# ----------------------------------------------------------------------------------
-# Helpers
-
-
-def _lowest(dtype) -> float | int:
-    """The pad value that never wins a maximum."""
-    if jnp.issubdtype(dtype, jnp.floating):
-        return -np.inf
-    return int(jnp.iinfo(dtype).min)
-
-
-def _pad_axis(x: jax.Array, axis: int, lo: int, hi: int, value) -> jax.Array:
-    if lo == 0 and hi == 0:
-        return x
-    config = [(0, 0, 0)] * x.ndim
-    config[axis] = (lo, hi, 0)
-    return lax.pad(x, jnp.asarray(value, x.dtype), config)
-
-
-@functools.lru_cache(maxsize=1024)
-def _segments(w: AxisWindows) -> tuple[tuple[int, int, tuple[int, ...]], ...]:
-    """Runs of outputs ``[o0, o1)`` whose windows have the same valid taps."""
-    valid = w.tap_valid()
-    runs = []
-    start = 0
-    for o in range(1, w.size + 1):
-        if o == w.size or not np.array_equal(valid[:, o], valid[:, start]):
-            runs.append((start, o, tuple(np.flatnonzero(valid[:, start]).tolist())))
-            start = o
-    return tuple(runs)
-
-
-def _blocks_of(stage: Stage):
-    """Every border block of a taps stage: (index, per-axis (o0, o1, valid taps))."""
-    runs = [_segments(w) for w in stage.windows]
-    for index in itertools.product(*(range(len(r)) for r in runs)):
-        yield index, [runs[level][i] for level, i in enumerate(index)]
-
-
-def _block_tap(x: jax.Array, stage: Stage, block, tap) -> jax.Array:
-    """Tap ``tap`` of the windows of one block: a single strided slice of ``x``."""
-    start = [0] * x.ndim
-    limit = list(x.shape)
-    strides = [1] * x.ndim
-    for axis, w, (o0, o1, _), j in zip(stage.axes, stage.windows, block, tap):
-        first = o0 * w.stride - w.pad_lo + j * w.dilation
-        start[axis] = first
-        limit[axis] = first + (o1 - o0 - 1) * w.stride + 1
-        strides[axis] = w.stride
-    return lax.slice(x, start, limit, strides)
-
-
-def _block_of(x: jax.Array, stage: Stage, block) -> jax.Array:
-    """The part of an output-shaped array that belongs to one block."""
-    start = [0] * x.ndim
-    limit = list(x.shape)
-    for axis, (o0, o1, _) in zip(stage.axes, block):
-        start[axis], limit[axis] = o0, o1
-    return lax.slice(x, start, limit)
-
-
-def _block_shape(shape, stage: Stage, block) -> tuple[int, ...]:
-    shape = list(shape)
-    for axis, (o0, o1, _) in zip(stage.axes, block):
-        shape[axis] = o1 - o0
-    return tuple(shape)
-
-
-def _assemble(parts: dict, stage: Stage) -> jax.Array:
-    """Joins per-block arrays back into one output by nested concatenation."""
-    runs = [_segments(w) for w in stage.windows]
-
-    def build(prefix: list[int], level: int) -> jax.Array:
-        if level == len(runs):
-            return parts[tuple(prefix)]
-        pieces = [build(prefix + [i], level + 1) for i in range(len(runs[level]))]
-        return pieces[0] if len(pieces) == 1 else jnp.concatenate(pieces, stage.axes[level])
-
-    return build([], 0)
-
-
-def _valid_in_block(block, tap) -> bool:
-    return all(j in valid for (_, _, valid), j in zip(block, tap))
-
-
-def _split_blocks(x: jax.Array, stage: Stage, value) -> tuple[jax.Array, tuple[int, ...]]:
-    """Pads each blocks axis to ``size*kernel`` and splits it into (windows, taps).
-
-    Returns the reshaped array and the positions of the new tap axes.
-    """
-    shape = []
-    tap_axes = []
-    for axis, w in zip(stage.axes, stage.windows):
-        x = _pad_axis(x, axis, w.pad_lo, w.size * w.kernel - w.length - w.pad_lo, value)
-    for axis, length in enumerate(x.shape):
-        if axis in stage.axes:
-            w = stage.windows[stage.axes.index(axis)]
-            shape += [w.size, w.kernel]
-            tap_axes.append(len(shape) - 1)
-        else:
-            shape.append(length)
-    return x.reshape(shape), tuple(tap_axes)
-
-
-def _expand_blocks(c: jax.Array, stage: Stage, tap_values=None) -> jax.Array:
-    """Broadcasts window values over their taps and merges back to the input layout.
-
-    ``tap_values(split_shape, tap_axes, expanded)`` may replace the broadcast values
-    (e.g. keep only a chosen tap); the inverse of :func:`_split_blocks`'s padding is cut.
-    """
-    split_shape = []
-    tap_axes = []
-    for axis, length in enumerate(c.shape):
-        split_shape.append(length)
-        if axis in stage.axes:
-            split_shape.append(stage.windows[stage.axes.index(axis)].kernel)
-            tap_axes.append(len(split_shape) - 1)
-    expanded = jnp.broadcast_to(jnp.expand_dims(c, tap_axes), split_shape)
-    if tap_values is not None:
-        expanded = tap_values(split_shape, tuple(tap_axes), expanded)
-    merged_shape = list(c.shape)
-    for axis, w in zip(stage.axes, stage.windows):
-        merged_shape[axis] = w.size * w.kernel
-    merged = expanded.reshape(merged_shape)
-    for axis, w in zip(stage.axes, stage.windows):
-        merged = _pad_axis(merged, axis, -w.pad_lo, w.length + w.pad_lo - w.size * w.kernel, 0)
-    return merged
-
-
-def _adaptive_tap(x: jax.Array, stage: Stage, j: int) -> jax.Array:
-    ((axis,), (w,)) = stage.axes, stage.windows
-    return jnp.take(x, jnp.asarray(w.tap_positions()[j], np.int32), axis=axis)
-
-
-@functools.lru_cache(maxsize=256)
-def _adaptive_inverse(w: AxisWindows) -> tuple[np.ndarray, np.ndarray]:
-    """For each input position, the windows that hold it: ``(length, count)`` indices
-    (-1 where a position belongs to fewer windows)."""
-    positions = w.tap_positions()
-    valid = w.tap_valid()
-    members: list[list[int]] = [[] for _ in range(w.length)]
-    for i in range(w.size):
-        for j in range(w.kernel):
-            if valid[j, i]:
-                members[positions[j, i]].append(i)
-    count = max(len(m) for m in members)
-    table = np.full((w.length, count), -1, np.int32)
-    for position, owners in enumerate(members):
-        table[position, : len(owners)] = owners
-    return table, table >= 0
-
-
-def _materialize(x: jax.Array) -> jax.Array:
-    """Returns ``x`` unchanged, computed once into memory.
-
-    Passing it through a reduction (over a stack with a neutral value) keeps XLA from
-    fusing its computation into consumers that read each element several times; an
-    optimization barrier does not survive XLA's CPU pipeline.
-    """
-    return jnp.max(jnp.stack([x, jnp.full_like(x, _lowest(x.dtype))]), axis=0)
-
-
-# ----------------------------------------------------------------------------------
-# Linear maps: implementations
-
-
-def _sum_impl(x: jax.Array, stage: Stage) -> jax.Array:
-    """Sum of the valid elements of each window of one stage."""
-    if stage.kind == "blocks":
-        split, tap_axes = _split_blocks(x, stage, 0)
-        return jnp.sum(split, axis=tap_axes)
-    if stage.kind == "adaptive":
-        ((axis,), (w,)) = stage.axes, stage.windows
-        valid = w.tap_valid()
-        total = None
-        for j in range(w.kernel):
-            value = _adaptive_tap(x, stage, j)
-            if not valid[j].all():
-                value = jnp.where(along(valid[j], axis, x.ndim), value, 0)
-            total = value if total is None else total + value
-        return total
-    parts = {}
-    for index, block in _blocks_of(stage):
-        total = None
-        for tap in stage.taps:
-            if _valid_in_block(block, tap):
-                value = _block_tap(x, stage, block, tap)
-                total = value if total is None else total + value
-        # A transposed window may hold no element (inputs that no window reads).
-        parts[index] = jnp.zeros(_block_shape(x.shape, stage, block), x.dtype) if total is None else total
-    return _assemble(parts, stage)
-
-
-@functools.lru_cache(maxsize=1024)
-def _phases(w: AxisWindows) -> tuple[tuple[int, AxisWindows | None, tuple[int, ...]], ...]:
-    """The transpose of a strided window, phase by phase of the stride.
-
-    Input position ``s*m + r`` (phase ``r``) receives, from tap ``j`` with
-    ``j*d - pad = s*q + r``, the value of window ``m - q``. So phase ``r`` is a stride-1
-    window over the output axis whose taps are those ``j`` (in increasing position of
-    the window they read). Returns per phase: (its length, that window or None when no
-    tap lands on the phase, the original taps in the window's tap order). Rows past the
-    input hold garbage for sums (never for the chosen taps) and are cut off.
-    """
-    phases = []
-    # Every phase gets ceil(L / s) rows, so that the phases interleave by a plain reshape;
-    # rows past the input's end are cut off after interleaving.
-    length = -(-w.length // w.stride)
-    for r in range(w.stride):
-        taps = [j for j in range(w.kernel) if (j * w.dilation - w.pad_lo) % w.stride == r]
-        if not taps:
-            phases.append((length, None, ()))
-            continue
-        offsets = {j: -((j * w.dilation - w.pad_lo - r) // w.stride) for j in taps}
-        order = sorted(taps, key=lambda j: offsets[j])
-        step = offsets[order[1]] - offsets[order[0]] if len(order) > 1 else 1
-        window = AxisWindows(
-            length=w.size,
-            size=length,
-            kernel=len(order),
-            stride=1,
-            dilation=step,
-            pad_lo=-offsets[order[0]],
+def _checked(family: object, where: str) -> str:
+    if not isinstance(family, str) or family not in FAMILIES:
+        raise ValueError(
+            f"{where} must be one of {', '.join(repr(f) for f in FAMILIES)}, but got {family!r}"
         )
-        phases.append((length, window, tuple(order)))
-    return tuple(phases)
+    return family
 
 
-def _interleave(parts: dict, stage: Stage) -> jax.Array:
-    """Joins phase arrays back into input order along each stage axis."""
-    per_axis = [_phases(w) for w in stage.windows]
+@contextlib.contextmanager
+def kernels(family: str) -> Iterator[None]:
+    """Uses one kernel family for the jaxpool ops traced inside the block.
 
-    def build(prefix: list[int], level: int) -> jax.Array:
-        if level == len(per_axis):
-            return parts[tuple(prefix)]
-        axis, w = stage.axes[level], stage.windows[level]
-        rows = -(-w.length // w.stride)
-        pieces = [build(prefix + [r], level + 1) for r in range(w.stride)]
-        if w.stride == 1:
-            return pieces[0]
-        stacked = jnp.stack(pieces, axis=axis + 1)
-        shape = list(stacked.shape)
-        shape[axis : axis + 2] = [rows * w.stride]
-        joined = stacked.reshape(shape)
-        if rows * w.stride != w.length:
-            joined = lax.slice_in_dim(joined, 0, w.length, 1, axis)
-        return joined
-
-    return build([], 0)
-
-
-def _phase_stage(stage: Stage, choice) -> tuple[Stage, tuple[int, ...], list[tuple[int, ...]]]:
-    """The stride-1 stage of one phase combination, its shape, and original taps."""
-    per_axis = [_phases(w)[r] for w, r in zip(stage.windows, choice)]
-    windows = tuple(p[1] for p in per_axis)
-    return Stage("taps", stage.axes, windows), tuple(p[0] for p in per_axis), [p[2] for p in per_axis]
-
-
-# Strides above this use the tiled transpose (one fused pass over all taps) instead of
-# phase by phase: past it XLA materialises every phase before interleaving them.
-PHASE_STRIDE_LIMIT = 3
-
-
-def _tiled_transpose(
-    c: jax.Array, chosen: jax.Array | None, stage: Stage, dense: jax.Array | None = None
-) -> jax.Array:
-    """Transpose of a strided taps stage in one pass over a tiled layout.
-
-    Each stage axis of the input is viewed as (rows, stride); input element (m, r) of
-    tap ``j`` (with ``j*d - pad = s*q + r``) receives window ``m - q``. Every tap adds its
-    term, masked to its phase (and, with ``chosen``, to the windows that chose it).
-    """
-    padded_c, padded_chosen, padded_dense = c, chosen, dense
-    layout = []
-    for axis, w in zip(stage.axes, stage.windows):
-        rows = -(-w.length // w.stride)
-        shifts = [divmod(j * w.dilation - w.pad_lo, w.stride) for j in range(w.kernel)]
-        lo = max(0, max(q for q, _ in shifts))
-        hi = max(0, rows - 1 - min(q for q, _ in shifts) - (w.size - 1))
-        padded_c = _pad_axis(padded_c, axis, lo, hi, 0)
-        if chosen is not None:
-            padded_chosen = _pad_axis(padded_chosen, axis, lo, hi, -1)  # -1 matches no tap
-        if dense is not None:
-            padded_dense = _pad_axis(padded_dense, axis, lo, hi, 0)
-        layout.append((rows, shifts, lo))
-    tiled_shape, unit_shape, phase_axes = [], [], []
-    for axis, length in enumerate(c.shape):
-        if axis in stage.axes:
-            rows, _, _ = layout[stage.axes.index(axis)]
-            tiled_shape += [rows, stage.windows[stage.axes.index(axis)].stride]
-            phase_axes.append(len(tiled_shape) - 1)
-            unit_shape += [rows, 1]
-        else:
-            tiled_shape.append(length)
-            unit_shape.append(length)
-    total = None
-    for number, tap in enumerate(stage.taps):
-        start = [0] * c.ndim
-        limit = list(padded_c.shape)
-        hit = None
-        for level, (axis, j) in enumerate(zip(stage.axes, tap)):
-            rows, shifts, lo = layout[level]
-            q, r = shifts[j]
-            start[axis], limit[axis] = lo - q, lo - q + rows
-            phase = lax.broadcasted_iota(jnp.int32, tiled_shape, phase_axes[level]) == r
-            hit = phase if hit is None else hit & phase
-        value = lax.slice(padded_c, start, limit).reshape(unit_shape)
-        if chosen is not None:
-            chosen_here = lax.slice(padded_chosen, start, limit).reshape(unit_shape) == number
-            value = jnp.where(chosen_here, value, jnp.zeros((), c.dtype))
-        if dense is not None:
-            value = value + lax.slice(padded_dense, start, limit).reshape(unit_shape)
-        term = jnp.where(hit, value, jnp.zeros((), c.dtype))
-        total = term if total is None else total + term
-    merged = list(c.shape)
-    for axis, (rows, _, _), w in zip(stage.axes, layout, stage.windows):
-        merged[axis] = rows * w.stride
-    out = total.reshape(merged)
-    for axis, w in zip(stage.axes, stage.windows):
-        if out.shape[axis] != w.length:
-            out = lax.slice_in_dim(out, 0, w.length, 1, axis)
-    return out
-
-
-def _sum_transpose_impl(c: jax.Array, stage: Stage) -> jax.Array:
-    """Transpose of :func:`_sum_impl`: each input element sums the windows holding it."""
-    if stage.kind == "blocks":
-        return _expand_blocks(c, stage)
-    if stage.kind == "adaptive":
-        ((axis,), (w,)) = stage.axes, stage.windows
-        table, valid = _adaptive_inverse(w)
-        total = None
-        for k in range(table.shape[1]):
-            value = jnp.take(c, jnp.asarray(np.maximum(table[:, k], 0)), axis=axis)
-            if not valid[:, k].all():
-                value = jnp.where(along(valid[:, k], axis, c.ndim), value, 0)
-            total = value if total is None else total + value
-        return total
-    if max(w.stride for w in stage.windows) > PHASE_STRIDE_LIMIT:
-        return _tiled_transpose(c, None, stage)
-    parts = {}
-    for choice in itertools.product(*(range(w.stride) for w in stage.windows)):
-        phase, lengths, _ = _phase_stage(stage, choice)
-        shape = list(c.shape)
-        for axis, length in zip(stage.axes, lengths):
-            shape[axis] = length
-        if any(w is None for w in phase.windows):
-            parts[choice] = jnp.zeros(shape, c.dtype)
-        else:
-            parts[choice] = _sum_impl(c, phase)
-    return _interleave(parts, stage)
-
-
-def _tap_number(stage: Stage, tap: tuple[int, ...]) -> int:
-    number = 0
-    for w, j in zip(stage.windows, tap):
-        number = number * w.kernel + j
-    return number
-
-
-def _select_impl(x: jax.Array, chosen: jax.Array, stage: Stage) -> jax.Array:
-    """The element of each window at its chosen tap (row-major tap number)."""
-    if stage.kind == "blocks":
-        split, (tap_axis,) = _split_blocks(x, stage, 0)
-        iota = lax.broadcasted_iota(jnp.int32, split.shape, tap_axis)
-        hit = iota == jnp.expand_dims(chosen, tap_axis)
-        return jnp.sum(jnp.where(hit, split, jnp.zeros((), x.dtype)), axis=tap_axis)
-    if stage.kind == "adaptive":
-        cases = [_adaptive_tap(x, stage, j) for j in range(stage.windows[0].kernel)]
-        return cases[0] if len(cases) == 1 else lax.select_n(chosen, *cases)
-    parts = {}
-    for index, block in _blocks_of(stage):
-        shape = _block_shape(x.shape, stage, block)
-        cases = [
-            _block_tap(x, stage, block, tap) if _valid_in_block(block, tap) else jnp.zeros(shape, x.dtype)
-            for tap in stage.taps
-        ]
-        parts[index] = cases[0] if len(cases) == 1 else lax.select_n(_block_of(chosen, stage, block), *cases)
-    return _assemble(parts, stage)
-
-
-def _scatter_impl(c: jax.Array, chosen: jax.Array, stage: Stage, dense: jax.Array | None = None) -> jax.Array:
-    """Transpose of :func:`_select_impl`: each window's value goes to its chosen tap.
-
-    With ``dense`` (output-shaped), every element also receives the ``dense`` value of
-    each window that holds it (the transpose of :func:`_sum_impl`), in the same pass.
-    """
-    zero = jnp.zeros((), c.dtype)
-    if stage.kind == "blocks":
-
-        def keep_chosen(split_shape, tap_axes, expanded):
-            (tap_axis,) = tap_axes
-            iota = lax.broadcasted_iota(jnp.int32, split_shape, tap_axis)
-            hit = iota == jnp.expand_dims(chosen, tap_axis)
-            return jnp.where(hit, expanded, zero)
-
-        out = _expand_blocks(c, stage, keep_chosen)
-        return out if dense is None else out + _expand_blocks(dense, stage)
-    if stage.kind == "adaptive":
-        ((axis,), (w,)) = stage.axes, stage.windows
-        table, valid = _adaptive_inverse(w)
-        starts = w.tap_positions()[0]
-        ends = w.tap_positions()[-1]
-        position = along(np.arange(w.length), axis, c.ndim)
-        total = None
-        for k in range(table.shape[1]):
-            owner = jnp.asarray(np.maximum(table[:, k], 0))
-            owner_chosen = jnp.take(chosen, owner, axis=axis)
-            target = jnp.minimum(
-                along(starts[np.maximum(table[:, k], 0)], axis, c.ndim) + owner_chosen,
-                along(ends[np.maximum(table[:, k], 0)], axis, c.ndim),
-            )
-            value = jnp.where(target == position, jnp.take(c, owner, axis=axis), zero)
-            if dense is not None:
-                value = value + jnp.take(dense, owner, axis=axis)
-            if not valid[:, k].all():
-                value = jnp.where(along(valid[:, k], axis, c.ndim), value, zero)
-            total = value if total is None else total + value
-        return total
-    if max(w.stride for w in stage.windows) > PHASE_STRIDE_LIMIT:
-        return _tiled_transpose(c, chosen, stage, dense)
-    parts = {}
-    for choice in itertools.product(*(range(w.stride) for w in stage.windows)):
-        phase, lengths, originals = _phase_stage(stage, choice)
-        shape = list(c.shape)
-        for axis, length in zip(stage.axes, lengths):
-            shape[axis] = length
-        if any(w is None for w in phase.windows):
-            parts[choice] = jnp.zeros(shape, c.dtype)
-            continue
-        blocks = {}
-        for index, block in _blocks_of(phase):
-            total = None
-            for ptap in phase.taps:
-                if not _valid_in_block(block, ptap):
-                    continue
-                tap = tuple(order[k] for order, k in zip(originals, ptap))
-                hit = _block_tap(chosen, phase, block, ptap) == _tap_number(stage, tap)
-                value = jnp.where(hit, _block_tap(c, phase, block, ptap), zero)
-                if dense is not None:
-                    value = value + _block_tap(dense, phase, block, ptap)
-                total = value if total is None else total + value
-            if total is None:
-                total = jnp.zeros(_block_shape(shape, phase, block), c.dtype)
-            blocks[index] = total
-        parts[choice] = _assemble(blocks, phase)
-    return _interleave(parts, stage)
-
-
-def _mix_impl(x, chosen, tap_weight, sum_weight, stage: Stage) -> jax.Array:
-    """``tap_weight * select(x) + sum_weight * window_sum(x)`` (the hybrid's tangent)."""
-    return tap_weight * _select_impl(x, chosen, stage) + sum_weight * _sum_impl(x, stage)
-
-
-def _mix_transpose_impl(c, chosen, tap_weight, sum_weight, stage: Stage) -> jax.Array:
-    """Transpose of :func:`_mix_impl` in x, in one pass over the input.
-
-    Each window sends ``c * (tap_weight + sum_weight)`` to its chosen element and
-    ``c * sum_weight`` to the others.
-    """
-    return _scatter_impl(c * tap_weight, chosen, stage, dense=c * sum_weight)
-
-
-# ----------------------------------------------------------------------------------
-# Linear maps: primitives with transpose rules
-
-
-def _jitted(impl: Callable) -> Callable:
-    return jax.jit(impl, static_argnames=("stage",))
-
-
-def _linear_primitive(name: str, impl: Callable, out_shape: Callable) -> Primitive:
-    primitive = Primitive(name)
-    primitive.def_impl(_jitted(impl))
-    primitive.def_abstract_eval(
-        lambda x, *rest, stage: jax_core.ShapedArray(out_shape(stage, x.shape), x.dtype)
-    )
-    mlir.register_lowering(primitive, mlir.lower_fun(impl, multiple_results=False))
-    return primitive
-
-
-window_sum_p = _linear_primitive(
-    "jaxpool_window_sum", lambda x, *, stage: _sum_impl(x, stage), lambda s, shape: s.out_shape(shape)
-)
-window_sum_transpose_p = _linear_primitive(
-    "jaxpool_window_sum_transpose",
-    lambda c, *, stage: _sum_transpose_impl(c, stage),
-    lambda s, shape: s.in_shape(shape),
-)
-select_tap_p = _linear_primitive(
-    "jaxpool_select_tap",
-    lambda x, chosen, *, stage: _select_impl(x, chosen, stage),
-    lambda s, shape: s.out_shape(shape),
-)
-scatter_tap_p = _linear_primitive(
-    "jaxpool_scatter_tap",
-    lambda c, chosen, *, stage: _scatter_impl(c, chosen, stage),
-    lambda s, shape: s.in_shape(shape),
-)
-
-ad.deflinear2(window_sum_p, lambda ct, x, *, stage: [window_sum_transpose_p.bind(ct, stage=stage)])
-ad.deflinear2(window_sum_transpose_p, lambda ct, c, *, stage: [window_sum_p.bind(ct, stage=stage)])
-
-
-window_mix_p = _linear_primitive(
-    "jaxpool_window_mix",
-    lambda x, chosen, tap_weight, sum_weight, *, stage: _mix_impl(x, chosen, tap_weight, sum_weight, stage),
-    lambda s, shape: s.out_shape(shape),
-)
-window_mix_transpose_p = _linear_primitive(
-    "jaxpool_window_mix_transpose",
-    lambda c, chosen, tap_weight, sum_weight, *, stage: _mix_transpose_impl(
-        c, chosen, tap_weight, sum_weight, stage
-    ),
-    lambda s, shape: s.in_shape(shape),
-)
-
-
-def _mix_jvp(primitive: Primitive):
-    # Both mixes are bilinear in (values, (tap_weight, sum_weight)).
-    def jvp(primals, tangents, *, stage):
-        x, chosen, tap_weight, sum_weight = primals
-        dx, _, d_tap, d_sum = tangents
-        out = primitive.bind(x, chosen, tap_weight, sum_weight, stage=stage)
-        tangent = None
-        if type(dx) is not ad.Zero:
-            tangent = primitive.bind(dx, chosen, tap_weight, sum_weight, stage=stage)
-        if type(d_tap) is not ad.Zero or type(d_sum) is not ad.Zero:
-            d_tap = ad.instantiate_zeros(d_tap)
-            d_sum = ad.instantiate_zeros(d_sum)
-            extra = primitive.bind(x, chosen, d_tap, d_sum, stage=stage)
-            tangent = extra if tangent is None else tangent + extra
-        return out, ad.Zero.from_primal_value(out) if tangent is None else tangent
-
-    return jvp
-
-
-def _mix_transpose(other: Primitive, forward: bool):
-    def transpose(ct, x, chosen, tap_weight, sum_weight, *, stage):
-        if type(ct) is ad.Zero:
-            return [None] * 4
-        if ad.is_undefined_primal(x):
-            return [other.bind(ct, chosen, tap_weight, sum_weight, stage=stage), None, None, None]
-        # Linear in the weights: the mix of x is tap_weight * a + sum_weight * b with
-        # a, b the selected elements and window sums (forward), or their transposes.
-        if forward:
-            taps = _select_impl(x, chosen, stage)
-            sums = _sum_impl(x, stage)
-        else:
-            taps = _select_impl(ct, chosen, stage)
-            sums = _sum_impl(ct, stage)
-        d_tap = (ct * taps if forward else x * taps) if ad.is_undefined_primal(tap_weight) else None
-        d_sum = (ct * sums if forward else x * sums) if ad.is_undefined_primal(sum_weight) else None
-        return [None, None, d_tap, d_sum]
-
-    return transpose
-
-
-ad.primitive_jvps[window_mix_p] = _mix_jvp(window_mix_p)
-ad.primitive_jvps[window_mix_transpose_p] = _mix_jvp(window_mix_transpose_p)
-ad.primitive_transposes[window_mix_p] = _mix_transpose(window_mix_transpose_p, forward=True)
-ad.primitive_transposes[window_mix_transpose_p] = _mix_transpose(window_mix_p, forward=False)
-
-
-def _tap_jvp(primitive: Primitive):
-    def jvp(primals, tangents, *, stage):
-        x, chosen = primals
-        dx, _ = tangents
-        out = primitive.bind(x, chosen, stage=stage)
-        if type(dx) is ad.Zero:
-            return out, ad.Zero.from_primal_value(out)
-        return out, primitive.bind(dx, chosen, stage=stage)
-
-    return jvp
-
-
-def _tap_transpose(other: Primitive):
-    def transpose(ct, x, chosen, *, stage):
-        if ad.is_undefined_primal(chosen):
-            raise ValueError("jaxpool: the chosen taps of a window are not differentiable")
-        if type(ct) is ad.Zero:
-            return [None, None]
-        return [other.bind(ct, chosen, stage=stage), None]
-
-    return transpose
-
-
-ad.primitive_jvps[select_tap_p] = _tap_jvp(select_tap_p)
-ad.primitive_jvps[scatter_tap_p] = _tap_jvp(scatter_tap_p)
-ad.primitive_transposes[select_tap_p] = _tap_transpose(scatter_tap_p)
-ad.primitive_transposes[scatter_tap_p] = _tap_transpose(select_tap_p)
-
-
-def _batch_rule(primitive: Primitive):
-    def rule(arguments, dims, *, stage):
-        size = next(a.shape[d] for a, d in zip(arguments, dims) if d is not None)
-        moved = []
-        for a, d in zip(arguments, dims):
-            if d is None:
-                moved.append(jnp.broadcast_to(a, (size, *a.shape)))
-            else:
-                moved.append(jnp.moveaxis(a, d, 0))
-        return primitive.bind(*moved, stage=stage.shifted(1)), 0
-
-    return rule
-
-
-for _primitive in (
-    window_sum_p,
-    window_sum_transpose_p,
-    select_tap_p,
-    scatter_tap_p,
-    window_mix_p,
-    window_mix_transpose_p,
-):
-    batching.primitive_batchers[_primitive] = _batch_rule(_primitive)
-
-
-# ----------------------------------------------------------------------------------
-# Sums and averages
-
-
-def window_sum(x: jax.Array, axes: Sequence[int], windows: Sequence[AxisWindows]) -> jax.Array:
-    """Float32 sum of each window (float64 for float64 input); padding adds nothing.
+    ``'auto'`` (the default outside any block, unless ``JAXPOOL_KERNELS`` says
+    otherwise) picks per lowering platform: the ``cpu`` family for CPU, ``reduce_window``
+    for GPU and TPU; ``'reduce_window'`` or ``'cpu'`` forces one family everywhere. Both
+    give torch's values, indices and gradients; they differ in speed per platform, and
+    sums may round differently in the last bit. Blocks nest; the innermost wins over the
+    environment variable. The choice is read when an op is traced, so a function that
+    was jitted before keeps its kernels.
 
     Args:
-      x: input.
-      axes: the spatial axes of ``x``, one per window description.
-      windows: the windows along each axis.
+      family: ``'auto'``, ``'reduce_window'`` or ``'cpu'``.
 
-    Returns:
-      ``x`` with each spatial axis replaced by its window count.
+    Raises:
+      ValueError: for any other value.
+
+    Example:
+      >>> import jax.numpy as jnp, jaxpool
+      >>> x = jnp.arange(16.0).reshape(1, 4, 4, 1)
+      >>> with jaxpool.kernels("reduce_window"):
+      ...     y = jaxpool.max_pool2d(x, 2)
+      >>> y[0, ..., 0]
+      Array([[ 5.,  7.],
+             [13., 15.]], dtype=float32)
+      >>> jaxpool.kernel_family()
+      'auto'
     """
-    accumulate = jnp.float64 if x.dtype == jnp.float64 else jnp.float32
-    x = x.astype(accumulate)
-    for stage in plan_stages(axes, windows, joint_blocks=True):
-        _log_path(f"sum:{stage.kind}")
-        x = window_sum_p.bind(x, stage=stage)
-    return x
+    token = _forced.set(_checked(family, "jaxpool.kernels: family"))
+    try:
+        yield
+    finally:
+        _forced.reset(token)
 
 
-def window_average(
-    x: jax.Array,
-    axes: Sequence[int],
-    windows: Sequence[AxisWindows],
-    divisor: str | int,
-) -> jax.Array:
-    """Window sums divided as torch divides them; same dtype as ``x``.
+def kernel_family() -> str:
+    """The kernel family in force: the innermost :func:`kernels` block, else the
+    ``JAXPOOL_KERNELS`` environment variable, else ``'auto'``.
 
-    Args:
-      x: floating input (sums accumulate in float32, float64 for float64).
-      axes: spatial axes of ``x``.
-      windows: windows per axis.
-      divisor: ``'with_padding'`` (torch's count_include_pad: window length clipped at
-        the right padding), ``'without_padding'`` (real elements only), ``'adaptive'``
-        (torch's adaptive rule: ``sum / kh / kw`` per axis in turn, or one division by
-        the volume when every output size is 1, as torch's mean), or an int
-        (``divisor_override``).
+    Raises:
+      ValueError: if ``JAXPOOL_KERNELS`` holds anything but ``auto``, ``reduce_window``
+        or ``cpu`` (an empty value means unset).
+
+    Example:
+      >>> import jaxpool
+      >>> with jaxpool.kernels("cpu"):
+      ...     jaxpool.kernel_family()
+      'cpu'
     """
-    axes, windows = tuple(axes), tuple(windows)
-    sums = window_sum(x, axes, windows)
-    if divisor == "adaptive":
-        if all(w.size == 1 for w in windows):
-            sums = divide(sums, float(math.prod(w.length for w in windows)), axes)
-        else:
-            divided = False
-            for axis, w in zip(axes, windows):
-                lengths = w.divisor_with_padding()
-                if (lengths == 1).all():
-                    continue  # x / 1 == x exactly (an output size of None keeps the axis)
-                if divided:
-                    # XLA would merge (s / a) / b into s / (a * b), which rounds once.
-                    sums = lax.optimization_barrier(sums)
-                sums = divide(sums, along(lengths, axis, x.ndim), axes)
-                divided = True
-        return sums.astype(x.dtype)
-    return divide(sums, _divisor(x.ndim, axes, windows, divisor), axes).astype(x.dtype)
+    forced = _forced.get()
+    if forced is not None:
+        return forced
+    value = os.environ.get(ENV_VAR, "")
+    if value == "":
+        return "auto"
+    return _checked(value, f"the environment variable {ENV_VAR}")
 
 
-def _divisor(ndim: int, axes, windows, divisor: str | int) -> np.ndarray | float:
-    """The divisor of every window as one static array (or number), for non-adaptive rules."""
-    if isinstance(divisor, int):
-        return float(divisor)
-    total = np.ones([1] * ndim, np.float64)
-    for axis, w in zip(axes, windows):
-        if divisor == "without_padding":
-            per_axis = w.divisor_without_padding()
-        else:  # "with_padding" and "adaptive" (one window per output: its length)
-            per_axis = w.divisor_with_padding()
-        total = total * along(per_axis.astype(np.float64), axis, ndim)
-    return total
 
-
-def divide(numerator: jax.Array, divisor, axes: Sequence[int]) -> jax.Array:
-    """``numerator / divisor`` rounded as IEEE division, as torch computes averages.
-
-    XLA turns a division by a broadcast operand into a multiplication by its
-    reciprocal, which is off by one ulp for divisors such as 9. Here the divisor is a
-    constant over every axis from the first spatial one on (the spatial axes and, in
-    the channels-last layout, the channels), and it meets an equally constant floor
-    over the leading batch axes in an elementwise maximum: a full-shape operand that
-    XLA cannot rewrite, fused into the division loop at no memory cost. Each operand
-    spans a contiguous run of axes (jaxlib 0.10.2's YNNPACK fusions corrupt memory
-    with a broadcast over interleaved axes, such as one over batch and channels). The
-    gradient divides by the same operand.
-
-    Args:
-      numerator: the window sums.
-      divisor: a number, or a static array broadcastable to ``numerator`` that varies
-        only along ``axes``.
-      axes: the spatial axes of ``numerator``.
-    """
-    shape = numerator.shape
-    first = min(axes)
-    spatial = [shape[a] if a in axes else 1 for a in range(numerator.ndim)]
-    divisor = np.broadcast_to(np.asarray(divisor, numerator.dtype), spatial)
-    divisor = np.broadcast_to(divisor, (1,) * first + tuple(shape[first:]))
-    if math.prod(shape[:first]) == 1:
-        return numerator / lax.optimization_barrier(jnp.asarray(divisor))
-    # max(d, -inf) == d for every divisor d.
-    floor = np.full(tuple(shape[:first]) + (1,) * (numerator.ndim - first), -np.inf, numerator.dtype)
-    full = jnp.maximum(
-        lax.optimization_barrier(jnp.asarray(divisor)), lax.optimization_barrier(jnp.asarray(floor))
-    )
-    return numerator / full
-
-
-# ----------------------------------------------------------------------------------
-# Maxima
-
-
-def _max_value(x: jax.Array, stage: Stage) -> jax.Array:
-    """Window maxima of one stage (NaN propagates), no index."""
-    lowest = _lowest(x.dtype)
-    if stage.kind == "blocks":
-        split, tap_axes = _split_blocks(x, stage, lowest)
-        return jnp.max(split, axis=tap_axes)
-    if stage.kind == "adaptive":
-        best = None
-        for j in range(stage.windows[0].kernel):
-            value = _adaptive_tap(x, stage, j)
-            best = value if best is None else jnp.maximum(best, value)
-        return best
-    parts = {}
-    for index, block in _blocks_of(stage):
-        best = None
-        for tap in stage.taps:
-            if _valid_in_block(block, tap):
-                value = _block_tap(x, stage, block, tap)
-                best = value if best is None else jnp.maximum(best, value)
-        parts[index] = best
-    return _assemble(parts, stage)
-
-
-def _max_choice(x: jax.Array, stage: Stage) -> tuple[jax.Array, jax.Array]:
-    """Window maxima of one stage and the chosen tap (row-major number), as torch.
-
-    The first valid tap starts the scan (so an all -inf window points at its first real
-    element); a later tap replaces the choice when it is greater or NaN (so ties keep
-    the first maximum and a NaN window ends at its last NaN).
-    """
-    floating = jnp.issubdtype(x.dtype, jnp.floating)
-    if stage.kind == "blocks":
-        ((axis,), (w,)) = stage.axes, stage.windows
-        split, (tap_axis,) = _split_blocks(x, stage, _lowest(x.dtype))
-        best = jnp.max(split, axis=tap_axis)
-        iota = lax.broadcasted_iota(jnp.int32, split.shape, tap_axis)
-        hit = split == jnp.expand_dims(best, tap_axis)
-        valid = w.tap_valid().T  # (size, kernel)
-        if not valid.all():
-            shape = [1] * split.ndim
-            shape[axis], shape[tap_axis] = valid.shape
-            hit = hit & np.reshape(valid, shape)
-        chosen = jnp.min(jnp.where(hit, iota, w.kernel), axis=tap_axis)
-        if floating:
-            last_nan = jnp.max(jnp.where(jnp.isnan(split), iota, -1), axis=tap_axis)
-            chosen = jnp.where(last_nan >= 0, last_nan, chosen)
-        return best, chosen
-
-    def scan(values: list[tuple[int, jax.Array]]) -> tuple[jax.Array, jax.Array]:
-        number, best = values[0]
-        chosen = jnp.full(best.shape, number, jnp.int32)
-        for number, value in values[1:]:
-            better = value > best
-            if floating:
-                better = better | jnp.isnan(value)
-            best = jnp.where(better, value, best)
-            chosen = jnp.where(better, number, chosen)
-        return best, chosen
-
-    if stage.kind == "adaptive":
-        return scan([(j, _adaptive_tap(x, stage, j)) for j in range(stage.windows[0].kernel)])
-    best_parts, chosen_parts = {}, {}
-    for index, block in _blocks_of(stage):
-        best_parts[index], chosen_parts[index] = scan(
-            [
-                (_tap_number(stage, tap), _block_tap(x, stage, block, tap))
-                for tap in stage.taps
-                if _valid_in_block(block, tap)
-            ]
-        )
-    return _assemble(best_parts, stage), _assemble(chosen_parts, stage)
-
-
-def _coordinates(stage: Stage, chosen: jax.Array, ndim: int) -> dict[int, jax.Array]:
-    """Input coordinate along each stage axis of every window's chosen tap."""
-    coords = {}
-    for position, (axis, w) in enumerate(zip(stage.axes, stage.windows)):
-        later = math.prod(v.kernel for v in stage.windows[position + 1 :])
-        tap = (chosen // later) % w.kernel
-        table = w.tap_positions()
-        if w.adaptive:
-            coords[axis] = jnp.minimum(along(table[0], axis, ndim) + tap, along(table[-1], axis, ndim))
-        else:
-            coords[axis] = along(table[0], axis, ndim) + tap * w.dilation
-    return coords
-
-
-def _max_with_choices(x: jax.Array, stages: tuple[Stage, ...], want_index: bool):
-    """Every stage's maxima and chosen taps; with ``want_index`` also input coordinates.
-
-    Not differentiable (the callers differentiate :func:`_max_values`): the choices are
-    integers, materialised so that a backward pass reads them instead of recomputing
-    the comparisons for every input element.
-    """
-    x = lax.stop_gradient(x)
-    coords: dict[int, jax.Array] = {}
-    choices = []
-    for number, stage in enumerate(stages):
-        x, chosen = _max_choice(x, stage)
-        chosen = _materialize(chosen)
-        if number + 1 < len(stages):
-            x = _materialize(x)
-        choices.append(chosen)
-        if want_index:
-            coords = {axis: _select_impl(c, chosen, stage) for axis, c in coords.items()}
-            coords.update(_coordinates(stage, chosen, x.ndim))
-    return x, tuple(choices), coords
-
-
-def _joined_blocks(stages: tuple[Stage, ...]) -> tuple[Stage, ...]:
-    """Merges neighbouring single-axis blocks stages (one reduction for plain maxima)."""
-    joined: list[Stage] = []
-    for stage in stages:
-        if stage.kind == "blocks" and joined and joined[-1].kind == "blocks":
-            last = joined.pop()
-            stage = Stage("blocks", stage.axes + last.axes, stage.windows + last.windows)
-        joined.append(stage)
-    return tuple(joined)
-
-
-def _value_stages(stages: tuple[Stage, ...], dtype) -> tuple[Stage, ...]:
-    """Stages for plain maxima: tiling windows of 16-bit floats go through one reshape
-    reduction (XLA's strided slices of bfloat16 are about twice slower)."""
-    windows = [w for stage in stages for w in stage.windows]
-    if jnp.dtype(dtype).itemsize < 4 and all(w.is_blocks for w in windows):
-        axes = tuple(a for stage in reversed(stages) for a in stage.axes)
-        ordered = tuple(w for stage in reversed(stages) for w in stage.windows)
-        return (Stage("blocks", axes, ordered),)
-    return _joined_blocks(stages)
-
-
-@functools.partial(jax.custom_jvp, nondiff_argnums=(1,))
-def _max_values(x: jax.Array, stages: tuple[Stage, ...]) -> jax.Array:
-    for stage in _value_stages(stages, x.dtype):
-        x = _max_value(x, stage)
-    return x
-
-
-@_max_values.defjvp
-def _max_values_jvp(stages, primals, tangents):
-    (x,), (dx,) = primals, tangents
-    _, choices, _ = _max_with_choices(x, stages, want_index=False)
-    for stage, chosen in zip(stages, choices):
-        dx = select_tap_p.bind(dx, chosen, stage=stage)
-    return _max_values(x, stages), dx
-
-
-def _flat_index(coords: dict[int, jax.Array], lengths: tuple[tuple[int, int], ...]) -> jax.Array:
-    """Flat position in the unpadded spatial volume (row-major), as torch reports."""
-    index_dtype = jnp.int64 if jax.config.jax_enable_x64 else jnp.int32
-    flat = None
-    multiplier = 1
-    for axis, length in reversed(lengths):
-        term = coords[axis].astype(index_dtype) * multiplier
-        flat = term if flat is None else flat + term
-        multiplier *= length
-    return flat
+def _dispatch(family: str, on_cpu: Callable, elsewhere: Callable, *operands):
+    if family == "cpu":
+        return on_cpu(*operands)
+    if family == "reduce_window":
+        return elsewhere(*operands)
+    return lax.platform_dependent(*operands, cpu=on_cpu, default=elsewhere)
 
 
 def window_max(
@@ -1041,34 +142,40 @@ def window_max(
     windows: Sequence[AxisWindows],
     *,
     return_index: bool = False,
+    family: str = "auto",
 ):
-    """Maximum of each window with torch's semantics; optionally its flat index.
+    """Window maxima with torch's ties, NaN and gradients; optionally flat indices.
 
-    Padding never wins (it is left out of every window). Ties go to the first element in
-    row-major window order; a window holding NaN gives NaN and points at its last NaN.
-    The gradient follows the index (torch's rule), also for dilated windows, which JAX
-    itself cannot differentiate.
-
-    Returns:
-      The maxima, or ``(maxima, indices)`` with int32 indices (int64 under x64) into the
-      flattened unpadded spatial volume.
+    See :func:`jaxpool._kernels_cpu.window_max` for the contract (both families keep it).
     """
     axes, windows = tuple(axes), tuple(windows)
-    stages = plan_stages(axes, windows)
-    for stage in stages:
-        _log_path(f"max:{stage.kind}")
-    lengths = tuple((axis, w.length) for axis, w in zip(axes, windows))
-    differentiable = jnp.issubdtype(x.dtype, jnp.floating)
-    if return_index:
-        values, _, coords = _max_with_choices(x, stages, want_index=True)
-        if differentiable:
-            values = _max_values(x, stages)
-        return values, _flat_index(coords, lengths)
-    if differentiable:
-        return _max_values(x, stages)
-    for stage in _value_stages(stages, x.dtype):
-        x = _max_value(x, stage)
-    return x
+    options = dict(axes=axes, windows=windows, return_index=return_index)
+    return _dispatch(
+        family,
+        functools.partial(cpu.window_max, **options),
+        functools.partial(reduce_window.window_max, **options),
+        x,
+    )
+
+
+def window_average(
+    x: jax.Array,
+    axes: Sequence[int],
+    windows: Sequence[AxisWindows],
+    divisor: str | int,
+    *,
+    family: str = "auto",
+) -> jax.Array:
+    """Window sums divided as torch divides them; see
+    :func:`jaxpool._kernel_common.average_of_sums` for ``divisor``."""
+    axes, windows = tuple(axes), tuple(windows)
+    options = dict(axes=axes, windows=windows, divisor=divisor)
+    return _dispatch(
+        family,
+        functools.partial(cpu.window_average, **options),
+        functools.partial(reduce_window.window_average, **options),
+        x,
+    )
 
 
 def window_hybrid(
@@ -1077,165 +184,16 @@ def window_hybrid(
     axes: Sequence[int],
     windows: Sequence[AxisWindows],
     divisor: str | int,
+    *,
+    family: str = "auto",
 ) -> jax.Array:
-    """``alpha * max + (1 - alpha) * average`` over each window (torch's rules for both).
-
-    Windows reduced in one stage (every pooling with up to 16 taps, and tiling windows)
-    take a fused path: the gradient is one pass over the input that sends
-    ``alpha * g`` to each window's chosen element and ``(1 - alpha) * g / divisor`` to
-    all of its elements. Larger windows compose :func:`window_max` and
-    :func:`window_average`.
-
-    Args:
-      x: floating input.
-      alpha: mixing weight, broadcastable to the output (same rank); differentiable.
-      axes: spatial axes of ``x``.
-      windows: windows per axis.
-      divisor: as :func:`window_average`.
-
-    Returns:
-      The mix, in ``x``'s dtype (mixed in float32 for narrower floats).
-    """
+    """``alpha * max + (1 - alpha) * average`` over each window (torch's rules for both)."""
     axes, windows = tuple(axes), tuple(windows)
-    stages = plan_stages(axes, windows)
-    compute = jnp.promote_types(x.dtype, jnp.float32)
-    if len(stages) == 1:
-        _log_path(f"hybrid:{stages[0].kind}")
-        return _hybrid_fused(x, alpha.astype(compute), stages[0], divisor)
-    _log_path("hybrid:composed")
-    maxima = window_max(x, axes, windows).astype(compute)
-    averages = window_average(x.astype(compute), axes, windows, divisor)
-    alpha = alpha.astype(compute)
-    return (alpha * maxima + (1 - alpha) * averages).astype(x.dtype)
-
-
-def _hybrid_parts(x: jax.Array, stage: Stage, divisor) -> tuple[jax.Array, jax.Array]:
-    compute = jnp.promote_types(x.dtype, jnp.float32)
-    maxima = _max_value(x, stage).astype(compute)
-    averages = window_average(x.astype(compute), stage.axes, stage.windows, divisor)
-    return maxima, averages
-
-
-@functools.partial(jax.custom_jvp, nondiff_argnums=(2, 3))
-def _hybrid_fused(x: jax.Array, alpha: jax.Array, stage: Stage, divisor) -> jax.Array:
-    maxima, averages = _hybrid_parts(x, stage, divisor)
-    return (alpha * maxima + (1 - alpha) * averages).astype(x.dtype)
-
-
-@_hybrid_fused.defjvp
-def _hybrid_fused_jvp(stage, divisor, primals, tangents):
-    (x, alpha), (dx, d_alpha) = primals, tangents
-    maxima, averages = _hybrid_parts(x, stage, divisor)
-    out = alpha * maxima + (1 - alpha) * averages
-    _, (chosen,), _ = _max_with_choices(x, (stage,), want_index=False)
-    shape = out.shape
-    tap_weight = jnp.broadcast_to(alpha, shape)
-    total = _divisor(x.ndim, stage.axes, stage.windows, divisor)
-    sum_weight = jnp.broadcast_to((1 - alpha) / jnp.asarray(total, out.dtype), shape)
-    d_out = window_mix_p.bind(dx.astype(out.dtype), chosen, tap_weight, sum_weight, stage=stage)
-    d_out = d_out + d_alpha * (maxima - averages)
-    return out.astype(x.dtype), d_out.astype(x.dtype)
-
-
-# ----------------------------------------------------------------------------------
-# Taps one by one (for poolings that weight each element: gated, SoftPool)
-
-
-def window_taps(x: jax.Array, axes: Sequence[int], windows: Sequence[AxisWindows], fill):
-    """Every tap of regular windows, in row-major order: ``(tap, values, real)``.
-
-    ``values`` is output-shaped: element ``o`` is tap ``tap`` of window ``o``, ``fill``
-    where that tap is padding. ``real`` is a static boolean mask of the windows for
-    which the tap is a real input element (``None``: all of them). Each tap is a
-    strided slice of the unpadded input; only the output-sized tap is padded. Plain
-    JAX operations, so any reduction built from the taps differentiates by autodiff.
-    """
-    for tap in itertools.product(*(range(w.kernel) for w in windows)):
-        values = x
-        real = None
-        for axis, w, j in zip(axes, windows, tap):
-            positions = w.tap_positions()[j]
-            inside = np.flatnonzero((positions >= 0) & (positions < w.length))
-            if inside.size == 0:  # padding in every window
-                shape = list(values.shape)
-                shape[axis] = w.size
-                values = jnp.full(shape, fill, x.dtype)
-            else:
-                first, last = int(inside[0]), int(inside[-1])
-                values = lax.slice_in_dim(
-                    values, int(positions[first]), int(positions[last]) + 1, w.stride, axis
-                )
-                values = _pad_axis(values, axis, first, w.size - 1 - last, fill)
-            row = w.tap_valid()[j]
-            if not row.all():
-                part = along(row, axis, x.ndim)
-                real = part if real is None else real & part
-        yield tap, values, real
-
-
-# ----------------------------------------------------------------------------------
-# Windows that vary per example (fractional max pooling)
-
-
-def gather_window_max(
-    x: jax.Array,
-    axes: Sequence[int],
-    starts: Sequence[jax.Array],
-    kernel: Sequence[int],
-) -> tuple[jax.Array, jax.Array]:
-    """Max over windows whose starts are arrays (one start per output and plane).
-
-    Args:
-      x: input.
-      axes: spatial axes of ``x``.
-      starts: per spatial axis, int32 window starts shaped like ``x`` except that every
-        spatial axis has length 1 and this axis has the output length; windows must lie
-        inside the input.
-      kernel: window length per axis.
-
-    Returns:
-      ``(maxima, flat_index)`` with torch's choice (first maximum in row-major window
-      order, last NaN). Separable: one pass per axis, innermost first, carrying the
-      coordinates chosen so far. The maxima are gathered at the index, so their gradient
-      is torch's scatter-add.
-    """
-    axes = tuple(axes)
-    floating = jnp.issubdtype(x.dtype, jnp.floating)
-    values = lax.stop_gradient(x)
-    coords: dict[int, jax.Array] = {}
-    for axis, start, k in reversed(list(zip(axes, starts, kernel))):
-        shape = list(values.shape)
-        shape[axis] = start.shape[axis]
-        base = jnp.broadcast_to(start, shape).astype(jnp.int32)
-        best = chosen = None
-        follow: dict[int, jax.Array] = {}
-        for j in range(k):
-            position = base + j
-            value = jnp.take_along_axis(values, position, axis=axis)
-            taken = {a: jnp.take_along_axis(c, position, axis=axis) for a, c in coords.items()}
-            if best is None:
-                best, chosen, follow = value, position, taken
-                continue
-            better = value > best
-            if floating:
-                better = better | jnp.isnan(value)
-            best = jnp.where(better, value, best)
-            chosen = jnp.where(better, position, chosen)
-            follow = {a: jnp.where(better, taken[a], follow[a]) for a in coords}
-        values = best
-        coords = {**follow, axis: chosen}
-    index_dtype = jnp.int64 if jax.config.jax_enable_x64 else jnp.int32
-    flat = jnp.zeros(values.shape, index_dtype)
-    multiplier = 1
-    for axis in reversed(axes):
-        flat = flat + coords[axis].astype(index_dtype) * multiplier
-        multiplier *= x.shape[axis]
-    # Gather the maxima from x itself so that the gradient reaches the chosen element.
-    rest = [a for a in range(x.ndim) if a not in axes]
-    perm = rest + list(axes)
-    moved = jnp.transpose(x, perm).reshape(*(x.shape[a] for a in rest), -1)
-    moved_index = jnp.transpose(flat, perm)
-    out_shape = moved_index.shape
-    maxima = jnp.take_along_axis(moved, moved_index.reshape(*out_shape[: len(rest)], -1), axis=-1)
-    maxima = jnp.transpose(maxima.reshape(out_shape), np.argsort(perm))
-    return maxima, flat
+    options = dict(axes=axes, windows=windows, divisor=divisor)
+    return _dispatch(
+        family,
+        functools.partial(cpu.window_hybrid, **options),
+        functools.partial(reduce_window.window_hybrid, **options),
+        x,
+        alpha,
+    )

@@ -37,7 +37,8 @@ Example:
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
@@ -55,7 +56,6 @@ __all__ = [
 
 StateDict = Mapping[str, Any]
 
-# The seed's HybridResNetBlock: Flax submodule name -> (torch submodule name, layer kind).
 BLOCK_LAYERS = {
     "conv1": ("conv1", "conv"),
     "bn1": ("bn1", "batch_norm"),
@@ -65,6 +65,9 @@ BLOCK_LAYERS = {
     "shortcut_conv": ("shortcut.0", "conv"),  # only when in_channels != out_channels
     "shortcut_bn": ("shortcut.1", "batch_norm"),
 }
+"""The seed's ``HybridResNetBlock``: Flax submodule name -> (torch submodule name, layer
+kind), as :func:`hybrid_resnet_block_variables` maps them; the two shortcut layers exist
+only when the block changes the number of channels."""
 _OPTIONAL_BLOCK_LAYERS = ("shortcut_conv", "shortcut_bn")
 
 
@@ -123,7 +126,9 @@ def state_dict_to_numpy(state: Any, prefix: str = "") -> dict[str, np.ndarray]:
     }
 
 
-def _get(state: Mapping[str, np.ndarray], name: str, what: str, prefix: str, ndim: int | None = None):
+def _get(
+    state: Mapping[str, np.ndarray], name: str, what: str, prefix: str, ndim: int | None = None
+):
     """``state[name]`` (``state`` holds the names after ``prefix``), with clear errors."""
     if name not in state:
         found = ", ".join(prefix + key for key in sorted(state)) or "none"
@@ -177,7 +182,7 @@ def conv_params(state: Any, prefix: str = "") -> dict[str, np.ndarray]:
 
 
 def linear_params(state: Any, prefix: str = "") -> dict[str, np.ndarray]:
-    """``torch.nn.Linear`` -> ``flax.linen.Dense`` params: ``weight (out, in)`` -> ``kernel (in, out)``.
+    """``torch.nn.Linear`` -> ``flax.linen.Dense``: ``weight (out, in)`` -> ``kernel (in, out)``.
 
     Args:
       state: the layer's state_dict (or a model's with ``prefix``), or the module.
@@ -370,7 +375,8 @@ def hybrid_resnet_block_variables(
     stats: dict[str, Any] = {}
     for flax_name, (torch_name, kind) in BLOCK_LAYERS.items():
         torch_prefix = f"{prefix}{renamed.get(flax_name, torch_name)}."
-        if flax_name in _OPTIONAL_BLOCK_LAYERS and not any(k.startswith(torch_prefix) for k in state):
+        present = any(key.startswith(torch_prefix) for key in state)
+        if flax_name in _OPTIONAL_BLOCK_LAYERS and not present:
             continue
         if kind == "conv":
             params[flax_name] = conv_params(state, torch_prefix)

@@ -8,13 +8,15 @@ forward values, indices and vector-Jacobian products.
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
 import torch
+
+import jaxpool
 
 
 def to_torch_layout(x: np.ndarray, n: int, channels_first: bool) -> np.ndarray:
@@ -109,3 +111,23 @@ def sample_input(
         count = max(1, flat.size // 25)
         flat[rng.choice(flat.size, size=count, replace=False)] = np.nan
     return x
+
+
+class FamilyTestCase(chex.TestCase):
+    """A ``chex.TestCase`` whose tests run under one kernel family.
+
+    unittest classes cannot take pytest's parametrised fixtures, so a parity suite
+    subclasses its TestCase once per family: ``class T(FamilyTestCase)`` runs with the
+    ``cpu`` family, ``class TReduceWindow(T): family = "reduce_window"`` with the other.
+    """
+
+    family = "cpu"
+
+    def setUp(self):
+        super().setUp()
+        # chex counts traces per function's code: the other family's run of the same
+        # test must not count against this one.
+        chex.clear_trace_counter()
+        context = jaxpool.kernels(self.family)
+        context.__enter__()
+        self.addCleanup(context.__exit__, None, None, None)

@@ -11,7 +11,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import jaxpool
-from tests.oracle import compare_with_torch, sample_input
+from tests.oracle import FamilyTestCase, compare_with_torch, sample_input
+
+# Every test function runs once per kernel family (conftest.py); the TestCase classes
+# have a subclass per family.
+PER_KERNEL_FAMILY = True
 
 SEED_GRID = jnp.array([[1.0, 3, 2, 4], [5, 6, 8, 7], [4, 2, 1, 0], [9, 7, 3, 2]])
 
@@ -167,7 +171,7 @@ def test_adaptive_upsampling_repeats_elements():
     np.testing.assert_array_equal(jaxpool.adaptive_max_pool1d(x, 3)[:, 0], [1, 2, 2])
 
 
-class AdaptiveTransformTest(chex.TestCase):
+class AdaptiveTransformTest(FamilyTestCase):
     @chex.variants(with_jit=True, without_jit=True)
     def test_variants(self):
         x = np.random.default_rng(5).standard_normal((2, 13, 11, 3)).astype(np.float32)
@@ -203,3 +207,9 @@ BAD_INPUTS = [
 def test_bad_input_raises_a_clear_error(call, error, message):
     with pytest.raises(error, match=message):
         call()
+
+
+class AdaptiveTransformTestReduceWindow(AdaptiveTransformTest):
+    """The same transforms with the ``reduce_window`` kernel family."""
+
+    family = "reduce_window"

@@ -114,7 +114,7 @@ def test_attention_block_is_the_seed_block():
     for got, expected in ((variables, seed_variables), (block_eval, seed_eval),
                           (block_train, seed_train)):
         assert jax.tree.structure(got) == jax.tree.structure(expected)
-        for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(expected)):
+        for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(expected), strict=True):
             np.testing.assert_array_equal(a, b)
 
 

@@ -18,7 +18,11 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 import jaxpool
-from tests.oracle import compare_with_torch, sample_input
+from tests.oracle import FamilyTestCase, compare_with_torch, sample_input
+
+# Every test function runs once per kernel family (conftest.py); the TestCase classes
+# have a subclass per family.
+PER_KERNEL_FAMILY = True
 
 # ----------------------------------------------------------------------------------
 # The seed articles' examples, exactly
@@ -337,6 +341,50 @@ def test_lp_pool_zero_window_has_zero_gradient():
     assert np.all(np.isfinite(grad)) and grad[0, 0] == 0 and grad[1, 0] == 0
 
 
+# Inputs smaller than the kernel in some dimension: each op accepts exactly what torch
+# accepts (torch's avg_pool3d, and lp_pool3d through it, refuse them even in ceil mode),
+# with the same numbers when accepted.
+SMALL_INPUTS = [
+    (1, (1,), 2), (2, (1, 3), 2), (2, (3, 1), (2, 2)), (3, (4, 6, 1), (1, 2, 2)),
+    (3, (1, 3, 3), 2), (3, (3, 3, 3), 4),
+]
+
+
+def _torch_pool(kind, n):
+    return {"avg": {1: F.avg_pool1d, 2: F.avg_pool2d, 3: F.avg_pool3d},
+            "max": {1: F.max_pool1d, 2: F.max_pool2d, 3: F.max_pool3d},
+            "lp": {1: F.lp_pool1d, 2: F.lp_pool2d, 3: F.lp_pool3d}}[kind][n]
+
+
+def _jax_pool(kind, n):
+    return getattr(jaxpool, f"{kind}_pool{n}d")
+
+
+@pytest.mark.parametrize("n, size, kernel", SMALL_INPUTS)
+@pytest.mark.parametrize("kind", ["avg", "max", "lp"])
+@pytest.mark.parametrize("ceil_mode", [False, True])
+def test_inputs_smaller_than_the_kernel_are_refused_exactly_as_torch(n, size, kernel, kind,
+                                                                      ceil_mode):
+    x = np.random.default_rng(0).standard_normal((2, 3, *size)).astype(np.float32) + 3.0
+    if kind == "lp":
+        ours = lambda v: _jax_pool(kind, n)(v, 2, kernel, None, ceil_mode, channels_first=True)  # noqa: E731
+        theirs = lambda t: _torch_pool(kind, n)(t, 2, kernel, None, ceil_mode)  # noqa: E731
+    else:
+        ours = lambda v: _jax_pool(kind, n)(v, kernel, None, 0, ceil_mode=ceil_mode,  # noqa: E731
+                                            channels_first=True)
+        theirs = lambda t: _torch_pool(kind, n)(t, kernel, None, 0, ceil_mode=ceil_mode)  # noqa: E731
+    try:
+        theirs(torch.tensor(x))
+    except RuntimeError as error:
+        with pytest.raises(ValueError) as raised:
+            ours(jnp.asarray(x))
+        message = str(error).splitlines()[0]
+        if "smaller than kernel size" in message:
+            assert message.split(")")[0] in str(raised.value)  # torch's wording
+        return
+    compare_with_torch(ours, theirs, x, n, True, exact=kind == "max", rtol=1e-5, atol=1e-5)
+
+
 # ----------------------------------------------------------------------------------
 # Unpooling
 
@@ -443,7 +491,7 @@ def test_fractional_output_ratio():
 # Transformations: jit, vmap, grad, no retracing
 
 
-class TransformTest(chex.TestCase):
+class TransformTest(FamilyTestCase):
     @chex.variants(with_jit=True, without_jit=True)
     def test_variants_agree_with_torch(self):
         x = np.random.default_rng(4).standard_normal((2, 9, 9, 3)).astype(np.float32)
@@ -507,7 +555,7 @@ BAD_INPUTS = [
     (lambda: jaxpool.avg_pool1d(jnp.zeros((6, 1)), 2, padding=2), ValueError, "at most half"),
     (lambda: jaxpool.max_pool2d(X2, 2, dilation=0), ValueError, "dilation should be greater than zero, but got dilation=0"),
     (lambda: jaxpool.max_pool2d(X2, 7), ValueError, r"Given input size: \(6, 6\). Calculated output size: \(0, 0\). Output size is too small"),
-    (lambda: jaxpool.avg_pool3d(jnp.zeros((2, 4, 4, 4, 1)), 5), ValueError, "Output size is too small"),
+    (lambda: jaxpool.avg_pool3d(jnp.zeros((2, 4, 4, 4, 1)), 5), ValueError, r"input image \(T: 4 H: 4 W: 4\) smaller than kernel size \(kT: 5 kH: 5 kW: 5\)"),  # torch checks this first
     (lambda: jaxpool.avg_pool3d(jnp.zeros((1, 1, 1, 1)), (1, 1, 2), padding=(0, 0, 1)), ValueError, r"input image \(T: 1 H: 1 W: 1\) smaller than kernel size"),
     (lambda: jaxpool.max_pool2d(jnp.zeros((6, 6)), 2), ValueError, r"at least 3 dimensions, but got shape \(6, 6\)"),
     (lambda: jaxpool.max_pool3d(jnp.zeros((6, 6, 6)), 2, channels_first=True), ValueError, r"\(\*batch, C, D, H, W\)"),
@@ -586,3 +634,9 @@ def test_flax_padding_forms(padding, expected):
     chex.assert_trees_all_equal(ours, nn.max_pool(x, (2, 2), (2, 2), padding))
     # Flax's avg_pool divides by the full window (count_include_pad=True) as we do.
     chex.assert_trees_all_close(jaxpool.avg_pool2d(x, 2, 2, padding), nn.avg_pool(x, (2, 2), (2, 2), padding))
+
+
+class TransformTestReduceWindow(TransformTest):
+    """The same transforms with the ``reduce_window`` kernel family."""
+
+    family = "reduce_window"

@@ -21,7 +21,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import jaxpool
-from tests.oracle import from_torch_layout, to_torch_layout
+from tests.oracle import FamilyTestCase, from_torch_layout, to_torch_layout
+
+# Every test function runs once per kernel family (conftest.py); the TestCase classes
+# have a subclass per family.
+PER_KERNEL_FAMILY = True
 
 RTOL = 1e-5
 ATOL = 1e-6
@@ -199,7 +203,7 @@ def test_global_hybrid_pool_matches_torch():
     chex.assert_shape(jaxpool.global_hybrid_pool(x[:, :, 0], 0.3, spatial_dims=1), (3, 4))
 
 
-class TransformTest(chex.TestCase):
+class TransformTest(FamilyTestCase):
     @chex.variants(with_jit=True, without_jit=True)
     def test_variants_agree(self):
         x = jax.random.normal(jax.random.key(5), (2, 9, 9, 3))
@@ -461,3 +465,9 @@ BAD_INPUTS = [
 def test_bad_input_raises_a_clear_error(call, error, message):
     with pytest.raises(error, match=message):
         call()
+
+
+class TransformTestReduceWindow(TransformTest):
+    """The same transforms with the ``reduce_window`` kernel family."""
+
+    family = "reduce_window"

@@ -1,299 +1,327 @@
-"""Tests of jaxpool._kernels: stage planning, every implementation path, the linear
-primitives' transposes, batching and forward mode.
+"""Tests of jaxpool._kernels: the kernel switch (context manager, environment variable,
+per-platform ``auto``), and that every public op and module exports for CUDA and TPU.
 
-The parity suites (test_functional, test_adaptive) compare with torch; here we make
-sure they reach every path, and check the primitives against dense references.
+No accelerator is needed: ``jax.export`` lowers for any platform on a CPU-only machine.
+The parity suites (test_functional, test_adaptive, test_hybrid) check both families'
+numbers against torch.
 """
 
 import contextlib
 import os
-import pathlib
 import subprocess
 import sys
-import textwrap
 
-import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-import torch
-import torch.nn.functional as F
+from jax import export
 
 import jaxpool
-from jaxpool import _geometry as geometry
-from jaxpool import _kernels as kernels
+from jaxpool import _kernel_common as common
+from jaxpool import models
 
 
 @contextlib.contextmanager
 def recorded_paths():
-    """Records the implementation paths traced inside the block (clears jit caches)."""
+    """The kernel paths traced inside the block (jit caches cleared first)."""
     jax.clear_caches()
-    kernels._path_log = []
+    common._path_log = []
     try:
-        yield kernels._path_log
+        yield common._path_log
     finally:
-        kernels._path_log = None
+        common._path_log = None
 
 
-def _windows(sizes, kernel, stride, padding, dilation=1, ceil_mode=False):
-    return geometry.sliding_windows("test", sizes, kernel, stride, padding, dilation, ceil_mode)
+def _compiled_cpu_text(function, *args):
+    # JAX caches traces per function, not per kernel family (the family is read when
+    # tracing): start from empty caches so that the block in force is the one traced.
+    jax.clear_caches()
+    return jax.jit(function).lower(*args).compile().as_text()
 
 
-def test_plan_joint_small_kernels():
-    config = _windows((9, 9), 3, 2, 1)
-    (stage,) = kernels.plan_stages((1, 2), config.axes)
-    assert stage.kind == "taps" and stage.axes == (1, 2)
+X2 = jnp.asarray(np.random.default_rng(0).standard_normal((2, 9, 9, 3)).astype(np.float32))
 
 
-def test_plan_separable_large_kernels_innermost_first():
-    config = _windows((20, 20), 5, 1, 2)
-    stages = kernels.plan_stages((1, 2), config.axes)
-    assert [s.axes for s in stages] == [(2,), (1,)]
-    assert all(s.kind == "taps" for s in stages)
+# ----------------------------------------------------------------------------------
+# The switch
 
 
-def test_plan_blocks_and_adaptive():
-    global_config = geometry.global_windows((7, 7))
-    assert [s.kind for s in kernels.plan_stages((1, 2), global_config.axes)] == ["blocks", "blocks"]
-    adaptive = geometry.adaptive_windows("t", (56, 13), (7, 5))
-    kinds = [s.kind for s in kernels.plan_stages((1, 2), adaptive.axes)]
-    assert kinds == ["adaptive", "blocks"]  # 13 -> 5 is irregular; 56 -> 7 tiles by 8
-    joint = kernels.plan_stages((1, 2), geometry.global_windows((7, 7)).axes, joint_blocks=True)
-    assert [s.axes for s in joint] == [(1, 2)]
+def test_default_is_auto_and_blocks_nest():
+    assert jaxpool.kernel_family() == "auto"
+    with jaxpool.kernels("reduce_window"):
+        assert jaxpool.kernel_family() == "reduce_window"
+        with jaxpool.kernels("cpu"):
+            assert jaxpool.kernel_family() == "cpu"
+        assert jaxpool.kernel_family() == "reduce_window"
+    assert jaxpool.kernel_family() == "auto"
 
 
-# Configurations that reach every stage kind, both in the forward pass and in the
-# transposes (window_sum_transpose_p, scatter_tap_p), compared with torch.
-PATH_CASES = [
-    ("taps", lambda v: jaxpool.max_pool2d(v, 3, 2, 1), lambda t: F.max_pool2d(t, 3, 2, 1)),
-    ("taps", lambda v: jaxpool.avg_pool2d(v, 3, 1, 1), lambda t: F.avg_pool2d(t, 3, 1, 1)),
-    ("blocks", lambda v: jaxpool.max_pool2d(v, 4), lambda t: F.max_pool2d(t, 4)),
-    ("blocks", lambda v: jaxpool.avg_pool2d(v, 4, padding=2, ceil_mode=True), lambda t: F.avg_pool2d(t, 4, padding=2, ceil_mode=True)),
-    ("adaptive", lambda v: jaxpool.adaptive_max_pool2d(v, 5), lambda t: F.adaptive_max_pool2d(t, 5)),
-    ("adaptive", lambda v: jaxpool.adaptive_avg_pool2d(v, (5, 17)), lambda t: F.adaptive_avg_pool2d(t, (5, 17))),
-]
+def test_block_is_left_on_error():
+    with pytest.raises(RuntimeError):
+        with jaxpool.kernels("cpu"):
+            raise RuntimeError("boom")
+    assert jaxpool.kernel_family() == "auto"
 
 
-@pytest.mark.parametrize("kind, ours, theirs", PATH_CASES)
-def test_every_path_is_reached_and_matches_torch(kind, ours, theirs):
-    rng = np.random.default_rng(0)
-    x = rng.integers(-3, 4, (2, 13, 12, 3)).astype(np.float32)  # ties included
-    t = torch.tensor(np.moveaxis(x, -1, 1), requires_grad=True)
-    expected = theirs(t)
-    cotangent = rng.integers(-3, 4, expected.shape).astype(np.float32)
-    (expected_grad,) = torch.autograd.grad(expected, t, torch.tensor(cotangent))
+@pytest.mark.parametrize("bad", ["gpu", "CPU", "", None, 1])
+def test_unknown_family_is_refused_naming_the_allowed_ones(bad):
+    with pytest.raises(ValueError, match=r"'auto', 'reduce_window', 'cpu', but got"):
+        with jaxpool.kernels(bad):
+            pass
+
+
+def test_environment_variable_is_read_when_an_op_is_traced(monkeypatch):
+    monkeypatch.setenv("JAXPOOL_KERNELS", "reduce_window")
+    assert jaxpool.kernel_family() == "reduce_window"
     with recorded_paths() as paths:
-        out, vjp = jax.vjp(ours, jnp.asarray(x))
-        (grad,) = vjp(jnp.asarray(np.moveaxis(cotangent, 1, -1)))
-    assert any(p.endswith(f":{kind}") for p in paths), paths
-    np.testing.assert_allclose(np.moveaxis(np.asarray(out), -1, 1), expected.detach().numpy(), rtol=1e-6)
-    np.testing.assert_allclose(np.moveaxis(np.asarray(grad), -1, 1), expected_grad.numpy(), rtol=1e-6, atol=1e-6)
+        jaxpool.max_pool2d(X2, 3, 2, 1)
+    assert paths == ["reduce_window:max"]
+    monkeypatch.setenv("JAXPOOL_KERNELS", "cpu")
+    with recorded_paths() as paths:
+        jaxpool.max_pool2d(X2, 3, 2, 1)
+    assert paths and all(not p.startswith("reduce_window") for p in paths)
+    with jaxpool.kernels("reduce_window"):  # the block wins over the variable
+        assert jaxpool.kernel_family() == "reduce_window"
+    monkeypatch.setenv("JAXPOOL_KERNELS", "")  # empty means unset
+    assert jaxpool.kernel_family() == "auto"
 
 
-def _dense(function, shape):
-    """The matrix of a linear function of an array of ``shape`` (columns = basis images)."""
-    size = int(np.prod(shape))
-    basis = jnp.eye(size, dtype=jnp.float32).reshape((size, *shape))
-    return jax.vmap(lambda b: function(b).reshape(-1))(basis).T
+def test_bad_environment_variable_is_a_clear_error(monkeypatch):
+    monkeypatch.setenv("JAXPOOL_KERNELS", "triton")
+    with pytest.raises(ValueError, match="environment variable JAXPOOL_KERNELS must be one of "
+                                         "'auto', 'reduce_window', 'cpu', but got 'triton'"):
+        jaxpool.avg_pool2d(X2, 2)
 
 
-STAGES = [
-    kernels.Stage("taps", (0, 1), _windows((7, 6), 3, 2, 1).axes),
-    kernels.Stage("taps", (0, 1), _windows((7, 6), (2, 3), (3, 1), (1, 1), (2, 1), True).axes),
-    kernels.Stage("taps", (1,), _windows((9,), 2, 3, 0).axes),  # stride > kernel: gaps
-    kernels.Stage("taps", (1,), geometry.adaptive_windows("t", (56,), 5).axes),  # tiled: stride 11
-    kernels.Stage("taps", (0, 1), _windows((13, 9), (5, 2), 4, (2, 1), 1, True).axes),  # tiled, 2-D
-    kernels.Stage("blocks", (1,), _windows((10,), 4, 4, 1, 1, True).axes),
-    kernels.Stage("adaptive", (0,), geometry.adaptive_windows("t", (10,), 4).axes),
-    kernels.Stage("adaptive", (1,), geometry.adaptive_windows("t", (3,), 7).axes),  # upsampling
-]
+def test_a_family_change_retraces_jaxpools_own_jit():
+    with recorded_paths() as paths:
+        with jaxpool.kernels("cpu"):
+            first = jaxpool.max_pool2d(X2, 3, 2, 1)
+        with jaxpool.kernels("reduce_window"):
+            second = jaxpool.max_pool2d(X2, 3, 2, 1)
+    assert "reduce_window:max" in paths and any(p.startswith("max:") for p in paths)
+    np.testing.assert_array_equal(first, second)
 
 
-def _shape(stage):
-    shape = [5, 4]
-    for axis, w in zip(stage.axes, stage.windows):
-        shape[axis] = w.length
-    return tuple(shape)
-
-
-@pytest.mark.parametrize("stage", STAGES, ids=lambda s: f"{s.kind}-{s.axes}")
-def test_window_sum_transpose_is_the_transpose(stage):
-    shape = _shape(stage)
-    forward = _dense(lambda v: kernels.window_sum_p.bind(v, stage=stage), shape)
-    out_shape = stage.out_shape(shape)
-    backward = _dense(lambda c: kernels.window_sum_transpose_p.bind(c, stage=stage), out_shape)
-    np.testing.assert_array_equal(backward, forward.T)
-
-
-@pytest.mark.parametrize("stage", STAGES, ids=lambda s: f"{s.kind}-{s.axes}")
-def test_scatter_is_the_transpose_of_select(stage):
-    shape = _shape(stage)
-    out_shape = stage.out_shape(shape)
-    taps = int(np.prod([w.kernel for w in stage.windows]))
-    chosen = jax.random.randint(jax.random.key(0), out_shape, 0, taps)
-    forward = _dense(lambda v: kernels.select_tap_p.bind(v, chosen, stage=stage), shape)
-    backward = _dense(lambda c: kernels.scatter_tap_p.bind(c, chosen, stage=stage), out_shape)
-    np.testing.assert_array_equal(backward, forward.T)
-    # JAX's own transposition goes through the registered rule too.
-    transposed = _dense(
-        lambda c: jax.linear_transpose(
-            lambda v: kernels.select_tap_p.bind(v, chosen, stage=stage), jnp.zeros(shape)
-        )(c)[0],
-        out_shape,
+def test_subprocess_environment_variable_selects_the_family():
+    program = (
+        "import jax, jax.numpy as jnp, jaxpool\n"
+        "f = lambda x: jaxpool.max_pool2d(x, 3, 2, 1)\n"
+        "print('reduce-window' in jax.jit(f).lower(jnp.ones((1, 9, 9, 2))).compile().as_text())\n"
     )
-    np.testing.assert_array_equal(transposed, backward)
-
-
-def test_primitives_batch_under_vmap():
-    stage = STAGES[0]
-    xs = jax.random.normal(jax.random.key(1), (3, *_shape(stage)))
-    batched = jax.vmap(lambda v: kernels.window_sum_p.bind(v, stage=stage))(xs)
-    looped = jnp.stack([kernels.window_sum_p.bind(v, stage=stage) for v in xs])
-    chex.assert_trees_all_close(batched, looped)
-    chosen = jnp.zeros(stage.out_shape(_shape(stage)), jnp.int32)
-    # Unbatched choice with batched values, and batch axis not first.
-    selected = jax.vmap(lambda v: kernels.select_tap_p.bind(v, chosen, stage=stage), in_axes=1)(
-        jnp.moveaxis(xs, 0, 1)
-    )
-    chex.assert_trees_all_close(selected, jnp.stack([kernels.select_tap_p.bind(v, chosen, stage=stage) for v in xs]))
-
-
-def test_forward_and_reverse_mode_agree_on_every_path():
-    x = jax.random.normal(jax.random.key(2), (9, 8, 2))
-    for function in [
-        lambda v: jaxpool.max_pool2d(v, 3, 2, 1, 2),
-        lambda v: jaxpool.avg_pool2d(v, 3, 2, 1, True),
-        lambda v: jaxpool.adaptive_max_pool2d(v, (4, 3)),
-        lambda v: jaxpool.global_max_pool(v[None])[0],
-    ]:
-        chex.assert_trees_all_close(jax.jacfwd(function)(x), jax.jacrev(function)(x), atol=1e-6)
-
-
-def test_second_derivative_through_max_pool():
-    x = jax.random.normal(jax.random.key(3), (6, 6, 1))
-
-    def loss(v):
-        return jnp.sum(jaxpool.max_pool2d(v, 2) ** 3)
-
-    hessian_vector = jax.jvp(jax.grad(loss), (x,), (jnp.ones_like(x),))[1]
-    pooled, index = jaxpool.max_pool2d(x, 2, return_indices=True)
-    expected = np.zeros(36)
-    expected[np.asarray(index).reshape(-1)] = 6 * np.asarray(pooled).reshape(-1)
-    np.testing.assert_allclose(np.asarray(hessian_vector).reshape(-1), expected, rtol=1e-5)
-
-
-def test_chosen_taps_are_not_differentiable():
-    stage = STAGES[0]
-    chosen = jnp.full(stage.out_shape(_shape(stage)), 4, jnp.int32)  # the centre: always real
-    x = jnp.ones(_shape(stage))
-    grad = jax.grad(lambda v: kernels.select_tap_p.bind(v, chosen, stage=stage).sum())(x)
-    assert float(grad.sum()) == np.prod(stage.out_shape(_shape(stage)))
-
-
-def test_division_is_ieee_exact():
-    sums = jnp.full((2, 3, 3, 4), 34.0)
-    exact = np.float32(34) / np.float32(9)
-    out = jax.jit(lambda s: kernels.divide(s, 9.0, (1, 2)))(sums)
-    assert np.all(np.asarray(out) == exact)
-    per_position = np.full((1, 3, 3, 1), 9, np.float32)
-    out = jax.jit(lambda s: kernels.divide(s, per_position, (1, 2)))(sums)
-    assert np.all(np.asarray(out) == exact)
-
-
-@pytest.mark.parametrize("stage", STAGES, ids=lambda s: f"{s.kind}-{s.axes}")
-def test_mix_transpose_is_the_transpose(stage):
-    shape = _shape(stage)
-    out_shape = stage.out_shape(shape)
-    taps = int(np.prod([w.kernel for w in stage.windows]))
-    chosen = jax.random.randint(jax.random.key(4), out_shape, 0, taps)
-    tap_weight = jax.random.uniform(jax.random.key(5), out_shape)
-    sum_weight = jax.random.uniform(jax.random.key(6), out_shape)
-    forward = _dense(
-        lambda v: kernels.window_mix_p.bind(v, chosen, tap_weight, sum_weight, stage=stage), shape
-    )
-    backward = _dense(
-        lambda c: kernels.window_mix_transpose_p.bind(c, chosen, tap_weight, sum_weight, stage=stage),
-        out_shape,
-    )
-    np.testing.assert_allclose(backward, forward.T, rtol=1e-6, atol=1e-6)
+    outputs = {}
+    for value in ("reduce_window", "cpu", "auto"):
+        env = {**os.environ, "JAXPOOL_KERNELS": value}
+        result = subprocess.run([sys.executable, "-c", program], env=env, capture_output=True,
+                                text=True, timeout=300)
+        assert result.returncode == 0, result.stderr[-2000:]
+        outputs[value] = result.stdout.strip()
+    assert outputs == {"reduce_window": "True", "cpu": "False", "auto": "False"}
 
 
 @pytest.mark.parametrize(
-    "kernel_size, stride, padding, path",
-    [(2, 2, 0, "hybrid:taps"), (3, 2, 1, "hybrid:taps"), (6, 6, 0, "hybrid:composed"), (5, 1, 2, "hybrid:composed")],
+    "function",
+    [
+        lambda x: jaxpool.max_pool2d(x, 3, 2, 1),
+        lambda x: jaxpool.avg_pool2d(x, 3, 1, 1),
+        lambda x: jaxpool.hybrid_pool2d(x, 0.5, 2),
+        lambda x: jax.grad(lambda v: jaxpool.max_pool2d(v, 2).sum())(x),
+    ],
 )
-def test_hybrid_paths_agree_with_the_composed_formula(kernel_size, stride, padding, path):
-    x = jax.random.normal(jax.random.key(7), (2, 12, 12, 3))
-    alpha = jax.random.uniform(jax.random.key(8), (3,))
-
-    def hybrid(v, a):
-        return jaxpool.hybrid_pool2d(v, a, kernel_size, stride, padding)
-
-    def reference(v, a):
-        maxima = jaxpool.max_pool2d(v, kernel_size, stride, padding)
-        a = a.reshape(1, 1, 1, -1)
-        return a * maxima + (1 - a) * jaxpool.avg_pool2d(v, kernel_size, stride, padding)
-
-    with recorded_paths() as paths:
-        out, vjp = jax.vjp(hybrid, x, alpha)
-    assert path in paths, paths
-    expected, reference_vjp = jax.vjp(reference, x, alpha)
-    chex.assert_trees_all_close(out, expected, rtol=1e-6, atol=1e-6)
-    cotangent = jax.random.normal(jax.random.key(9), out.shape)
-    chex.assert_trees_all_close(vjp(cotangent), reference_vjp(cotangent), rtol=2e-5, atol=2e-5)
-    # Forward mode and second order through the fused path.
-    chex.assert_trees_all_close(
-        jax.jacfwd(hybrid, argnums=(0, 1))(x[:1, :6, :6], alpha),
-        jax.jacrev(hybrid, argnums=(0, 1))(x[:1, :6, :6], alpha),
-        atol=1e-5,
-    )
-    hessian = jax.hessian(lambda a: jnp.sum(hybrid(x, a) ** 2))(alpha)
-    expected_hessian = jax.hessian(lambda a: jnp.sum(reference(x, a) ** 2))(alpha)
-    chex.assert_trees_all_close(hessian, expected_hessian, rtol=1e-4, atol=1e-4)
+def test_auto_compiles_the_cpu_family_for_cpu(function):
+    with jaxpool.kernels("reduce_window"):
+        assert "reduce-window" in _compiled_cpu_text(function, X2)
+    with jaxpool.kernels("auto"):
+        auto = _compiled_cpu_text(function, X2)
+    assert "reduce-window" not in auto
+    assert "select-and-scatter" not in auto
 
 
-def test_hybrid_blocks_path_in_one_dimension():
-    x = jax.random.normal(jax.random.key(10), (2, 12, 3))
-    alpha = jnp.float32(0.25)
-    with recorded_paths() as paths:
-        out, vjp = jax.vjp(lambda v: jaxpool.hybrid_pool1d(v, alpha, 6), x)
-    assert "hybrid:blocks" in paths, paths
-    expected, expected_vjp = jax.vjp(
-        lambda v: 0.25 * jaxpool.max_pool1d(v, 6) + 0.75 * jaxpool.avg_pool1d(v, 6), x
-    )
-    chex.assert_trees_all_close(out, expected, rtol=1e-6)
-    cotangent = jnp.ones_like(out)
-    chex.assert_trees_all_close(vjp(cotangent), expected_vjp(cotangent), rtol=1e-6)
+def test_auto_equals_each_family_on_cpu():
+    def everything(x):
+        values, index = jaxpool.max_pool2d(x, 3, 2, 1, return_indices=True)
+        return (values, index, jaxpool.avg_pool2d(x, 3, 2, 1), jaxpool.lp_pool2d(x, 2, 3, 2),
+                jax.grad(lambda v: jaxpool.hybrid_pool2d(v, 0.3, 2).sum())(x))
+
+    with jaxpool.kernels("auto"):
+        auto = jax.jit(everything)(X2)
+    jax.clear_caches()
+    with jaxpool.kernels("cpu"):
+        cpu = jax.jit(everything)(X2)
+    jax.tree.map(np.testing.assert_array_equal, auto, cpu)
 
 
-def test_programs_that_corrupted_memory_run_cleanly():
-    """Averages feeding a reduction, both layouts: jaxlib 0.10.2's YNNPACK fusions of
-    our exact division corrupted memory here (a segfault at exit or later)."""
-    program = textwrap.dedent("""
-        import flax.linen as nn
-        import jax, jax.numpy as jnp
-        import jaxpool
+# ----------------------------------------------------------------------------------
+# Export for CUDA and TPU: every public op and module, forward and gradient
 
-        print(jaxpool.adaptive_avg_pool2d(jnp.ones((2, 56, 56, 64)), (7, None)).shape)
-        print(jax.jit(lambda x: jaxpool.avg_pool2d(x, 3, 1, 1, channels_first=True).mean())(
-            jnp.ones((2, 8, 16, 16))).shape)
+S1, S2, S3 = (2, 12, 3), (2, 12, 12, 3), (1, 6, 6, 6, 2)
 
-        class CNN(nn.Module):
-            @nn.compact
-            def __call__(self, x):
-                x = nn.relu(nn.Conv(64, (3, 3))(x))
-                return jaxpool.GlobalAvgPool()(jaxpool.HybridPool(kernel_size=(2, 2))(x))
+# name -> (input shape, function of x). Integer outputs (indices) are not differentiated.
+OPS = {
+    "max_pool1d": (S1, lambda x: jaxpool.max_pool1d(x, 3, 2, 1)),
+    "max_pool2d": (S2, lambda x: jaxpool.max_pool2d(x, 3, 2, 1, 2, True)),
+    "max_pool3d": (S3, lambda x: jaxpool.max_pool3d(x, 2)),
+    "min_pool1d": (S1, lambda x: jaxpool.min_pool1d(x, 2)),
+    "min_pool2d": (S2, lambda x: jaxpool.min_pool2d(x, 3, 2, 1)),
+    "min_pool3d": (S3, lambda x: jaxpool.min_pool3d(x, 2)),
+    "avg_pool1d": (S1, lambda x: jaxpool.avg_pool1d(x, 3, 2, 1)),
+    "avg_pool2d": (S2, lambda x: jaxpool.avg_pool2d(x, 3, 2, 1, True, False)),
+    "avg_pool3d": (S3, lambda x: jaxpool.avg_pool3d(x, 2, divisor_override=3)),
+    "lp_pool1d": (S1, lambda x: jaxpool.lp_pool1d(x, 2, 3)),
+    "lp_pool2d": (S2, lambda x: jaxpool.lp_pool2d(x, 3, 2)),
+    "lp_pool3d": (S3, lambda x: jaxpool.lp_pool3d(x, 2, 2)),
+    "adaptive_avg_pool1d": (S1, lambda x: jaxpool.adaptive_avg_pool1d(x, 5)),
+    "adaptive_avg_pool2d": (S2, lambda x: jaxpool.adaptive_avg_pool2d(x, (5, 4))),
+    "adaptive_avg_pool3d": (S3, lambda x: jaxpool.adaptive_avg_pool3d(x, 4)),
+    "adaptive_max_pool1d": (S1, lambda x: jaxpool.adaptive_max_pool1d(x, 5)),
+    "adaptive_max_pool2d": (S2, lambda x: jaxpool.adaptive_max_pool2d(x, (5, 4))),
+    "adaptive_max_pool3d": (S3, lambda x: jaxpool.adaptive_max_pool3d(x, 4)),
+    "global_avg_pool": (S2, lambda x: jaxpool.global_avg_pool(x)),
+    "global_max_pool": (S2, lambda x: jaxpool.global_max_pool(x)),
+    "max_unpool1d": (S1, lambda x: jaxpool.max_unpool1d(*jaxpool.max_pool1d(x, 2, return_indices=True), 2)),
+    "max_unpool2d": (S2, lambda x: jaxpool.max_unpool2d(*jaxpool.max_pool2d(x, 2, return_indices=True), 2)),
+    "max_unpool3d": (S3, lambda x: jaxpool.max_unpool3d(*jaxpool.max_pool3d(x, 2, return_indices=True), 2)),
+    "fractional_max_pool2d": (S2, lambda x: jaxpool.fractional_max_pool2d(
+        x, 2, output_size=5, key=jax.random.key(0))),
+    "fractional_max_pool3d": (S3, lambda x: jaxpool.fractional_max_pool3d(
+        x, 2, output_ratio=0.5, key=jax.random.key(0))),
+    "hybrid_pool1d": (S1, lambda x: jaxpool.hybrid_pool1d(x, 0.3, 2)),
+    "hybrid_pool2d": (S2, lambda x: jaxpool.hybrid_pool2d(x, jnp.full((3,), 0.3), 3, 2, 1)),
+    "hybrid_pool3d": (S3, lambda x: jaxpool.hybrid_pool3d(x, 0.3, 2)),
+    "global_hybrid_pool": (S2, lambda x: jaxpool.global_hybrid_pool(x, 0.3)),
+    "gated_pool": (S2, lambda x: jaxpool.gated_pool(x, jnp.full((2, 2), 0.1), 2)),
+    "gem_pool": (S2, lambda x: jaxpool.gem_pool(x, jnp.float32(3.0))),
+    "soft_pool": (S2, lambda x: jaxpool.soft_pool(x, 2)),
+    "global_avg_max_pool": (S2, lambda x: jaxpool.global_avg_max_pool(x)),
+    "global_cat_avg_max_pool": (S2, lambda x: jaxpool.global_cat_avg_max_pool(x)),
+}
+INDEX_OPS = {
+    "max_pool2d_indices": (S2, lambda x: jaxpool.max_pool2d(x, 3, 2, 1, return_indices=True)[1]),
+    "adaptive_max_pool2d_indices": (S2, lambda x: jaxpool.adaptive_max_pool2d(x, 5, True)[1]),
+    "global_max_pool_indices": (S2, lambda x: jaxpool.global_max_pool(x, return_indices=True)[1]),
+    "fractional_max_pool2d_indices": (S2, lambda x: jaxpool.fractional_max_pool2d(
+        x, 2, output_size=5, return_indices=True, key=jax.random.key(0))[1]),
+}
+SLIDING = [name for name in OPS if name.split("_pool")[0] in ("max", "avg", "lp", "hybrid")]
 
-        images = jnp.ones((4, 32, 32, 3))
-        params = CNN().init(jax.random.key(0), images)
-        print(jax.jit(CNN().apply)(params, images).shape)
-        for _ in range(20):
-            jax.jit(lambda a: jnp.sin(a) * 2)(jnp.ones((1000, 1000))).block_until_ready()
-        print("done")
-    """)
-    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}  # XLA's defaults
-    result = subprocess.run([sys.executable, "-c", program], cwd=pathlib.Path(__file__).resolve().parents[1], env=env,
-                            capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert result.stdout.split() == ["(2,", "7,", "56,", "64)", "()", "(4,", "64)", "done"]
+MODULES = {
+    "MaxPool": (S2, jaxpool.MaxPool(kernel_size=(3, 3), stride=2, padding=1)),
+    "AvgPool": (S2, jaxpool.AvgPool(kernel_size=(2, 2))),
+    "LPPool": (S2, jaxpool.LPPool(norm_type=2, kernel_size=(2, 2))),
+    "AdaptiveAvgPool": (S2, jaxpool.AdaptiveAvgPool(output_size=(5, 5))),
+    "AdaptiveMaxPool": (S2, jaxpool.AdaptiveMaxPool(output_size=(5, 5))),
+    "GlobalAvgPool": (S2, jaxpool.GlobalAvgPool()),
+    "GlobalMaxPool": (S2, jaxpool.GlobalMaxPool()),
+    "FractionalMaxPool": (S2, jaxpool.FractionalMaxPool(kernel_size=(2, 2), output_size=(5, 5))),
+    "HybridPool": (S2, jaxpool.HybridPool(kernel_size=(2, 2), per_channel=True)),
+    "AttentionHybridPool": (S2, jaxpool.AttentionHybridPool(kernel_size=(2, 2))),
+    "GatedPool": (S2, jaxpool.GatedPool(kernel_size=(3, 3), stride=(2, 2), padding=1)),
+    "GeMPool": (S2, jaxpool.GeMPool()),
+    "SoftPool": (S2, jaxpool.SoftPool(kernel_size=(2, 2))),
+    "AvgMaxPool": (S2, jaxpool.AvgMaxPool()),
+    "CatAvgMaxPool": (S2, jaxpool.CatAvgMaxPool()),
+    "models.BatchNorm": (S2, models.BatchNorm(use_running_average=True)),
+    "models.HybridResNetBlock": ((2, 8, 8, 3), models.HybridResNetBlock(features=4)),
+    "models.BasicBlock": ((2, 8, 8, 4), models.BasicBlock(features=4, stride=2)),
+    "models.PoolingResNetBlock": ((2, 8, 8, 3), models.PoolingResNetBlock(features=4, pool="max")),
+    "models.CifarResNet18": ((2, 8, 8, 3), models.CifarResNet18(width=2, pool="hybrid")),
+    "models.HybridResNet": ((2, 8, 8, 1), models.HybridResNet(width=2, pool="attention")),
+}
+
+
+def test_the_export_tables_cover_every_public_op_and_module():
+    functions = {name for name in jaxpool.__all__ if name[0].islower()}
+    assert functions - {"pool_output_shape", "kernels", "kernel_family"} == set(OPS)
+    modules = {name for name in jaxpool.__all__ if name[0].isupper()}
+    modules |= {f"models.{name}" for name in models.__all__ if isinstance(getattr(models, name), type)}
+    assert modules == set(MODULES)
+
+
+def _export(function, shapes, platforms):
+    specs = [jax.ShapeDtypeStruct(shape, jnp.float32) for shape in shapes]
+    return export.export(jax.jit(function), platforms=platforms)(*specs)
+
+
+def _gradient(function):
+    def loss(x):
+        out = function(x)
+        return sum(jnp.sum(jnp.sin(leaf)) for leaf in jax.tree.leaves(out))
+
+    return jax.grad(loss)
+
+
+# One export lowers for both platforms (every platform's lowering rules run); both take
+# the reduce_window family under 'auto'.
+ACCELERATORS = ("cuda", "tpu")
+
+
+@pytest.mark.parametrize("name", sorted(OPS))
+def test_every_op_exports_for_cuda_and_tpu_forward_and_gradient(name):
+    shape, function = OPS[name]
+    forward = _export(function, [shape], ACCELERATORS)
+    assert forward.platforms == ACCELERATORS
+    if name in SLIDING:
+        assert "stablehlo.reduce_window" in forward.mlir_module(), name
+    _export(_gradient(function), [shape], ACCELERATORS)
+
+
+@pytest.mark.parametrize("name", sorted(INDEX_OPS))
+def test_indices_export_for_cuda_and_tpu(name):
+    shape, function = INDEX_OPS[name]
+    _export(function, [shape], ACCELERATORS)
+
+
+def _module_functions(module, shape):
+    x = jnp.zeros(shape, jnp.float32)
+    rngs = {"params": jax.random.key(0), "fractional": jax.random.key(1)}
+    variables = module.init(rngs, x)
+    trains = "train" in module.__call__.__code__.co_varnames
+
+    def forward(params, x):
+        full = {**variables, "params": params}
+        kwargs = {"train": False} if trains else {}
+        return module.apply(full, x, rngs={"fractional": jax.random.key(2)}, **kwargs)
+
+    return variables.get("params", {}), forward
+
+
+@pytest.mark.parametrize("name", sorted(MODULES))
+def test_every_module_exports_for_cuda_and_tpu_forward_and_gradient(name):
+    shape, module = MODULES[name]
+    params, forward = _module_functions(module, shape)
+
+    def loss(params, x):
+        return sum(jnp.sum(jnp.sin(leaf)) for leaf in jax.tree.leaves(forward(params, x)))
+
+    specs = (jax.tree.map(lambda p: jax.ShapeDtypeStruct(p.shape, p.dtype), params),
+             jax.ShapeDtypeStruct(shape, jnp.float32))
+    export.export(jax.jit(forward), platforms=ACCELERATORS)(*specs)
+    export.export(jax.jit(jax.grad(loss, argnums=(0, 1))), platforms=ACCELERATORS)(*specs)
+
+
+def test_multi_platform_export_carries_both_families_and_runs_on_cpu():
+    def function(x):
+        values, index = jaxpool.max_pool2d(x, 3, 2, 1, return_indices=True)
+        return values, index, jaxpool.avg_pool2d(x, 3, 1, 1), _gradient(
+            lambda v: jaxpool.hybrid_pool2d(v, 0.25, 2))(x)
+
+    exported = _export(function, [X2.shape], ("cpu", "cuda", "tpu"))
+    assert exported.platforms == ("cpu", "cuda", "tpu")
+    assert "stablehlo.reduce_window" in exported.mlir_module()
+    # Called here, it runs the cpu family's branch: the cpu family's numbers.
+    jax.clear_caches()
+    with jaxpool.kernels("cpu"):
+        expected = jax.jit(function)(X2)
+    jax.tree.map(np.testing.assert_array_equal, exported.call(X2), expected)
+
+
+def test_cuda_export_of_auto_lowers_only_the_reduce_window_family():
+    forward = _export(lambda x: jaxpool.max_pool2d(x, 3, 2, 1), [X2.shape], ("cuda",))
+    jax.clear_caches()
+    with jaxpool.kernels("reduce_window"):
+        forced = _export(lambda x: jaxpool.max_pool2d(x, 3, 2, 1), [X2.shape], ("cuda",))
+    assert forward.mlir_module().count("stablehlo.reduce_window") == 1
+    assert forced.mlir_module().count("stablehlo.reduce_window") == 1
+
+

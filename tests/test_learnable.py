@@ -120,7 +120,7 @@ def _run_flax(module, variables, x, cotangent, **kwargs):
 
 def _torch_grads_as_flax(converter, torch_module, grads):
     """Converts torch parameter gradients to the Flax params layout (same converter)."""
-    state = {name: g for name, g in grads.items()}
+    state = dict(grads)
     for name, buffer in torch_module.named_buffers():
         state.setdefault(name, torch.zeros_like(buffer))  # running stats: not gradients
     return converter(state)["params"]
@@ -426,4 +426,4 @@ def test_docs_examples_run():
     assert blocks, "docs/learnable.md has no python block"
     namespace: dict = {}
     for block in blocks:
-        exec(compile(block, "docs/learnable.md", "exec"), namespace)  # noqa: S102
+        exec(compile(block, "docs/learnable.md", "exec"), namespace)

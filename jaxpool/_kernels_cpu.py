@@ -1,0 +1,954 @@
+"""The ``cpu`` kernel family: window reductions tuned for XLA:CPU.
+
+One of jaxpool's two kernel families (see :mod:`jaxpool._kernels`, which chooses per
+lowering platform); measured faster than ``lax.reduce_window`` and XLA's
+``select_and_scatter_add`` on CPUs. Each op describes its windows with
+:class:`~jaxpool._geometry.AxisWindows` (one per spatial axis, static Python data) and
+the dispatch calls a reduction here:
+
+* :func:`window_max`: the maximum of each window with torch's semantics (the first
+  maximum in row-major window order wins ties; a window holding NaN gives NaN and points
+  at its last NaN), its gradient, and on request torch's flat indices;
+* :func:`window_sum` / :func:`window_average`: float32 window sums, divided as torch
+  divides them;
+* :func:`window_hybrid`: ``alpha * max + (1 - alpha) * average`` (fused for windows
+  reduced in one stage).
+
+**Stages.** A window is reduced in stages, each over one or more spatial axes, the
+innermost axis first (separable max keeps torch's row-major first maximum, stage by
+stage). A stage is one of
+
+* ``taps``: every window element ("tap") is a strided slice of the input. Outputs whose
+  windows overlap the padding are cut into a few border *blocks*; within a block each
+  valid tap is a plain strided slice and invalid taps are left out, so no tap is ever
+  padded (XLA evaluates ``pad`` element by element, and it keeps a padded tap from
+  fusing). The blocks are joined by concatenation, which fuses.
+* ``blocks``: the windows tile the axis (stride == kernel, no dilation): a reshape splits
+  the axis into (windows, taps) and an axis reduction does the work (global pooling,
+  divisible adaptive pooling, large non-overlapping kernels).
+* ``adaptive``: torch's adaptive windows that do not tile the axis; taps are static
+  gathers, a short window repeats its last element.
+
+**Gradients.** The linear maps under the reductions are JAX primitives with their own
+transpose rules: :data:`window_sum_p` (transpose: every input element gathers the window
+sums it belongs to, computed phase by phase of the stride as stride-1 window sums of the
+cotangent, then interleaved), :data:`select_tap_p` (the element at each window's chosen
+tap; the tangent of the max) and its transpose :data:`scatter_tap_p`. So forward mode,
+reverse mode, ``vmap`` and higher derivatives all work, and no backward pass goes
+through XLA's ``select_and_scatter_add`` or interior padding.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+from typing import Callable, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+from jaxpool import _jax_internals as internals
+from jaxpool._geometry import AxisWindows, along
+from jaxpool._jax_internals import Primitive
+from jaxpool._kernel_common import (
+    Stage,
+    average_of_sums,
+    divisor_array,
+    flat_index,
+    log_path,
+    lowest,
+    pad_axis,
+    tap_coordinates,
+)
+from jaxpool._kernel_common import plan_stages as _plan_stages
+
+# Tiling windows at least this long are reduced by reshape + axis reduction (``blocks``)
+# rather than by combining strided slices (measured faster for 2x2 and 3x3 on XLA:CPU).
+BLOCKS_MIN_KERNEL = 4
+
+
+def plan_stages(axes, windows, *, joint_blocks: bool = False) -> tuple[Stage, ...]:
+    """:func:`jaxpool._kernel_common.plan_stages` with this family's ``blocks`` threshold."""
+    return _plan_stages(axes, windows, joint_blocks=joint_blocks, blocks_min_kernel=BLOCKS_MIN_KERNEL)
+
+# ----------------------------------------------------------------------------------
+# Helpers
+
+
+@functools.lru_cache(maxsize=1024)
+def _segments(w: AxisWindows) -> tuple[tuple[int, int, tuple[int, ...]], ...]:
+    """Runs of outputs ``[o0, o1)`` whose windows have the same valid taps."""
+    valid = w.tap_valid()
+    runs = []
+    start = 0
+    for o in range(1, w.size + 1):
+        if o == w.size or not np.array_equal(valid[:, o], valid[:, start]):
+            runs.append((start, o, tuple(np.flatnonzero(valid[:, start]).tolist())))
+            start = o
+    return tuple(runs)
+
+
+def _blocks_of(stage: Stage):
+    """Every border block of a taps stage: (index, per-axis (o0, o1, valid taps))."""
+    runs = [_segments(w) for w in stage.windows]
+    for index in itertools.product(*(range(len(r)) for r in runs)):
+        yield index, [runs[level][i] for level, i in enumerate(index)]
+
+
+def _block_tap(x: jax.Array, stage: Stage, block, tap) -> jax.Array:
+    """Tap ``tap`` of the windows of one block: a single strided slice of ``x``."""
+    start = [0] * x.ndim
+    limit = list(x.shape)
+    strides = [1] * x.ndim
+    for axis, w, (o0, o1, _), j in zip(stage.axes, stage.windows, block, tap):
+        first = o0 * w.stride - w.pad_lo + j * w.dilation
+        start[axis] = first
+        limit[axis] = first + (o1 - o0 - 1) * w.stride + 1
+        strides[axis] = w.stride
+    return lax.slice(x, start, limit, strides)
+
+
+def _block_of(x: jax.Array, stage: Stage, block) -> jax.Array:
+    """The part of an output-shaped array that belongs to one block."""
+    start = [0] * x.ndim
+    limit = list(x.shape)
+    for axis, (o0, o1, _) in zip(stage.axes, block):
+        start[axis], limit[axis] = o0, o1
+    return lax.slice(x, start, limit)
+
+
+def _block_shape(shape, stage: Stage, block) -> tuple[int, ...]:
+    shape = list(shape)
+    for axis, (o0, o1, _) in zip(stage.axes, block):
+        shape[axis] = o1 - o0
+    return tuple(shape)
+
+
+def _assemble(parts: dict, stage: Stage) -> jax.Array:
+    """Joins per-block arrays back into one output by nested concatenation."""
+    runs = [_segments(w) for w in stage.windows]
+
+    def build(prefix: list[int], level: int) -> jax.Array:
+        if level == len(runs):
+            return parts[tuple(prefix)]
+        pieces = [build(prefix + [i], level + 1) for i in range(len(runs[level]))]
+        return pieces[0] if len(pieces) == 1 else jnp.concatenate(pieces, stage.axes[level])
+
+    return build([], 0)
+
+
+def _valid_in_block(block, tap) -> bool:
+    return all(j in valid for (_, _, valid), j in zip(block, tap))
+
+
+def _split_blocks(x: jax.Array, stage: Stage, value) -> tuple[jax.Array, tuple[int, ...]]:
+    """Pads each blocks axis to ``size*kernel`` and splits it into (windows, taps).
+
+    Returns the reshaped array and the positions of the new tap axes.
+    """
+    shape = []
+    tap_axes = []
+    for axis, w in zip(stage.axes, stage.windows):
+        x = pad_axis(x, axis, w.pad_lo, w.size * w.kernel - w.length - w.pad_lo, value)
+    for axis, length in enumerate(x.shape):
+        if axis in stage.axes:
+            w = stage.windows[stage.axes.index(axis)]
+            shape += [w.size, w.kernel]
+            tap_axes.append(len(shape) - 1)
+        else:
+            shape.append(length)
+    return x.reshape(shape), tuple(tap_axes)
+
+
+def _expand_blocks(c: jax.Array, stage: Stage, tap_values=None) -> jax.Array:
+    """Broadcasts window values over their taps and merges back to the input layout.
+
+    ``tap_values(split_shape, tap_axes, expanded)`` may replace the broadcast values
+    (e.g. keep only a chosen tap); the inverse of :func:`_split_blocks`'s padding is cut.
+    """
+    split_shape = []
+    tap_axes = []
+    for axis, length in enumerate(c.shape):
+        split_shape.append(length)
+        if axis in stage.axes:
+            split_shape.append(stage.windows[stage.axes.index(axis)].kernel)
+            tap_axes.append(len(split_shape) - 1)
+    expanded = jnp.broadcast_to(jnp.expand_dims(c, tap_axes), split_shape)
+    if tap_values is not None:
+        expanded = tap_values(split_shape, tuple(tap_axes), expanded)
+    merged_shape = list(c.shape)
+    for axis, w in zip(stage.axes, stage.windows):
+        merged_shape[axis] = w.size * w.kernel
+    merged = expanded.reshape(merged_shape)
+    for axis, w in zip(stage.axes, stage.windows):
+        merged = pad_axis(merged, axis, -w.pad_lo, w.length + w.pad_lo - w.size * w.kernel, 0)
+    return merged
+
+
+def _adaptive_tap(x: jax.Array, stage: Stage, j: int) -> jax.Array:
+    ((axis,), (w,)) = stage.axes, stage.windows
+    return jnp.take(x, jnp.asarray(w.tap_positions()[j], np.int32), axis=axis)
+
+
+@functools.lru_cache(maxsize=256)
+def _adaptive_inverse(w: AxisWindows) -> tuple[np.ndarray, np.ndarray]:
+    """For each input position, the windows that hold it: ``(length, count)`` indices
+    (-1 where a position belongs to fewer windows)."""
+    positions = w.tap_positions()
+    valid = w.tap_valid()
+    members: list[list[int]] = [[] for _ in range(w.length)]
+    for i in range(w.size):
+        for j in range(w.kernel):
+            if valid[j, i]:
+                members[positions[j, i]].append(i)
+    count = max(len(m) for m in members)
+    table = np.full((w.length, count), -1, np.int32)
+    for position, owners in enumerate(members):
+        table[position, : len(owners)] = owners
+    return table, table >= 0
+
+
+def _materialize(x: jax.Array) -> jax.Array:
+    """Returns ``x`` unchanged, computed once into memory.
+
+    Passing it through a reduction (over a stack with a neutral value) keeps XLA from
+    fusing its computation into consumers that read each element several times; an
+    optimization barrier does not survive XLA's CPU pipeline.
+    """
+    return jnp.max(jnp.stack([x, jnp.full_like(x, lowest(x.dtype))]), axis=0)
+
+
+# ----------------------------------------------------------------------------------
+# Linear maps: implementations
+
+
+def _sum_impl(x: jax.Array, stage: Stage) -> jax.Array:
+    """Sum of the valid elements of each window of one stage."""
+    if stage.kind == "blocks":
+        split, tap_axes = _split_blocks(x, stage, 0)
+        return jnp.sum(split, axis=tap_axes)
+    if stage.kind == "adaptive":
+        ((axis,), (w,)) = stage.axes, stage.windows
+        valid = w.tap_valid()
+        total = None
+        for j in range(w.kernel):
+            value = _adaptive_tap(x, stage, j)
+            if not valid[j].all():
+                value = jnp.where(along(valid[j], axis, x.ndim), value, 0)
+            total = value if total is None else total + value
+        return total
+    parts = {}
+    for index, block in _blocks_of(stage):
+        total = None
+        for tap in stage.taps:
+            if _valid_in_block(block, tap):
+                value = _block_tap(x, stage, block, tap)
+                total = value if total is None else total + value
+        # A transposed window may hold no element (inputs that no window reads).
+        parts[index] = jnp.zeros(_block_shape(x.shape, stage, block), x.dtype) if total is None else total
+    return _assemble(parts, stage)
+
+
+@functools.lru_cache(maxsize=1024)
+def _phases(w: AxisWindows) -> tuple[tuple[int, AxisWindows | None, tuple[int, ...]], ...]:
+    """The transpose of a strided window, phase by phase of the stride.
+
+    Input position ``s*m + r`` (phase ``r``) receives, from tap ``j`` with
+    ``j*d - pad = s*q + r``, the value of window ``m - q``. So phase ``r`` is a stride-1
+    window over the output axis whose taps are those ``j`` (in increasing position of
+    the window they read). Returns per phase: (its length, that window or None when no
+    tap lands on the phase, the original taps in the window's tap order). Rows past the
+    input hold garbage for sums (never for the chosen taps) and are cut off.
+    """
+    phases = []
+    # Every phase gets ceil(L / s) rows, so that the phases interleave by a plain reshape;
+    # rows past the input's end are cut off after interleaving.
+    length = -(-w.length // w.stride)
+    for r in range(w.stride):
+        taps = [j for j in range(w.kernel) if (j * w.dilation - w.pad_lo) % w.stride == r]
+        if not taps:
+            phases.append((length, None, ()))
+            continue
+        offsets = {j: -((j * w.dilation - w.pad_lo - r) // w.stride) for j in taps}
+        order = sorted(taps, key=lambda j: offsets[j])
+        step = offsets[order[1]] - offsets[order[0]] if len(order) > 1 else 1
+        window = AxisWindows(
+            length=w.size,
+            size=length,
+            kernel=len(order),
+            stride=1,
+            dilation=step,
+            pad_lo=-offsets[order[0]],
+        )
+        phases.append((length, window, tuple(order)))
+    return tuple(phases)
+
+
+def _interleave(parts: dict, stage: Stage) -> jax.Array:
+    """Joins phase arrays back into input order along each stage axis."""
+    per_axis = [_phases(w) for w in stage.windows]
+
+    def build(prefix: list[int], level: int) -> jax.Array:
+        if level == len(per_axis):
+            return parts[tuple(prefix)]
+        axis, w = stage.axes[level], stage.windows[level]
+        rows = -(-w.length // w.stride)
+        pieces = [build(prefix + [r], level + 1) for r in range(w.stride)]
+        if w.stride == 1:
+            return pieces[0]
+        stacked = jnp.stack(pieces, axis=axis + 1)
+        shape = list(stacked.shape)
+        shape[axis : axis + 2] = [rows * w.stride]
+        joined = stacked.reshape(shape)
+        if rows * w.stride != w.length:
+            joined = lax.slice_in_dim(joined, 0, w.length, 1, axis)
+        return joined
+
+    return build([], 0)
+
+
+def _phase_stage(stage: Stage, choice) -> tuple[Stage, tuple[int, ...], list[tuple[int, ...]]]:
+    """The stride-1 stage of one phase combination, its shape, and original taps."""
+    per_axis = [_phases(w)[r] for w, r in zip(stage.windows, choice)]
+    windows = tuple(p[1] for p in per_axis)
+    return Stage("taps", stage.axes, windows), tuple(p[0] for p in per_axis), [p[2] for p in per_axis]
+
+
+# Strides above this use the tiled transpose (one fused pass over all taps) instead of
+# phase by phase: past it XLA materialises every phase before interleaving them.
+PHASE_STRIDE_LIMIT = 3
+
+
+def _tiled_transpose(
+    c: jax.Array, chosen: jax.Array | None, stage: Stage, dense: jax.Array | None = None
+) -> jax.Array:
+    """Transpose of a strided taps stage in one pass over a tiled layout.
+
+    Each stage axis of the input is viewed as (rows, stride); input element (m, r) of
+    tap ``j`` (with ``j*d - pad = s*q + r``) receives window ``m - q``. Every tap adds its
+    term, masked to its phase (and, with ``chosen``, to the windows that chose it).
+    """
+    padded_c, padded_chosen, padded_dense = c, chosen, dense
+    layout = []
+    for axis, w in zip(stage.axes, stage.windows):
+        rows = -(-w.length // w.stride)
+        shifts = [divmod(j * w.dilation - w.pad_lo, w.stride) for j in range(w.kernel)]
+        lo = max(0, max(q for q, _ in shifts))
+        hi = max(0, rows - 1 - min(q for q, _ in shifts) - (w.size - 1))
+        padded_c = pad_axis(padded_c, axis, lo, hi, 0)
+        if chosen is not None:
+            padded_chosen = pad_axis(padded_chosen, axis, lo, hi, -1)  # -1 matches no tap
+        if dense is not None:
+            padded_dense = pad_axis(padded_dense, axis, lo, hi, 0)
+        layout.append((rows, shifts, lo))
+    tiled_shape, unit_shape, phase_axes = [], [], []
+    for axis, length in enumerate(c.shape):
+        if axis in stage.axes:
+            rows, _, _ = layout[stage.axes.index(axis)]
+            tiled_shape += [rows, stage.windows[stage.axes.index(axis)].stride]
+            phase_axes.append(len(tiled_shape) - 1)
+            unit_shape += [rows, 1]
+        else:
+            tiled_shape.append(length)
+            unit_shape.append(length)
+    total = None
+    for number, tap in enumerate(stage.taps):
+        start = [0] * c.ndim
+        limit = list(padded_c.shape)
+        hit = None
+        for level, (axis, j) in enumerate(zip(stage.axes, tap)):
+            rows, shifts, lo = layout[level]
+            q, r = shifts[j]
+            start[axis], limit[axis] = lo - q, lo - q + rows
+            phase = lax.broadcasted_iota(jnp.int32, tiled_shape, phase_axes[level]) == r
+            hit = phase if hit is None else hit & phase
+        value = lax.slice(padded_c, start, limit).reshape(unit_shape)
+        if chosen is not None:
+            chosen_here = lax.slice(padded_chosen, start, limit).reshape(unit_shape) == number
+            value = jnp.where(chosen_here, value, jnp.zeros((), c.dtype))
+        if dense is not None:
+            value = value + lax.slice(padded_dense, start, limit).reshape(unit_shape)
+        term = jnp.where(hit, value, jnp.zeros((), c.dtype))
+        total = term if total is None else total + term
+    merged = list(c.shape)
+    for axis, (rows, _, _), w in zip(stage.axes, layout, stage.windows):
+        merged[axis] = rows * w.stride
+    out = total.reshape(merged)
+    for axis, w in zip(stage.axes, stage.windows):
+        if out.shape[axis] != w.length:
+            out = lax.slice_in_dim(out, 0, w.length, 1, axis)
+    return out
+
+
+def _sum_transpose_impl(c: jax.Array, stage: Stage) -> jax.Array:
+    """Transpose of :func:`_sum_impl`: each input element sums the windows holding it."""
+    if stage.kind == "blocks":
+        return _expand_blocks(c, stage)
+    if stage.kind == "adaptive":
+        ((axis,), (w,)) = stage.axes, stage.windows
+        table, valid = _adaptive_inverse(w)
+        total = None
+        for k in range(table.shape[1]):
+            value = jnp.take(c, jnp.asarray(np.maximum(table[:, k], 0)), axis=axis)
+            if not valid[:, k].all():
+                value = jnp.where(along(valid[:, k], axis, c.ndim), value, 0)
+            total = value if total is None else total + value
+        return total
+    if max(w.stride for w in stage.windows) > PHASE_STRIDE_LIMIT:
+        return _tiled_transpose(c, None, stage)
+    parts = {}
+    for choice in itertools.product(*(range(w.stride) for w in stage.windows)):
+        phase, lengths, _ = _phase_stage(stage, choice)
+        shape = list(c.shape)
+        for axis, length in zip(stage.axes, lengths):
+            shape[axis] = length
+        if any(w is None for w in phase.windows):
+            parts[choice] = jnp.zeros(shape, c.dtype)
+        else:
+            parts[choice] = _sum_impl(c, phase)
+    return _interleave(parts, stage)
+
+
+def _tap_number(stage: Stage, tap: tuple[int, ...]) -> int:
+    number = 0
+    for w, j in zip(stage.windows, tap):
+        number = number * w.kernel + j
+    return number
+
+
+def _select_impl(x: jax.Array, chosen: jax.Array, stage: Stage) -> jax.Array:
+    """The element of each window at its chosen tap (row-major tap number)."""
+    if stage.kind == "blocks":
+        split, (tap_axis,) = _split_blocks(x, stage, 0)
+        iota = lax.broadcasted_iota(jnp.int32, split.shape, tap_axis)
+        hit = iota == jnp.expand_dims(chosen, tap_axis)
+        return jnp.sum(jnp.where(hit, split, jnp.zeros((), x.dtype)), axis=tap_axis)
+    if stage.kind == "adaptive":
+        cases = [_adaptive_tap(x, stage, j) for j in range(stage.windows[0].kernel)]
+        return cases[0] if len(cases) == 1 else lax.select_n(chosen, *cases)
+    parts = {}
+    for index, block in _blocks_of(stage):
+        shape = _block_shape(x.shape, stage, block)
+        cases = [
+            _block_tap(x, stage, block, tap) if _valid_in_block(block, tap) else jnp.zeros(shape, x.dtype)
+            for tap in stage.taps
+        ]
+        parts[index] = cases[0] if len(cases) == 1 else lax.select_n(_block_of(chosen, stage, block), *cases)
+    return _assemble(parts, stage)
+
+
+def _scatter_impl(c: jax.Array, chosen: jax.Array, stage: Stage, dense: jax.Array | None = None) -> jax.Array:
+    """Transpose of :func:`_select_impl`: each window's value goes to its chosen tap.
+
+    With ``dense`` (output-shaped), every element also receives the ``dense`` value of
+    each window that holds it (the transpose of :func:`_sum_impl`), in the same pass.
+    """
+    zero = jnp.zeros((), c.dtype)
+    if stage.kind == "blocks":
+
+        def keep_chosen(split_shape, tap_axes, expanded):
+            (tap_axis,) = tap_axes
+            iota = lax.broadcasted_iota(jnp.int32, split_shape, tap_axis)
+            hit = iota == jnp.expand_dims(chosen, tap_axis)
+            return jnp.where(hit, expanded, zero)
+
+        out = _expand_blocks(c, stage, keep_chosen)
+        return out if dense is None else out + _expand_blocks(dense, stage)
+    if stage.kind == "adaptive":
+        ((axis,), (w,)) = stage.axes, stage.windows
+        table, valid = _adaptive_inverse(w)
+        starts = w.tap_positions()[0]
+        ends = w.tap_positions()[-1]
+        position = along(np.arange(w.length), axis, c.ndim)
+        total = None
+        for k in range(table.shape[1]):
+            owner = jnp.asarray(np.maximum(table[:, k], 0))
+            owner_chosen = jnp.take(chosen, owner, axis=axis)
+            target = jnp.minimum(
+                along(starts[np.maximum(table[:, k], 0)], axis, c.ndim) + owner_chosen,
+                along(ends[np.maximum(table[:, k], 0)], axis, c.ndim),
+            )
+            value = jnp.where(target == position, jnp.take(c, owner, axis=axis), zero)
+            if dense is not None:
+                value = value + jnp.take(dense, owner, axis=axis)
+            if not valid[:, k].all():
+                value = jnp.where(along(valid[:, k], axis, c.ndim), value, zero)
+            total = value if total is None else total + value
+        return total
+    if max(w.stride for w in stage.windows) > PHASE_STRIDE_LIMIT:
+        return _tiled_transpose(c, chosen, stage, dense)
+    parts = {}
+    for choice in itertools.product(*(range(w.stride) for w in stage.windows)):
+        phase, lengths, originals = _phase_stage(stage, choice)
+        shape = list(c.shape)
+        for axis, length in zip(stage.axes, lengths):
+            shape[axis] = length
+        if any(w is None for w in phase.windows):
+            parts[choice] = jnp.zeros(shape, c.dtype)
+            continue
+        blocks = {}
+        for index, block in _blocks_of(phase):
+            total = None
+            for ptap in phase.taps:
+                if not _valid_in_block(block, ptap):
+                    continue
+                tap = tuple(order[k] for order, k in zip(originals, ptap))
+                hit = _block_tap(chosen, phase, block, ptap) == _tap_number(stage, tap)
+                value = jnp.where(hit, _block_tap(c, phase, block, ptap), zero)
+                if dense is not None:
+                    value = value + _block_tap(dense, phase, block, ptap)
+                total = value if total is None else total + value
+            if total is None:
+                total = jnp.zeros(_block_shape(shape, phase, block), c.dtype)
+            blocks[index] = total
+        parts[choice] = _assemble(blocks, phase)
+    return _interleave(parts, stage)
+
+
+def _mix_impl(x, chosen, tap_weight, sum_weight, stage: Stage) -> jax.Array:
+    """``tap_weight * select(x) + sum_weight * window_sum(x)`` (the hybrid's tangent)."""
+    return tap_weight * _select_impl(x, chosen, stage) + sum_weight * _sum_impl(x, stage)
+
+
+def _mix_transpose_impl(c, chosen, tap_weight, sum_weight, stage: Stage) -> jax.Array:
+    """Transpose of :func:`_mix_impl` in x, in one pass over the input.
+
+    Each window sends ``c * (tap_weight + sum_weight)`` to its chosen element and
+    ``c * sum_weight`` to the others.
+    """
+    return _scatter_impl(c * tap_weight, chosen, stage, dense=c * sum_weight)
+
+
+# ----------------------------------------------------------------------------------
+# Linear maps: primitives with transpose rules
+
+
+def _jitted(impl: Callable) -> Callable:
+    return jax.jit(impl, static_argnames=("stage",))
+
+
+def _linear_primitive(name: str, impl: Callable, out_shape: Callable) -> Primitive:
+    primitive = Primitive(name)
+    primitive.def_impl(_jitted(impl))
+    primitive.def_abstract_eval(
+        lambda x, *rest, stage: internals.ShapedArray(out_shape(stage, x.shape), x.dtype)
+    )
+    internals.lowered_by(primitive, impl, multiple_results=False)
+    return primitive
+
+
+window_sum_p = _linear_primitive(
+    "jaxpool_window_sum", lambda x, *, stage: _sum_impl(x, stage), lambda s, shape: s.out_shape(shape)
+)
+window_sum_transpose_p = _linear_primitive(
+    "jaxpool_window_sum_transpose",
+    lambda c, *, stage: _sum_transpose_impl(c, stage),
+    lambda s, shape: s.in_shape(shape),
+)
+select_tap_p = _linear_primitive(
+    "jaxpool_select_tap",
+    lambda x, chosen, *, stage: _select_impl(x, chosen, stage),
+    lambda s, shape: s.out_shape(shape),
+)
+scatter_tap_p = _linear_primitive(
+    "jaxpool_scatter_tap",
+    lambda c, chosen, *, stage: _scatter_impl(c, chosen, stage),
+    lambda s, shape: s.in_shape(shape),
+)
+
+internals.define_linear(
+    window_sum_p, lambda ct, x, *, stage: [window_sum_transpose_p.bind(ct, stage=stage)]
+)
+internals.define_linear(
+    window_sum_transpose_p, lambda ct, c, *, stage: [window_sum_p.bind(ct, stage=stage)]
+)
+
+
+window_mix_p = _linear_primitive(
+    "jaxpool_window_mix",
+    lambda x, chosen, tap_weight, sum_weight, *, stage: _mix_impl(x, chosen, tap_weight, sum_weight, stage),
+    lambda s, shape: s.out_shape(shape),
+)
+window_mix_transpose_p = _linear_primitive(
+    "jaxpool_window_mix_transpose",
+    lambda c, chosen, tap_weight, sum_weight, *, stage: _mix_transpose_impl(
+        c, chosen, tap_weight, sum_weight, stage
+    ),
+    lambda s, shape: s.in_shape(shape),
+)
+
+
+def _mix_jvp(primitive: Primitive):
+    # Both mixes are bilinear in (values, (tap_weight, sum_weight)). JAX calls a JVP
+    # rule only when some tangent is nonzero, so at least one term below exists.
+    def jvp(primals, tangents, *, stage):
+        x, chosen, tap_weight, sum_weight = primals
+        dx, _, d_tap, d_sum = tangents
+        out = primitive.bind(x, chosen, tap_weight, sum_weight, stage=stage)
+        terms = []
+        if not internals.is_zero(dx):
+            terms.append(primitive.bind(dx, chosen, tap_weight, sum_weight, stage=stage))
+        if not (internals.is_zero(d_tap) and internals.is_zero(d_sum)):
+            d_tap = internals.instantiate_zeros(d_tap)
+            d_sum = internals.instantiate_zeros(d_sum)
+            terms.append(primitive.bind(x, chosen, d_tap, d_sum, stage=stage))
+        return out, functools.reduce(jnp.add, terms)
+
+    return jvp
+
+
+def _mix_transpose(other: Primitive, forward: bool):
+    def transpose(ct, x, chosen, tap_weight, sum_weight, *, stage):
+        if internals.is_zero(ct):
+            return [None] * 4
+        if internals.is_undefined_primal(x):
+            return [other.bind(ct, chosen, tap_weight, sum_weight, stage=stage), None, None, None]
+        # Linear in the weights: the mix of x is tap_weight * a + sum_weight * b with
+        # a, b the selected elements and window sums (forward), or their transposes.
+        if forward:
+            taps = _select_impl(x, chosen, stage)
+            sums = _sum_impl(x, stage)
+        else:
+            taps = _select_impl(ct, chosen, stage)
+            sums = _sum_impl(ct, stage)
+        d_tap = (ct * taps if forward else x * taps) if internals.is_undefined_primal(tap_weight) else None
+        d_sum = (ct * sums if forward else x * sums) if internals.is_undefined_primal(sum_weight) else None
+        return [None, None, d_tap, d_sum]
+
+    return transpose
+
+
+internals.define_jvp(window_mix_p, _mix_jvp(window_mix_p))
+internals.define_jvp(window_mix_transpose_p, _mix_jvp(window_mix_transpose_p))
+internals.define_transpose(window_mix_p, _mix_transpose(window_mix_transpose_p, forward=True))
+internals.define_transpose(window_mix_transpose_p, _mix_transpose(window_mix_p, forward=False))
+
+
+def _tap_jvp(primitive: Primitive):
+    # The chosen taps are integers (their tangent is always zero), so JAX calls this
+    # rule only with a nonzero ``dx``.
+    def jvp(primals, tangents, *, stage):
+        x, chosen = primals
+        dx, _ = tangents
+        out = primitive.bind(x, chosen, stage=stage)
+        return out, primitive.bind(internals.instantiate_zeros(dx), chosen, stage=stage)
+
+    return jvp
+
+
+def _tap_transpose(other: Primitive):
+    def transpose(ct, x, chosen, *, stage):
+        if internals.is_undefined_primal(chosen):
+            raise ValueError("jaxpool: the chosen taps of a window are not differentiable")
+        if internals.is_zero(ct):
+            return [None, None]
+        return [other.bind(ct, chosen, stage=stage), None]
+
+    return transpose
+
+
+internals.define_jvp(select_tap_p, _tap_jvp(select_tap_p))
+internals.define_jvp(scatter_tap_p, _tap_jvp(scatter_tap_p))
+internals.define_transpose(select_tap_p, _tap_transpose(scatter_tap_p))
+internals.define_transpose(scatter_tap_p, _tap_transpose(select_tap_p))
+
+
+def _batch_rule(primitive: Primitive):
+    def rule(arguments, dims, *, stage):
+        size = next(a.shape[d] for a, d in zip(arguments, dims) if d is not None)
+        moved = []
+        for a, d in zip(arguments, dims):
+            if d is None:
+                moved.append(jnp.broadcast_to(a, (size, *a.shape)))
+            else:
+                moved.append(jnp.moveaxis(a, d, 0))
+        return primitive.bind(*moved, stage=stage.shifted(1)), 0
+
+    return rule
+
+
+for _primitive in (
+    window_sum_p,
+    window_sum_transpose_p,
+    select_tap_p,
+    scatter_tap_p,
+    window_mix_p,
+    window_mix_transpose_p,
+):
+    internals.define_batching(_primitive, _batch_rule(_primitive))
+
+
+# ----------------------------------------------------------------------------------
+# Sums and averages
+
+
+def window_sum(x: jax.Array, axes: Sequence[int], windows: Sequence[AxisWindows]) -> jax.Array:
+    """Float32 sum of each window (float64 for float64 input); padding adds nothing.
+
+    Args:
+      x: input.
+      axes: the spatial axes of ``x``, one per window description.
+      windows: the windows along each axis.
+
+    Returns:
+      ``x`` with each spatial axis replaced by its window count.
+    """
+    accumulate = jnp.float64 if x.dtype == jnp.float64 else jnp.float32
+    x = x.astype(accumulate)
+    for stage in plan_stages(axes, windows, joint_blocks=True):
+        log_path(f"sum:{stage.kind}")
+        x = window_sum_p.bind(x, stage=stage)
+    return x
+
+
+def window_average(
+    x: jax.Array,
+    axes: Sequence[int],
+    windows: Sequence[AxisWindows],
+    divisor: str | int,
+) -> jax.Array:
+    """Window sums divided as torch divides them (:func:`average_of_sums`); same dtype
+    as ``x`` (sums accumulate in float32, float64 for float64)."""
+    sums = window_sum(x, axes, windows)
+    return average_of_sums(sums, axes, windows, divisor).astype(x.dtype)
+
+
+# ----------------------------------------------------------------------------------
+# Maxima
+
+
+def _max_value(x: jax.Array, stage: Stage) -> jax.Array:
+    """Window maxima of one stage (NaN propagates), no index."""
+    if stage.kind == "blocks":
+        split, tap_axes = _split_blocks(x, stage, lowest(x.dtype))
+        return jnp.max(split, axis=tap_axes)
+    if stage.kind == "adaptive":
+        best = None
+        for j in range(stage.windows[0].kernel):
+            value = _adaptive_tap(x, stage, j)
+            best = value if best is None else jnp.maximum(best, value)
+        return best
+    parts = {}
+    for index, block in _blocks_of(stage):
+        best = None
+        for tap in stage.taps:
+            if _valid_in_block(block, tap):
+                value = _block_tap(x, stage, block, tap)
+                best = value if best is None else jnp.maximum(best, value)
+        parts[index] = best
+    return _assemble(parts, stage)
+
+
+def _max_choice(x: jax.Array, stage: Stage) -> tuple[jax.Array, jax.Array]:
+    """Window maxima of one stage and the chosen tap (row-major number), as torch.
+
+    The first valid tap starts the scan (so an all -inf window points at its first real
+    element); a later tap replaces the choice when it is greater or NaN (so ties keep
+    the first maximum and a NaN window ends at its last NaN).
+    """
+    floating = jnp.issubdtype(x.dtype, jnp.floating)
+    if stage.kind == "blocks":
+        ((axis,), (w,)) = stage.axes, stage.windows
+        split, (tap_axis,) = _split_blocks(x, stage, lowest(x.dtype))
+        best = jnp.max(split, axis=tap_axis)
+        iota = lax.broadcasted_iota(jnp.int32, split.shape, tap_axis)
+        hit = split == jnp.expand_dims(best, tap_axis)
+        valid = w.tap_valid().T  # (size, kernel)
+        if not valid.all():
+            shape = [1] * split.ndim
+            shape[axis], shape[tap_axis] = valid.shape
+            hit = hit & np.reshape(valid, shape)
+        chosen = jnp.min(jnp.where(hit, iota, w.kernel), axis=tap_axis)
+        if floating:
+            last_nan = jnp.max(jnp.where(jnp.isnan(split), iota, -1), axis=tap_axis)
+            chosen = jnp.where(last_nan >= 0, last_nan, chosen)
+        return best, chosen
+
+    def scan(values: list[tuple[int, jax.Array]]) -> tuple[jax.Array, jax.Array]:
+        number, best = values[0]
+        chosen = jnp.full(best.shape, number, jnp.int32)
+        for number, value in values[1:]:
+            better = value > best
+            if floating:
+                better = better | jnp.isnan(value)
+            best = jnp.where(better, value, best)
+            chosen = jnp.where(better, number, chosen)
+        return best, chosen
+
+    if stage.kind == "adaptive":
+        return scan([(j, _adaptive_tap(x, stage, j)) for j in range(stage.windows[0].kernel)])
+    best_parts, chosen_parts = {}, {}
+    for index, block in _blocks_of(stage):
+        best_parts[index], chosen_parts[index] = scan(
+            [
+                (_tap_number(stage, tap), _block_tap(x, stage, block, tap))
+                for tap in stage.taps
+                if _valid_in_block(block, tap)
+            ]
+        )
+    return _assemble(best_parts, stage), _assemble(chosen_parts, stage)
+
+
+def _max_with_choices(x: jax.Array, stages: tuple[Stage, ...], want_index: bool):
+    """Every stage's maxima and chosen taps; with ``want_index`` also input coordinates.
+
+    Not differentiable (the callers differentiate :func:`_max_values`): the choices are
+    integers, materialised so that a backward pass reads them instead of recomputing
+    the comparisons for every input element.
+    """
+    x = lax.stop_gradient(x)
+    coords: dict[int, jax.Array] = {}
+    choices = []
+    for number, stage in enumerate(stages):
+        x, chosen = _max_choice(x, stage)
+        chosen = _materialize(chosen)
+        if number + 1 < len(stages):
+            x = _materialize(x)
+        choices.append(chosen)
+        if want_index:
+            coords = {axis: _select_impl(c, chosen, stage) for axis, c in coords.items()}
+            coords.update(tap_coordinates(stage, chosen, x.ndim))
+    return x, tuple(choices), coords
+
+
+def _joined_blocks(stages: tuple[Stage, ...]) -> tuple[Stage, ...]:
+    """Merges neighbouring single-axis blocks stages (one reduction for plain maxima)."""
+    joined: list[Stage] = []
+    for stage in stages:
+        if stage.kind == "blocks" and joined and joined[-1].kind == "blocks":
+            last = joined.pop()
+            stage = Stage("blocks", stage.axes + last.axes, stage.windows + last.windows)
+        joined.append(stage)
+    return tuple(joined)
+
+
+def _value_stages(stages: tuple[Stage, ...], dtype) -> tuple[Stage, ...]:
+    """Stages for plain maxima: tiling windows of 16-bit floats go through one reshape
+    reduction (XLA's strided slices of bfloat16 are about twice slower)."""
+    windows = [w for stage in stages for w in stage.windows]
+    if jnp.dtype(dtype).itemsize < 4 and all(w.is_blocks for w in windows):
+        axes = tuple(a for stage in reversed(stages) for a in stage.axes)
+        ordered = tuple(w for stage in reversed(stages) for w in stage.windows)
+        return (Stage("blocks", axes, ordered),)
+    return _joined_blocks(stages)
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(1,))
+def _max_values(x: jax.Array, stages: tuple[Stage, ...]) -> jax.Array:
+    for stage in _value_stages(stages, x.dtype):
+        x = _max_value(x, stage)
+    return x
+
+
+@_max_values.defjvp
+def _max_values_jvp(stages, primals, tangents):
+    (x,), (dx,) = primals, tangents
+    _, choices, _ = _max_with_choices(x, stages, want_index=False)
+    for stage, chosen in zip(stages, choices):
+        dx = select_tap_p.bind(dx, chosen, stage=stage)
+    return _max_values(x, stages), dx
+
+
+def window_max(
+    x: jax.Array,
+    axes: Sequence[int],
+    windows: Sequence[AxisWindows],
+    *,
+    return_index: bool = False,
+):
+    """Maximum of each window with torch's semantics; optionally its flat index.
+
+    Padding never wins (it is left out of every window). Ties go to the first element in
+    row-major window order; a window holding NaN gives NaN and points at its last NaN.
+    The gradient follows the index (torch's rule), also for dilated windows, which JAX
+    itself cannot differentiate.
+
+    Returns:
+      The maxima, or ``(maxima, indices)`` with int32 indices (int64 under x64) into the
+      flattened unpadded spatial volume.
+    """
+    axes, windows = tuple(axes), tuple(windows)
+    stages = plan_stages(axes, windows)
+    for stage in stages:
+        log_path(f"max:{stage.kind}")
+    lengths = tuple((axis, w.length) for axis, w in zip(axes, windows))
+    differentiable = jnp.issubdtype(x.dtype, jnp.floating)
+    if return_index:
+        values, _, coords = _max_with_choices(x, stages, want_index=True)
+        if differentiable:
+            values = _max_values(x, stages)
+        return values, flat_index(coords, lengths)
+    if differentiable:
+        return _max_values(x, stages)
+    for stage in _value_stages(stages, x.dtype):
+        x = _max_value(x, stage)
+    return x
+
+
+def window_hybrid(
+    x: jax.Array,
+    alpha: jax.Array,
+    axes: Sequence[int],
+    windows: Sequence[AxisWindows],
+    divisor: str | int,
+) -> jax.Array:
+    """``alpha * max + (1 - alpha) * average`` over each window (torch's rules for both).
+
+    Windows reduced in one stage (every pooling with up to 16 taps, and tiling windows)
+    take a fused path: the gradient is one pass over the input that sends
+    ``alpha * g`` to each window's chosen element and ``(1 - alpha) * g / divisor`` to
+    all of its elements. Larger windows compose :func:`window_max` and
+    :func:`window_average`.
+
+    Args:
+      x: floating input.
+      alpha: mixing weight, broadcastable to the output (same rank); differentiable.
+      axes: spatial axes of ``x``.
+      windows: windows per axis.
+      divisor: as :func:`window_average`.
+
+    Returns:
+      The mix, in ``x``'s dtype (mixed in float32 for narrower floats).
+    """
+    axes, windows = tuple(axes), tuple(windows)
+    stages = plan_stages(axes, windows)
+    compute = jnp.promote_types(x.dtype, jnp.float32)
+    if len(stages) == 1:
+        log_path(f"hybrid:{stages[0].kind}")
+        return _hybrid_fused(x, alpha.astype(compute), stages[0], divisor)
+    log_path("hybrid:composed")
+    maxima = window_max(x, axes, windows).astype(compute)
+    averages = window_average(x.astype(compute), axes, windows, divisor)
+    alpha = alpha.astype(compute)
+    return (alpha * maxima + (1 - alpha) * averages).astype(x.dtype)
+
+
+def _hybrid_parts(x: jax.Array, stage: Stage, divisor) -> tuple[jax.Array, jax.Array]:
+    compute = jnp.promote_types(x.dtype, jnp.float32)
+    maxima = _max_value(x, stage).astype(compute)
+    averages = window_average(x.astype(compute), stage.axes, stage.windows, divisor)
+    return maxima, averages
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(2, 3))
+def _hybrid_fused(x: jax.Array, alpha: jax.Array, stage: Stage, divisor) -> jax.Array:
+    maxima, averages = _hybrid_parts(x, stage, divisor)
+    return (alpha * maxima + (1 - alpha) * averages).astype(x.dtype)
+
+
+@_hybrid_fused.defjvp
+def _hybrid_fused_jvp(stage, divisor, primals, tangents):
+    (x, alpha), (dx, d_alpha) = primals, tangents
+    maxima, averages = _hybrid_parts(x, stage, divisor)
+    out = alpha * maxima + (1 - alpha) * averages
+    _, (chosen,), _ = _max_with_choices(x, (stage,), want_index=False)
+    shape = out.shape
+    tap_weight = jnp.broadcast_to(alpha, shape)
+    total = divisor_array(x.ndim, stage.axes, stage.windows, divisor)
+    sum_weight = jnp.broadcast_to((1 - alpha) / jnp.asarray(total, out.dtype), shape)
+    d_out = window_mix_p.bind(dx.astype(out.dtype), chosen, tap_weight, sum_weight, stage=stage)
+    d_out = d_out + d_alpha * (maxima - averages)
+    return out.astype(x.dtype), d_out.astype(x.dtype)
+

@@ -1,0 +1,50 @@
+"""Packaging: one version string, and the files a wheel must ship (py.typed).
+
+.ci/wheel runs these (with the rest of the library tests) against the built wheel
+installed in a fresh venv, where the package comes from site-packages, not this tree.
+"""
+
+import importlib.resources
+import os
+import pathlib
+import re
+import subprocess
+import sys
+
+import pytest
+
+import jaxpool
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+
+
+def test_version_is_the_one_declared_in_pyproject():
+    if jaxpool.__version__ == "0+unknown":
+        pytest.skip("jaxpool is not installed here (a bare checkout on sys.path)")
+    declared = re.search(
+        r'^version = "([^"]+)"', (REPO / "pyproject.toml").read_text(), flags=re.M
+    ).group(1)
+    assert jaxpool.__version__ == declared, "reinstall: the installed metadata is stale"
+
+
+def test_a_checkout_that_was_never_installed_imports():
+    """Without distribution metadata (a source tree on sys.path) the version is a PEP 440
+    placeholder instead of an import error."""
+    program = (
+        "import importlib.metadata as metadata\n"
+        "def version(name):\n"
+        "    raise metadata.PackageNotFoundError(name)\n"
+        "metadata.version = version\n"
+        "import jaxpool\n"
+        "print(jaxpool.__version__)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+    result = subprocess.run([sys.executable, "-c", program], env=env, capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split() == ["0+unknown"]
+
+
+def test_package_ships_py_typed():
+    """PEP 561: type checkers read jaxpool's annotations only when py.typed is installed."""
+    assert (importlib.resources.files("jaxpool") / "py.typed").is_file()
