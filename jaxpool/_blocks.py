@@ -114,7 +114,11 @@ def residual_block(
     x = jnp.asarray(x)
     y = jax.nn.relu(bn1(conv1(x)))
     y = bn2(conv2(y))
-    shortcut = x if shortcut_conv is None else shortcut_bn(shortcut_conv(x))
+    shortcut = x
+    if shortcut_conv is not None:
+        shortcut = shortcut_conv(x)
+        if shortcut_bn is not None:
+            shortcut = shortcut_bn(shortcut)
     y = jax.nn.relu(y + shortcut.astype(y.dtype))
     return y if pool is None else pool(y)
 

@@ -20,6 +20,7 @@ averages when true). Shapes without computing anything:
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from typing import Any, Optional
 
 import flax.linen as nn
@@ -154,20 +155,20 @@ def resnet18_blocks(width: int) -> tuple[tuple[str, int, int], ...]:
     )
 
 
-def resnet18_head_size(image_size: tuple[int, int]) -> tuple[int, int]:
+def resnet18_head_size(image_size: Sequence[int]) -> tuple[int, ...]:
     """The map CifarResNet18's head pools, for ``(H, W)`` images: every stride-2 block's
     3x3 convolution with padding 1 maps ``L`` to ``floor((L - 1) / 2) + 1``."""
-    size = tuple(image_size)
+    size: Any = tuple(image_size)
     for _, _, stride in resnet18_blocks(1):
         if stride != 1:
             size = geometry.pool_output_shape(size, 3, stride, 1)
     return size
 
 
-def hybrid_resnet_head_size(image_size: tuple[int, int], num_blocks: int) -> tuple[int, int]:
+def hybrid_resnet_head_size(image_size: Sequence[int], num_blocks: int) -> tuple[int, ...]:
     """The map HybridResNet's head pools: each block's 2x2 stride-2 pooling maps ``L`` to
     ``floor(L / 2)``."""
-    size = tuple(image_size)
+    size: Any = tuple(image_size)
     for _ in range(num_blocks):
         size = geometry.pool_output_shape(size, 2, 2)
     return size
@@ -191,7 +192,7 @@ def check_image_size(where: str, height: int, width: int, num_blocks: int, shape
         )
 
 
-def classifier_head(x: jax.Array, pool, classifier) -> jax.Array:
+def classifier_head(x: ArrayLike, pool, classifier) -> jax.Array:
     """``classifier(pool(x))`` as float32 logits (the computation may be narrower)."""
     return classifier(pool(x)).astype(jnp.float32)
 

@@ -117,7 +117,7 @@ class HybridPool(nn.Module):
         """Pools ``x``; the output keeps its layout and dtype."""
         n = _rank(self)
         channels = rules.channel_count(self, x, n, self.channels_first) if self.per_channel else None
-        shape = rules.mix_logit_shape(channels, self.per_channel)
+        shape = rules.mix_logit_shape(self, channels, self.per_channel)
         mix_logit = self.param("mix_logit", self.mix_logit_init, shape, self.param_dtype)
         return rules.hybrid_mix(
             x, jax.nn.sigmoid(mix_logit), n, self.kernel_size, self.stride, self.padding,

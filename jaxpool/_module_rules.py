@@ -9,7 +9,8 @@ disagree. Nothing here imports Flax.
 
 from __future__ import annotations
 
-from typing import Any, Optional, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -97,12 +98,15 @@ def check_features(where: Any, name: str, value: Any) -> int:
     """A channel count given at construction: a positive int."""
     count = geometry.as_int(value, name, module_kind(where))
     if count < 1:
-        raise ValueError(f"{module_kind(where)}: {name} must be at least 1, but got {name}={value!r}")
+        raise ValueError(
+            f"{module_kind(where)}: {name} must be at least 1, but got {name}={value!r}"
+        )
     return count
 
 
 def expand_to_input_rank(values: jax.Array, n: int, channels_first: bool) -> jax.Array:
-    """``(*batch, C)`` -> ``(*batch, 1.., C)`` or ``(*batch, C, 1..)``: broadcasts to pooled maps."""
+    """``(*batch, C)`` -> ``(*batch, 1.., C)`` or ``(*batch, C, 1..)``, which broadcasts
+    to pooled maps."""
     if channels_first:
         return values.reshape((*values.shape, *(1,) * n))
     return values.reshape((*values.shape[:-1], *(1,) * n, values.shape[-1]))
@@ -112,9 +116,15 @@ def expand_to_input_rank(values: jax.Array, n: int, channels_first: bool) -> jax
 # Learnable pooling: parameter shapes and the computation given the parameters
 
 
-def mix_logit_shape(channels: Optional[int], per_channel: bool) -> tuple[int, ...]:
+def _per_channel(where: Any, channels: int | None, name: str) -> int:
+    if channels is None:  # the modules check it first, with their own message
+        raise ValueError(f"{module_kind(where)}: a per-channel {name} needs the channel count")
+    return channels
+
+
+def mix_logit_shape(where: Any, channels: int | None, per_channel: bool) -> tuple[int, ...]:
     """HybridPool's ``mix_logit``: one per channel, or one for the layer."""
-    return (channels,) if per_channel else ()
+    return (_per_channel(where, channels, "mix_logit"),) if per_channel else ()
 
 
 def hybrid_mix(
@@ -160,16 +170,16 @@ def attention_mix(
 
 
 def gate_shape(
-    where: Any, kernel_size: Any, n: int, channels: Optional[int], per_channel: bool
+    where: Any, kernel_size: Any, n: int, channels: int | None, per_channel: bool
 ) -> tuple[int, ...]:
     """GatedPool's ``gate_weight``: the window's shape, plus ``(C,)`` per channel."""
     kernel = geometry.as_tuple(kernel_size, n, "kernel_size", module_kind(where))
-    return (*kernel, channels) if per_channel else kernel
+    return (*kernel, _per_channel(where, channels, "gate_weight")) if per_channel else kernel
 
 
-def gem_power(learned: Optional[ArrayLike], initial_p: Any, param_dtype: Any) -> jax.Array:
+def gem_power(learned: ArrayLike | None, initial_p: Any, param_dtype: Any) -> jax.Array:
     """GeM's ``p``: the parameter, or the constant ``initial_p`` when it is not learned."""
-    return jnp.asarray(initial_p, param_dtype) if learned is None else learned
+    return jnp.asarray(initial_p, param_dtype) if learned is None else jnp.asarray(learned)
 
 
 def gem_p_init(initial_p: Any):

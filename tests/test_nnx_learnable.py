@@ -63,7 +63,7 @@ IDS = [f"{type(case[0]).__name__}{i}" for i, case in enumerate(CASES)]
 BFLOAT16 = {0, 3, 6, 7, 10, 12, 13}
 DTYPE_CASES = [
     pytest.param(*case, dtype, id=f"{name}-{jnp.dtype(dtype).name}")
-    for index, (case, name) in enumerate(zip(CASES, IDS))
+    for index, (case, name) in enumerate(zip(CASES, IDS, strict=True))
     for dtype in ((jnp.float32, jnp.bfloat16) if index in BFLOAT16 else (jnp.float32,))
 ]
 

@@ -26,7 +26,13 @@ from tests.nnx_helpers import (
     optimizer_update,
     random_variables,
 )
-from tests.test_learnable import TOLERANCE, SeedHybridResNetBlock, _nhwc, _run_torch, _torch_grads_as_flax
+from tests.test_learnable import (
+    TOLERANCE,
+    SeedHybridResNetBlock,
+    _nhwc,
+    _run_torch,
+    _torch_grads_as_flax,
+)
 
 RNG = np.random.default_rng(0)
 
@@ -164,12 +170,12 @@ def test_every_pooling_is_its_linen_twin(kind):
     variables = [random_variables(linen, x, seed=i) for i, linen in enumerate(linens)]
     twins = [nnx_twin(lambda name=name: jpn.make_pooling(name, kind=kind, num_features=3,
                                                           map_size=(4, 6), rngs=nnx.Rngs(0)), v)
-             for name, v in zip(names, variables)]
+             for name, v in zip(names, variables, strict=True)]
     cotangents = [_cotangent(jax.eval_shape(linen.apply, v, x).shape)
-                  for linen, v in zip(linens, variables)]
+                  for linen, v in zip(linens, variables, strict=True)]
 
     def loss(outputs):
-        return sum(jnp.sum(y * c) for y, c in zip(outputs, cotangents))
+        return sum(jnp.sum(y * c) for y, c in zip(outputs, cotangents, strict=True))
 
     @nnx.jit
     def nnx_grads(twins, x):
@@ -178,14 +184,14 @@ def test_every_pooling_is_its_linen_twin(kind):
     @jax.jit
     def linen_grads(params, x):
         return jax.value_and_grad(
-            lambda p, x: loss([m.apply({"params": q}, x) for m, q in zip(linens, p)]),
+            lambda p, x: loss([m.apply({"params": q}, x) for m, q in zip(linens, p, strict=True)]),
             argnums=(0, 1))(params, x)
 
     (value, (grads, x_grad)) = nnx_grads(twins, x)
     params = [v.get("params", {}) for v in variables]
     expected_value, (expected_grads, expected_x_grad) = linen_grads(params, x)
     assert_twins_agree((value, x_grad), (expected_value, expected_x_grad))
-    for got, expected in zip(grads, expected_grads):
+    for got, expected in zip(grads, expected_grads, strict=True):
         assert_twins_agree(jax.tree.leaves(got), jax.tree.leaves(expected))
 
 

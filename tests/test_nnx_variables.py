@@ -132,7 +132,7 @@ def test_bad_arguments():
         jpn.load_variables(block, {**variables, "intermediates": {}})
     with pytest.raises(TypeError, match="variables must be a mapping"):
         jpn.load_variables(block, [variables])
-    with pytest.raises(TypeError, match="expected an nnx.Module, but got HybridResNetBlock"):
+    with pytest.raises(TypeError, match=r"expected an nnx\.Module, but got HybridResNetBlock"):
         jpn.load_variables(models.HybridResNetBlock(features=4), variables)
-    with pytest.raises(TypeError, match="expected an nnx.Module"):
+    with pytest.raises(TypeError, match=r"expected an nnx\.Module"):
         jpn.variables(variables)

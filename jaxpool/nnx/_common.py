@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import math
 import numbers
-from typing import Any, Callable, Optional, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -44,23 +45,33 @@ def freeze(value: Any) -> Any:
     return value
 
 
-def check_rngs(where: Any, rngs: Any, *, required: bool) -> Optional[nnx.Rngs]:
-    """``rngs`` must be an ``nnx.Rngs`` (or None where nothing needs it)."""
-    kind = rules.module_kind(where)
+def require_rngs(where: Any, rngs: Any) -> nnx.Rngs:
+    """``rngs`` for a module that always initialises something randomly."""
     if rngs is None:
-        if required:
-            raise ValueError(
-                f"{kind} initialises parameters randomly: pass rngs=nnx.Rngs(0) (any seed)"
-            )
-        return None
+        raise ValueError(
+            f"{rules.module_kind(where)} initialises parameters randomly: pass "
+            "rngs=nnx.Rngs(0) (any seed)"
+        )
+    return _rngs(where, rngs)
+
+
+def check_rngs(where: Any, rngs: Any) -> nnx.Rngs | None:
+    """``rngs`` must be an ``nnx.Rngs``, or None where nothing needs it."""
+    return None if rngs is None else _rngs(where, rngs)
+
+
+def _rngs(where: Any, rngs: Any) -> nnx.Rngs:
     if not isinstance(rngs, nnx.Rngs):
-        raise TypeError(f"{kind}: rngs must be an nnx.Rngs, but got {type(rngs).__name__}: {rngs!r}")
+        raise TypeError(
+            f"{rules.module_kind(where)}: rngs must be an nnx.Rngs, but got "
+            f"{type(rngs).__name__}: {rngs!r}"
+        )
     return rngs
 
 
 def make_param(
     where: Any, name: str, initializer: Callable, shape: tuple[int, ...], dtype: Any,
-    rngs: Optional[nnx.Rngs],
+    rngs: nnx.Rngs | None,
 ) -> nnx.Param:
     """``nnx.Param(initializer(key, shape, dtype))``, the key from ``rngs.params()``.
 
@@ -69,7 +80,7 @@ def make_param(
     ``rngs``.
     """
     kind = rules.module_kind(where)
-    rngs = check_rngs(where, rngs, required=False)
+    rngs = check_rngs(where, rngs)
     if rngs is not None:
         return nnx.Param(initializer(rngs.params(), shape, dtype))
     try:
@@ -130,7 +141,7 @@ def fractional_placeholder(n: int, kernel_size: Any, output_size: Any, output_ra
     if output_ratio is None:
         return (largest_int(output_size) + kernel,) * n
     ratios = output_ratio if isinstance(output_ratio, Sequence) else (output_ratio,)
-    numbers_ = [float(r) for r in ratios if isinstance(r, numbers.Real) and 0 < r < 1]
+    numbers_ = [float(r) for r in ratios if isinstance(r, numbers.Real) and 0 < float(r) < 1]
     if not numbers_:
         return (kernel + 1,) * n  # the op refuses the ratio itself
     length = math.ceil(kernel / (1 - max(numbers_))) + math.ceil(1 / min(numbers_)) + 1
@@ -138,8 +149,8 @@ def fractional_placeholder(n: int, kernel_size: Any, output_size: Any, output_ra
 
 
 def check_config(
-    module: Any, spatial_size: tuple[int, ...], channels: Optional[int],
-    call: Optional[Callable] = None,
+    module: Any, spatial_size: tuple[int, ...], channels: int | None,
+    call: Callable | None = None,
 ) -> None:
     """Runs ``module`` (or ``call``) on a placeholder input with ``jax.eval_shape``:
     every check of the op runs, with its own message, and nothing is computed."""

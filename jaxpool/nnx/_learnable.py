@@ -9,7 +9,8 @@ attention's layers. ``rngs`` is needed only where something is initialised rando
 
 from __future__ import annotations
 
-from typing import Any, Callable, Optional, Sequence, Union
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -23,12 +24,12 @@ from jaxpool.nnx import _common as common
 from jaxpool.nnx._pooling import GlobalPoolBase
 
 Size = Sequence[int]
-PaddingLike = Union[int, Sequence[int], str, Sequence[tuple[int, int]]]
+PaddingLike = int | Sequence[int] | str | Sequence[tuple[int, int]]
 Initializer = Callable[..., Any]
 Dtype = Any
 
 
-def _window_or_global(module: nnx.Module, n: int) -> tuple[int, ...]:
+def _window_or_global(module: Any, n: int) -> tuple[int, ...]:
     """A placeholder spatial size for the module's check: one whole window, or any map
     in the global form."""
     if module.kernel_size is None:
@@ -87,20 +88,20 @@ class HybridPool(nnx.Module):
 
     def __init__(
         self,
-        kernel_size: Optional[Size] = None,
-        stride: Optional[Union[int, Size]] = None,
+        kernel_size: Size | None = None,
+        stride: int | Size | None = None,
         padding: PaddingLike = 0,
         *,
         ceil_mode: bool = False,
         count_include_pad: bool = True,
         per_channel: bool = False,
-        num_features: Optional[int] = None,
+        num_features: int | None = None,
         mix_logit_init: Initializer = rules.MIX_LOGIT_INIT,
         spatial_dims: int = 2,
         keepdims: bool = False,
         channels_first: bool = False,
         param_dtype: Dtype = jnp.float32,
-        rngs: Optional[nnx.Rngs] = None,
+        rngs: nnx.Rngs | None = None,
     ):
         self.kernel_size = common.freeze(kernel_size)
         self.stride = common.freeze(stride)
@@ -120,8 +121,10 @@ class HybridPool(nnx.Module):
                                   needed_for="per_channel=True makes mix_logit of shape (C,)")
         elif num_features is not None:
             rules.check_features(self, "num_features", num_features)
-        shape = rules.mix_logit_shape(num_features, self.per_channel)
-        self.mix_logit = common.make_param(self, "mix_logit", mix_logit_init, shape, param_dtype, rngs)
+        shape = rules.mix_logit_shape(self, num_features, self.per_channel)
+        self.mix_logit = common.make_param(
+            self, "mix_logit", mix_logit_init, shape, param_dtype, rngs
+        )
         common.check_config(self, _window_or_global(self, n), num_features)
 
     def __call__(self, x: ArrayLike) -> jax.Array:
@@ -183,8 +186,8 @@ class AttentionHybridPool(nnx.Module):
     def __init__(
         self,
         num_features: int,
-        kernel_size: Optional[Size] = None,
-        stride: Optional[Union[int, Size]] = None,
+        kernel_size: Size | None = None,
+        stride: int | Size | None = None,
         padding: PaddingLike = 0,
         *,
         ceil_mode: bool = False,
@@ -193,7 +196,7 @@ class AttentionHybridPool(nnx.Module):
         spatial_dims: int = 2,
         keepdims: bool = False,
         channels_first: bool = False,
-        dtype: Optional[Dtype] = None,
+        dtype: Dtype | None = None,
         param_dtype: Dtype = jnp.float32,
         rngs: nnx.Rngs,
     ):
@@ -213,7 +216,7 @@ class AttentionHybridPool(nnx.Module):
         self.param_dtype = param_dtype
         n = rules.pooling_rank(self, self.kernel_size, spatial_dims, keepdims)
         hidden = rules.attention_hidden_features(self, self.num_features, reduction)
-        rngs = common.check_rngs(self, rngs, required=True)
+        rngs = common.require_rngs(self, rngs)
         self.squeeze = nnx.Linear(self.num_features, hidden, dtype=dtype,
                                   param_dtype=param_dtype, rngs=rngs)
         self.excite = nnx.Linear(hidden, self.num_features, dtype=dtype,
@@ -277,17 +280,17 @@ class GatedPool(nnx.Module):
     def __init__(
         self,
         kernel_size: Size,
-        stride: Optional[Union[int, Size]] = None,
+        stride: int | Size | None = None,
         padding: PaddingLike = 0,
         *,
         ceil_mode: bool = False,
         count_include_pad: bool = True,
         per_channel: bool = False,
-        num_features: Optional[int] = None,
+        num_features: int | None = None,
         gate_init: Initializer = rules.GATE_INIT,
         channels_first: bool = False,
         param_dtype: Dtype = jnp.float32,
-        rngs: Optional[nnx.Rngs] = None,
+        rngs: nnx.Rngs | None = None,
     ):
         self.kernel_size = common.freeze(kernel_size)
         self.stride = common.freeze(stride)
@@ -307,7 +310,9 @@ class GatedPool(nnx.Module):
         elif num_features is not None:
             rules.check_features(self, "num_features", num_features)
         shape = rules.gate_shape(self, self.kernel_size, n, num_features, self.per_channel)
-        self.gate_weight = common.make_param(self, "gate_weight", gate_init, shape, param_dtype, rngs)
+        self.gate_weight = common.make_param(
+            self, "gate_weight", gate_init, shape, param_dtype, rngs
+        )
         common.check_config(self, _window_or_global(self, n), num_features)
 
     def __call__(self, x: ArrayLike) -> jax.Array:
@@ -362,8 +367,8 @@ class GeMPool(nnx.Module):
         *,
         learn_p: bool = True,
         eps: float = 1e-6,
-        kernel_size: Optional[Size] = None,
-        stride: Optional[Union[int, Size]] = None,
+        kernel_size: Size | None = None,
+        stride: int | Size | None = None,
         padding: PaddingLike = 0,
         ceil_mode: bool = False,
         count_include_pad: bool = True,
@@ -433,8 +438,8 @@ class SoftPool(nnx.Module):
 
     def __init__(
         self,
-        kernel_size: Optional[Size] = None,
-        stride: Optional[Union[int, Size]] = None,
+        kernel_size: Size | None = None,
+        stride: int | Size | None = None,
         padding: PaddingLike = 0,
         *,
         ceil_mode: bool = False,

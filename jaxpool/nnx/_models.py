@@ -19,7 +19,8 @@ makes them use the running statistics.
 from __future__ import annotations
 
 import inspect
-from typing import Any, Optional, Sequence, Union
+from collections.abc import Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -85,13 +86,13 @@ class BatchNorm(nnx.Module):
         use_running_average: bool = False,
         momentum: float = blocks.TORCH_BN_MOMENTUM,
         epsilon: float = blocks.TORCH_BN_EPSILON,
-        dtype: Optional[Dtype] = None,
+        dtype: Dtype | None = None,
         param_dtype: Dtype = jnp.float32,
         use_bias: bool = True,
         use_scale: bool = True,
         bias_init: Any = jax.nn.initializers.zeros,
         scale_init: Any = jax.nn.initializers.ones,
-        rngs: Optional[nnx.Rngs] = None,
+        rngs: nnx.Rngs | None = None,
     ):
         self.num_features = rules.check_features(self, "num_features", num_features)
         self.use_running_average = use_running_average
@@ -115,7 +116,7 @@ class BatchNorm(nnx.Module):
             if use_bias else None
         )
 
-    def __call__(self, x: ArrayLike, use_running_average: Optional[bool] = None) -> jax.Array:
+    def __call__(self, x: ArrayLike, use_running_average: bool | None = None) -> jax.Array:
         """Normalises ``x`` of shape ``(..., C)``; same shape, dtype ``dtype or x.dtype``.
 
         In training mode (``use_running_average`` False, from the argument or else the
@@ -191,11 +192,11 @@ class HybridResNetBlock(nnx.Module):
         *,
         reduction: int = 4,
         pool_kernel_size: Size = (2, 2),
-        pool_stride: Optional[Union[int, Size]] = None,
+        pool_stride: int | Size | None = None,
         use_bias: bool = True,
         momentum: float = blocks.TORCH_BN_MOMENTUM,
         epsilon: float = blocks.TORCH_BN_EPSILON,
-        dtype: Optional[Dtype] = None,
+        dtype: Dtype | None = None,
         param_dtype: Dtype = jnp.float32,
         rngs: nnx.Rngs,
     ):
@@ -209,7 +210,7 @@ class HybridResNetBlock(nnx.Module):
         self.epsilon = epsilon
         self.dtype = dtype
         self.param_dtype = param_dtype
-        rngs = common.check_rngs(self, rngs, required=True)
+        rngs = common.require_rngs(self, rngs)
         features = self.out_features
         layer = dict(dtype=dtype, param_dtype=param_dtype)
         norm = dict(momentum=momentum, epsilon=epsilon, **layer)
@@ -243,7 +244,7 @@ class _WholeMapGatedPool(nnx.Module):
     ``(N, H, W, C) -> (N, C)``; the gate weights have shape ``map_size`` (the map
     reaching a model's head, which NNX must know at construction)."""
 
-    def __init__(self, map_size: Sequence[int], *, rngs: Optional[nnx.Rngs] = None):
+    def __init__(self, map_size: Sequence[int], *, rngs: nnx.Rngs | None = None):
         if map_size is None:
             raise ValueError(
                 "make_pooling: 'gated' pools the whole map with one gate weight per position: "
@@ -303,10 +304,10 @@ def make_pooling(
     *,
     kind: str = "global",
     kernel_size: int = 2,
-    stride: Optional[int] = None,
-    num_features: Optional[int] = None,
-    map_size: Optional[Sequence[int]] = None,
-    rngs: Optional[nnx.Rngs] = None,
+    stride: int | None = None,
+    num_features: int | None = None,
+    map_size: Sequence[int] | None = None,
+    rngs: nnx.Rngs | None = None,
 ) -> nnx.Module:
     """The NNX pooling module for a ``--pool`` name: the twin of
     :func:`jaxpool.models.make_pooling` (the same table of modules and defaults).
@@ -340,9 +341,10 @@ def make_pooling(
       >>> pool(jnp.ones((2, 8, 8, 3))).shape
       (2, 3)
     """
-    module, sizes = cifar.pooling_recipe(name, kind, kernel_size, stride)
-    module = _POOLING_MODULES[module]
+    class_name, sizes = cifar.pooling_recipe(name, kind, kernel_size, stride)
+    module: Any = _POOLING_MODULES[class_name]
     given = {"num_features": num_features, "map_size": map_size, "rngs": rngs}
+    # The class's own __init__: the NNX metaclass's __call__ shows only *args, **kwargs.
     accepted = inspect.signature(module.__init__).parameters
     return module(**sizes, **{key: value for key, value in given.items() if key in accepted})
 
@@ -387,7 +389,7 @@ class BasicBlock(nnx.Module):
         self.out_features = rules.check_features(self, "out_features", out_features)
         self.stride = cifar.check_positive_int(stride, "stride", "BasicBlock")
         self.dtype = dtype
-        rngs = common.check_rngs(self, rngs, required=True)
+        rngs = common.require_rngs(self, rngs)
         features = self.out_features
         conv = dict(use_bias=False, kernel_init=cifar.conv_init, dtype=dtype, rngs=rngs)
         strides = (stride, stride)
@@ -447,14 +449,14 @@ class PoolingResNetBlock(nnx.Module):
         out_features: int,
         pool: str = "attention",
         *,
-        dtype: Optional[Dtype] = None,
+        dtype: Dtype | None = None,
         rngs: nnx.Rngs,
     ):
         self.in_features = rules.check_features(self, "in_features", in_features)
         self.out_features = rules.check_features(self, "out_features", out_features)
         self.pool_name = cifar.check_name(pool, "pool", cifar.POOLING_NAMES, "PoolingResNetBlock")
         self.dtype = dtype
-        rngs = common.check_rngs(self, rngs, required=True)
+        rngs = common.require_rngs(self, rngs)
         features = self.out_features
         self.conv1 = nnx.Conv(in_features, features, (3, 3), padding=1, dtype=dtype, rngs=rngs)
         self.bn1 = BatchNorm(features, dtype=dtype)
@@ -491,7 +493,7 @@ def _head(
     return head, classifier
 
 
-def _image_size(where: str, image_size: Any) -> Optional[tuple[int, int]]:
+def _image_size(where: str, image_size: Any) -> tuple[int, ...] | None:
     if image_size is None:
         return None
     if not isinstance(image_size, Sequence) or len(image_size) != 2:
@@ -544,7 +546,7 @@ class CifarResNet18(nnx.Module):
         pool: str = "avg",
         dtype: Dtype = jnp.float32,
         *,
-        image_size: Optional[tuple[int, int]] = None,
+        image_size: tuple[int, int] | None = None,
         rngs: nnx.Rngs,
     ):
         self.in_features = rules.check_features(self, "in_features", in_features)
@@ -553,7 +555,7 @@ class CifarResNet18(nnx.Module):
         self.pool_name = cifar.check_name(pool, "pool", cifar.POOLING_NAMES, "CifarResNet18")
         self.dtype = dtype
         self.image_size = _image_size("CifarResNet18", image_size)
-        rngs = common.check_rngs(self, rngs, required=True)
+        rngs = common.require_rngs(self, rngs)
         self.stem_conv = nnx.Conv(in_features, width, (3, 3), padding=1, use_bias=False,
                                   kernel_init=cifar.conv_init, dtype=dtype, rngs=rngs)
         self.stem_bn = BatchNorm(width, dtype=dtype)
@@ -626,7 +628,7 @@ class HybridResNet(nnx.Module):
         pool: str = "attention",
         dtype: Dtype = jnp.float32,
         *,
-        image_size: Optional[tuple[int, int]] = None,
+        image_size: tuple[int, int] | None = None,
         rngs: nnx.Rngs,
     ):
         self.in_features = rules.check_features(self, "in_features", in_features)
@@ -639,11 +641,12 @@ class HybridResNet(nnx.Module):
         self.pool_name = cifar.check_name(pool, "pool", cifar.POOLING_NAMES, "HybridResNet")
         self.dtype = dtype
         self.image_size = _image_size("HybridResNet", image_size)
-        rngs = common.check_rngs(self, rngs, required=True)
+        rngs = common.require_rngs(self, rngs)
         num_blocks = len(self.stage_multipliers)
         if self.image_size is not None:
-            cifar.check_image_size("HybridResNet", *self.image_size, num_blocks,
-                                   ("N", *self.image_size, in_features))
+            image_height, image_width = self.image_size
+            cifar.check_image_size("HybridResNet", image_height, image_width, num_blocks,
+                                   ("N", image_height, image_width, in_features))
         features = self.in_features
         for name, out_features in cifar.hybrid_resnet_blocks(width, self.stage_multipliers):
             setattr(self, name, PoolingResNetBlock(features, out_features, pool, dtype=dtype,
@@ -676,9 +679,9 @@ def make_model(
     in_features: int,
     num_classes: int = 10,
     pool: str = "max",
-    width: Optional[int] = None,
+    width: int | None = None,
     dtype: Any = jnp.float32,
-    image_size: Optional[tuple[int, int]] = None,
+    image_size: tuple[int, int] | None = None,
     rngs: nnx.Rngs,
 ) -> nnx.Module:
     """The NNX classifier for a ``--model`` name: the twin of :func:`jaxpool.models.make_model`.

@@ -7,7 +7,8 @@ the op. Sizes are tuples whose length sets the rank: ``MaxPool((2, 2))`` pools 2
 
 from __future__ import annotations
 
-from typing import Callable, ClassVar, Optional, Sequence, Union
+from collections.abc import Callable, Sequence
+from typing import ClassVar
 
 import jax
 from flax import nnx
@@ -19,9 +20,9 @@ from jaxpool import _module_rules as rules
 from jaxpool.nnx import _common as common
 
 Size = Sequence[int]
-OptionalSize = Sequence[Optional[int]]
-PaddingLike = Union[int, Sequence[int], str, Sequence[tuple[int, int]]]
-RngsLike = Union[nnx.Rngs, nnx.RngStream, jax.Array]
+OptionalSize = Sequence[int | None]
+PaddingLike = int | Sequence[int] | str | Sequence[tuple[int, int]]
+RngsLike = nnx.Rngs | nnx.RngStream | jax.Array
 
 
 class MaxPool(nnx.Module):
@@ -54,9 +55,9 @@ class MaxPool(nnx.Module):
     def __init__(
         self,
         kernel_size: Size,
-        stride: Optional[Union[int, Size]] = None,
+        stride: int | Size | None = None,
         padding: PaddingLike = 0,
-        dilation: Union[int, Size] = 1,
+        dilation: int | Size = 1,
         *,
         ceil_mode: bool = False,
         return_indices: bool = False,
@@ -111,12 +112,12 @@ class AvgPool(nnx.Module):
     def __init__(
         self,
         kernel_size: Size,
-        stride: Optional[Union[int, Size]] = None,
+        stride: int | Size | None = None,
         padding: PaddingLike = 0,
         *,
         ceil_mode: bool = False,
         count_include_pad: bool = True,
-        divisor_override: Optional[int] = None,
+        divisor_override: int | None = None,
         channels_first: bool = False,
     ):
         self.kernel_size = common.freeze(kernel_size)
@@ -165,7 +166,7 @@ class LPPool(nnx.Module):
         self,
         norm_type: float,
         kernel_size: Size,
-        stride: Optional[Union[int, Size]] = None,
+        stride: int | Size | None = None,
         *,
         ceil_mode: bool = False,
         channels_first: bool = False,
@@ -214,7 +215,7 @@ class AdaptiveAvgPool(nnx.Module):
         common.check_config(self, (common.largest_int(output_size),) * n, None)
 
     def __call__(self, x: ArrayLike) -> jax.Array:
-        """Pools ``x`` to ``output_size``: ``(*batch, *spatial, C)`` -> ``(*batch, *output_size, C)``."""
+        """Pools ``x``: ``(*batch, *spatial, C)`` -> ``(*batch, *output_size, C)``."""
         return rules.ADAPTIVE_AVG_POOL[len(self.output_size)](
             x, self.output_size, channels_first=self.channels_first
         )
@@ -257,7 +258,7 @@ class AdaptiveMaxPool(nnx.Module):
         common.check_config(self, (common.largest_int(output_size),) * n, None)
 
     def __call__(self, x: ArrayLike):
-        """Pools ``x`` to ``output_size``: ``(*batch, *spatial, C)`` -> ``(*batch, *output_size, C)``."""
+        """Pools ``x``: ``(*batch, *spatial, C)`` -> ``(*batch, *output_size, C)``."""
         return rules.ADAPTIVE_MAX_POOL[len(self.output_size)](
             x, self.output_size, self.return_indices, channels_first=self.channels_first
         )
@@ -330,7 +331,7 @@ class GlobalMaxPool(GlobalPoolBase):
     pool_function = staticmethod(adaptive.global_max_pool)
 
 
-def _own_stream(rngs: Optional[RngsLike], collection: str) -> Optional[nnx.Rngs]:
+def _own_stream(rngs: RngsLike | None, collection: str) -> nnx.Rngs | None:
     """A stream of the module's own, seeded from ``rngs`` (as nnx.Dropout forks one):
     drawing from it never advances the caller's streams."""
     if rngs is None:
@@ -387,13 +388,13 @@ class FractionalMaxPool(nnx.Module):
     def __init__(
         self,
         kernel_size: Size,
-        output_size: Optional[Union[int, Size]] = None,
-        output_ratio: Optional[Union[float, Sequence[float]]] = None,
+        output_size: int | Size | None = None,
+        output_ratio: float | Sequence[float] | None = None,
         *,
         return_indices: bool = False,
         channels_first: bool = False,
         rng_collection: str = "fractional",
-        rngs: Optional[RngsLike] = None,
+        rngs: RngsLike | None = None,
     ):
         self.kernel_size = common.freeze(kernel_size)
         self.output_size = common.freeze(output_size)
@@ -418,7 +419,7 @@ class FractionalMaxPool(nnx.Module):
             key=key, channels_first=self.channels_first,
         )
 
-    def __call__(self, x: ArrayLike, *, rngs: Optional[RngsLike] = None):
+    def __call__(self, x: ArrayLike, *, rngs: RngsLike | None = None):
         """Pools ``x`` with regions drawn from ``rngs`` (an ``nnx.Rngs``, an
         ``nnx.RngStream`` or a key) or, when None, from the module's own stream."""
         source = self.rngs if rngs is None else rngs

@@ -9,7 +9,8 @@ jaxpool's.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import jax.numpy as jnp
 import numpy as np
@@ -32,7 +33,8 @@ def _module_variables(module: nnx.Module) -> dict[Path, nnx.Variable]:
         for collection, kind in COLLECTIONS.items():
             # flax 0.10's layers keep an absent bias as Param(None): no linen variable.
             if isinstance(node, kind) and common.read(node) is not None:
-                found[(collection, *map(str, path))] = node
+                key = (collection, *map(str, path))
+                found[key] = node
     return found
 
 
@@ -72,8 +74,8 @@ def variables(module: nnx.Module) -> dict[str, dict]:
       >>> import jaxpool, jaxpool.nnx as jpn
       >>> pool = jpn.AttentionHybridPool(num_features=8, kernel_size=(2, 2), rngs=nnx.Rngs(0))
       >>> weights = jpn.variables(pool)
-      >>> jax.tree.map(jnp.shape, weights)
-      {'params': {'excite': {'bias': (8,), 'kernel': (2, 8)}, 'squeeze': {'bias': (2,), 'kernel': (8, 2)}}}
+      >>> jax.tree.map(jnp.shape, weights["params"]["squeeze"])
+      {'bias': (2,), 'kernel': (8, 2)}
       >>> x = jnp.ones((1, 4, 4, 8))
       >>> linen = jaxpool.AttentionHybridPool(kernel_size=(2, 2))
       >>> bool(jnp.all(linen.apply(weights, x) == pool(x)))
@@ -119,7 +121,8 @@ def load_variables(module: nnx.Module, variables: Mapping[str, Any]) -> None:
       >>> jpn.load_variables(pool, {"params": {"mix_logit": np.zeros(3)}})
       Traceback (most recent call last):
         ...
-      ValueError: load_variables: the variables do not fit HybridPool: params/mix_logit has shape () in the module but (3,) in variables
+      ValueError: load_variables: the variables do not fit HybridPool: params/mix_logit has
+      shape () in the module but (3,) in variables
     """
     expected = _module_variables(module)
     if not isinstance(variables, Mapping):
@@ -137,7 +140,9 @@ def load_variables(module: nnx.Module, variables: Mapping[str, Any]) -> None:
     for path, variable in expected.items():
         shape = tuple(common.read(variable).shape)
         if path not in given:
-            problems.append(f"{_name(path)} (shape {shape} in the module) is missing from variables")
+            problems.append(
+                f"{_name(path)} (shape {shape} in the module) is missing from variables"
+            )
         elif tuple(np.shape(given[path])) != shape:
             problems.append(
                 f"{_name(path)} has shape {shape} in the module but "
