@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import Any, Optional, Sequence, Union
+from typing import Any, Callable, Optional, Sequence, Union
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 from jax import lax
+from jax.typing import ArrayLike
 
 from jaxpool._learnable import AttentionHybridPool
 
@@ -21,6 +22,105 @@ Size = Sequence[int]
 # torch.nn.BatchNorm2d(momentum=0.1, eps=1e-5) in Flax's convention.
 TORCH_BN_MOMENTUM = 0.9
 TORCH_BN_EPSILON = 1e-5
+
+
+# ----------------------------------------------------------------------------------
+# What the layers compute (linen here, NNX in jaxpool/nnx: the same functions)
+
+
+def batch_norm(
+    x: ArrayLike,
+    running_mean: jax.Array,
+    running_var: jax.Array,
+    scale: Optional[jax.Array],
+    bias: Optional[jax.Array],
+    *,
+    use_running_average: bool,
+    update_running_stats: bool,
+    momentum: float,
+    epsilon: float,
+    dtype: Optional[Dtype],
+) -> tuple[jax.Array, Optional[tuple[jax.Array, jax.Array]]]:
+    """torch's batch normalisation over the last axis: the output and new running stats.
+
+    Args:
+      x: ``(..., C)``.
+      running_mean, running_var: ``(C,)`` float32 running statistics.
+      scale, bias: ``(C,)`` or None (not learned).
+      use_running_average: normalise with the running statistics instead of the batch's.
+      update_running_stats: with the batch's statistics, also return the updated
+        running ones (False while linen initialises).
+      momentum, epsilon, dtype: as :class:`BatchNorm`'s attributes.
+
+    Returns:
+      ``(y, None)``, or ``(y, (mean, var))`` with the new running statistics (float32).
+
+    Raises:
+      ValueError: when updating from fewer than 2 values per channel (torch's error).
+    """
+    x = jnp.asarray(x)
+    features = x.shape[-1]
+    reduction_axes = tuple(range(x.ndim - 1))
+    broadcast = (1,) * (x.ndim - 1) + (features,)
+    compute = jnp.promote_types(x.dtype, jnp.float32)
+    values = x.astype(compute)
+    updated = None
+    if use_running_average:
+        mean, var = running_mean.astype(compute), running_var.astype(compute)
+    else:
+        count = math.prod(x.shape[a] for a in reduction_axes)
+        if count < 2 and update_running_stats:
+            raise ValueError(
+                f"BatchNorm: Expected more than 1 value per channel when training, got input "
+                f"shape {tuple(x.shape)}"
+            )
+        mean = jnp.mean(values, axis=reduction_axes)
+        var = jnp.mean(jnp.square(values - mean.reshape(broadcast)), axis=reduction_axes)
+        if update_running_stats:
+            unbiased = var * (count / (count - 1))
+            updated = (
+                (momentum * running_mean + (1 - momentum) * mean).astype(jnp.float32),
+                (momentum * running_var + (1 - momentum) * unbiased).astype(jnp.float32),
+            )
+    y = (values - mean.reshape(broadcast)) * lax.rsqrt(var + epsilon).reshape(broadcast)
+    if scale is not None:
+        y = y * scale.astype(compute).reshape(broadcast)
+    if bias is not None:
+        y = y + bias.astype(compute).reshape(broadcast)
+    return y.astype(dtype or x.dtype), updated
+
+
+def needs_projection(in_features: int, out_features: int, stride: int = 1) -> bool:
+    """Whether a residual block's shortcut is a 1x1 convolution + BatchNorm (the shape
+    changes) rather than the identity."""
+    return stride != 1 or in_features != out_features
+
+
+def residual_block(
+    x: ArrayLike,
+    conv1: Callable,
+    bn1: Callable,
+    conv2: Callable,
+    bn2: Callable,
+    shortcut_conv: Optional[Callable] = None,
+    shortcut_bn: Optional[Callable] = None,
+    pool: Optional[Callable] = None,
+) -> jax.Array:
+    """``relu(bn2(conv2(relu(bn1(conv1(x))))) + shortcut(x))``, then ``pool`` if given.
+
+    The shortcut is ``shortcut_bn(shortcut_conv(x))``, or the identity when
+    ``shortcut_conv`` is None. The layers are callables (linen or NNX modules).
+    """
+    x = jnp.asarray(x)
+    y = jax.nn.relu(bn1(conv1(x)))
+    y = bn2(conv2(y))
+    shortcut = x
+    if shortcut_conv is not None:
+        shortcut = shortcut_conv(x)
+        if shortcut_bn is not None:
+            shortcut = shortcut_bn(shortcut)
+    y = jax.nn.relu(y + shortcut.astype(y.dtype))
+    return y if pool is None else pool(y)
 
 
 # ----------------------------------------------------------------------------------
@@ -82,38 +182,25 @@ class BatchNorm(nn.Module):
         )
         x = jnp.asarray(x)
         features = x.shape[-1]
-        reduction_axes = tuple(range(x.ndim - 1))
-        broadcast = (1,) * (x.ndim - 1) + (features,)
-        compute = jnp.promote_types(x.dtype, jnp.float32)
         running_mean = self.variable(
             "batch_stats", "mean", lambda: jnp.zeros((features,), jnp.float32)
         )
         running_var = self.variable("batch_stats", "var", lambda: jnp.ones((features,), jnp.float32))
-        values = x.astype(compute)
-        if use_running_average:
-            mean, var = running_mean.value.astype(compute), running_var.value.astype(compute)
-        else:
-            count = math.prod(x.shape[a] for a in reduction_axes)
-            if count < 2 and not self.is_initializing():
-                raise ValueError(
-                    f"BatchNorm: Expected more than 1 value per channel when training, got input "
-                    f"shape {tuple(x.shape)}"
-                )
-            mean = jnp.mean(values, axis=reduction_axes)
-            var = jnp.mean(jnp.square(values - mean.reshape(broadcast)), axis=reduction_axes)
-            if not self.is_initializing():
-                unbiased = var * (count / (count - 1))
-                m = self.momentum
-                running_mean.value = (m * running_mean.value + (1 - m) * mean).astype(jnp.float32)
-                running_var.value = (m * running_var.value + (1 - m) * unbiased).astype(jnp.float32)
-        y = (values - mean.reshape(broadcast)) * lax.rsqrt(var + self.epsilon).reshape(broadcast)
-        if self.use_scale:
-            scale = self.param("scale", self.scale_init, (features,), self.param_dtype)
-            y = y * scale.astype(compute).reshape(broadcast)
-        if self.use_bias:
-            bias = self.param("bias", self.bias_init, (features,), self.param_dtype)
-            y = y + bias.astype(compute).reshape(broadcast)
-        return y.astype(self.dtype or x.dtype)
+        scale = (
+            self.param("scale", self.scale_init, (features,), self.param_dtype)
+            if self.use_scale else None
+        )
+        bias = self.param("bias", self.bias_init, (features,), self.param_dtype) if self.use_bias else None
+        y, updated = batch_norm(
+            x, running_mean.value, running_var.value, scale, bias,
+            use_running_average=use_running_average,
+            # Initialising must not count as a training step.
+            update_running_stats=not self.is_initializing(),
+            momentum=self.momentum, epsilon=self.epsilon, dtype=self.dtype,
+        )
+        if updated is not None:
+            running_mean.value, running_var.value = updated
+        return y
 
 
 # ----------------------------------------------------------------------------------
@@ -180,18 +267,21 @@ class HybridResNetBlock(nn.Module):
             BatchNorm, use_running_average=not train, momentum=self.momentum,
             epsilon=self.epsilon, dtype=self.dtype, param_dtype=self.param_dtype,
         )
-        y = nn.relu(norm(name="bn1")(conv3x3(name="conv1")(x)))
-        y = norm(name="bn2")(conv3x3(name="conv2")(y))
-        shortcut = x
-        if x.shape[-1] != self.features:
-            shortcut = nn.Conv(
+        projection = needs_projection(jnp.shape(x)[-1], self.features)
+        return residual_block(
+            x,
+            conv1=conv3x3(name="conv1"),
+            bn1=norm(name="bn1"),
+            conv2=conv3x3(name="conv2"),
+            bn2=norm(name="bn2"),
+            shortcut_conv=nn.Conv(
                 self.features, (1, 1), use_bias=False, dtype=self.dtype,
                 param_dtype=self.param_dtype, name="shortcut_conv",
-            )(x)
-            shortcut = norm(name="shortcut_bn")(shortcut)
-        y = nn.relu(y + shortcut.astype(y.dtype))
-        return AttentionHybridPool(
-            kernel_size=tuple(self.pool_kernel_size), stride=self.pool_stride,
-            reduction=self.reduction, dtype=self.dtype, param_dtype=self.param_dtype,
-            name="pool",
-        )(y)
+            ) if projection else None,
+            shortcut_bn=norm(name="shortcut_bn") if projection else None,
+            pool=AttentionHybridPool(
+                kernel_size=tuple(self.pool_kernel_size), stride=self.pool_stride,
+                reduction=self.reduction, dtype=self.dtype, param_dtype=self.param_dtype,
+                name="pool",
+            ),
+        )

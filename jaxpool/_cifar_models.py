@@ -20,6 +20,7 @@ averages when true). Shapes without computing anything:
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from typing import Any, Optional
 
 import flax.linen as nn
@@ -28,9 +29,10 @@ import jax.numpy as jnp
 from jax.typing import ArrayLike
 
 from jaxpool import _functional as functional
+from jaxpool import _geometry as geometry
 from jaxpool import _hybrid as hybrid
 from jaxpool import _learnable, _linen
-from jaxpool._blocks import BatchNorm
+from jaxpool._blocks import BatchNorm, needs_projection, residual_block
 
 POOLING_NAMES = (
     "max", "avg", "hybrid", "attention", "gated", "gem", "softpool", "avgmax", "catavgmax",
@@ -43,10 +45,10 @@ MODEL_NAMES = ("resnet18", "hybrid_resnet")
 """Every name :func:`make_model` (and the example's ``--model``) accepts."""
 
 # torch's ResNet initialises convolutions with kaiming_normal_(mode='fan_out', relu).
-_conv_init = nn.initializers.variance_scaling(2.0, "fan_out", "normal")
+conv_init = jax.nn.initializers.variance_scaling(2.0, "fan_out", "normal")
 
 
-def _check_name(value: Any, name: str, known: tuple[str, ...], where: str) -> str:
+def check_name(value: Any, name: str, known: tuple[str, ...], where: str) -> str:
     if not isinstance(value, str) or value not in known:
         raise ValueError(
             f"{where}: unknown {name} {value!r}; expected one of {', '.join(known)}"
@@ -54,7 +56,7 @@ def _check_name(value: Any, name: str, known: tuple[str, ...], where: str) -> st
     return value
 
 
-def _check_positive_int(value: Any, name: str, where: str) -> int:
+def check_positive_int(value: Any, name: str, where: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"{where}: {name} must be an int, but got {type(value).__name__}: {value!r}")
     if value < 1:
@@ -72,8 +74,131 @@ def pooled_channels(name: str, channels: int) -> int:
       >>> pooled_channels("catavgmax", 64), pooled_channels("max", 64)
       (128, 64)
     """
-    _check_name(name, "pooling", POOLING_NAMES, "pooled_channels")
+    check_name(name, "pooling", POOLING_NAMES, "pooled_channels")
     return 2 * channels if name == "catavgmax" else channels
+
+
+# ----------------------------------------------------------------------------------
+# What the models are made of, shared with their NNX twins (jaxpool/nnx)
+
+
+def pooling_recipe(
+    name: str, kind: str, kernel_size: Any, stride: Any, where: str = "make_pooling"
+) -> tuple[str, dict[str, Any]]:
+    """The module class name and its size arguments for a ``--pool`` name and kind.
+
+    Both APIs resolve the class name among their own modules (the NNX twin of a linen
+    module has its name), so :func:`make_pooling` and its NNX twin cannot drift.
+
+    Raises:
+      ValueError, TypeError: as :func:`make_pooling`.
+    """
+    check_name(name, "pooling", POOLING_NAMES, where)
+    check_name(kind, "kind", POOLING_KINDS, where)
+    kernel_size = check_positive_int(kernel_size, "kernel_size", where)
+    stride = kernel_size if stride is None else check_positive_int(stride, "stride", where)
+    if kind == "global":
+        return {
+            "max": "GlobalMaxPool",
+            "avg": "GlobalAvgPool",
+            "hybrid": "HybridPool",
+            "attention": "AttentionHybridPool",
+            "gated": "_WholeMapGatedPool",
+            "gem": "GeMPool",
+            "softpool": "SoftPool",
+            "avgmax": "AvgMaxPool",
+            "catavgmax": "CatAvgMaxPool",
+        }[name], {}
+    window = dict(kernel_size=(kernel_size, kernel_size), stride=(stride, stride))
+    return {
+        "max": "MaxPool",
+        "avg": "AvgPool",
+        "hybrid": "HybridPool",
+        "attention": "AttentionHybridPool",
+        "gated": "GatedPool",
+        "gem": "GeMPool",
+        "softpool": "SoftPool",
+        "avgmax": "_WindowedAvgMaxPool",
+        "catavgmax": "_WindowedCatAvgMaxPool",
+    }[name], window
+
+
+def flatten_whole_map(pooled: jax.Array) -> jax.Array:
+    """A gated head's output, ``(N, 1, 1, C) -> (N, C)``: its one window covers the map."""
+    return pooled.reshape(pooled.shape[0], pooled.shape[-1])
+
+
+def windowed_avg_max_pool(x: ArrayLike, kernel_size, stride) -> jax.Array:
+    """``0.5 * (avg_pool + max_pool)``: the hybrid mix with ``alpha = 0.5``, which computes it."""
+    return hybrid.hybrid_pool2d(x, 0.5, kernel_size, stride)
+
+
+def windowed_cat_avg_max_pool(x: ArrayLike, kernel_size, stride) -> jax.Array:
+    """``concat([avg_pool, max_pool])`` over channels: averages first, then maxima, as the head."""
+    return jnp.concatenate([
+        functional.avg_pool2d(x, kernel_size, stride),
+        functional.max_pool2d(x, kernel_size, stride),
+    ], axis=-1)
+
+
+def resnet18_blocks(width: int) -> tuple[tuple[str, int, int], ...]:
+    """CifarResNet18's :class:`BasicBlock`\\ s: ``(name, features, stride)`` each.
+
+    Four stages of two blocks with ``width * (1, 2, 4, 8)`` channels; the first block of
+    every stage but the first halves the map (stride 2).
+    """
+    return tuple(
+        (f"stage{stage + 1}_block{block + 1}", width * multiplier,
+         2 if stage > 0 and block == 0 else 1)
+        for stage, multiplier in enumerate((1, 2, 4, 8))
+        for block in range(2)
+    )
+
+
+def resnet18_head_size(image_size: Sequence[int]) -> tuple[int, ...]:
+    """The map CifarResNet18's head pools, for ``(H, W)`` images: every stride-2 block's
+    3x3 convolution with padding 1 maps ``L`` to ``floor((L - 1) / 2) + 1``."""
+    size: Any = tuple(image_size)
+    for _, _, stride in resnet18_blocks(1):
+        if stride != 1:
+            size = geometry.pool_output_shape(size, 3, stride, 1)
+    return size
+
+
+def hybrid_resnet_head_size(image_size: Sequence[int], num_blocks: int) -> tuple[int, ...]:
+    """The map HybridResNet's head pools: each block's 2x2 stride-2 pooling maps ``L`` to
+    ``floor(L / 2)``."""
+    size: Any = tuple(image_size)
+    for _ in range(num_blocks):
+        size = geometry.pool_output_shape(size, 2, 2)
+    return size
+
+
+def hybrid_resnet_blocks(width: int, stage_multipliers) -> tuple[tuple[str, int], ...]:
+    """HybridResNet's :class:`PoolingResNetBlock`\\ s: ``(name, features)`` each."""
+    return tuple(
+        (f"block{index + 1}", width * multiplier)
+        for index, multiplier in enumerate(stage_multipliers)
+    )
+
+
+def check_image_size(where: str, height: int, width: int, num_blocks: int, shape: Any) -> None:
+    """Refuses images too small for ``num_blocks`` blocks that each halve them."""
+    smallest = 2 ** num_blocks
+    if min(height, width) < smallest:
+        raise ValueError(
+            f"{where}: images of {height}x{width} are too small for {num_blocks} blocks that "
+            f"each halve them; they must be at least {smallest}x{smallest} (input shape {shape})"
+        )
+
+
+def classifier_head(x: ArrayLike, pool, classifier) -> jax.Array:
+    """``classifier(pool(x))`` as float32 logits (the computation may be narrower)."""
+    return classifier(pool(x)).astype(jnp.float32)
+
+
+# ----------------------------------------------------------------------------------
+# Linen modules
 
 
 class _WholeMapGatedPool(nn.Module):
@@ -87,8 +212,7 @@ class _WholeMapGatedPool(nn.Module):
     def __call__(self, x: ArrayLike) -> jax.Array:
         """Pools ``x`` over all spatial positions with a learned gate."""
         window = tuple(jnp.shape(x)[1:3])
-        pooled = _learnable.GatedPool(kernel_size=window, name="gated")(x)
-        return pooled.reshape(pooled.shape[0], pooled.shape[-1])
+        return flatten_whole_map(_learnable.GatedPool(kernel_size=window, name="gated")(x))
 
 
 class _WindowedAvgMaxPool(nn.Module):
@@ -102,7 +226,7 @@ class _WindowedAvgMaxPool(nn.Module):
 
     def __call__(self, x: ArrayLike) -> jax.Array:
         """``(N, H, W, C) -> (N, H', W', C)``."""
-        return hybrid.hybrid_pool2d(x, 0.5, self.kernel_size, self.stride)
+        return windowed_avg_max_pool(x, self.kernel_size, self.stride)
 
 
 class _WindowedCatAvgMaxPool(nn.Module):
@@ -116,10 +240,18 @@ class _WindowedCatAvgMaxPool(nn.Module):
 
     def __call__(self, x: ArrayLike) -> jax.Array:
         """``(N, H, W, C) -> (N, H', W', 2C)``."""
-        return jnp.concatenate([
-            functional.avg_pool2d(x, self.kernel_size, self.stride),
-            functional.max_pool2d(x, self.kernel_size, self.stride),
-        ], axis=-1)
+        return windowed_cat_avg_max_pool(x, self.kernel_size, self.stride)
+
+
+_POOLING_MODULES = {
+    module.__name__: module
+    for module in (
+        _linen.MaxPool, _linen.AvgPool, _linen.GlobalMaxPool, _linen.GlobalAvgPool,
+        _learnable.HybridPool, _learnable.AttentionHybridPool, _learnable.GatedPool,
+        _learnable.GeMPool, _learnable.SoftPool, _learnable.AvgMaxPool, _learnable.CatAvgMaxPool,
+        _WholeMapGatedPool, _WindowedAvgMaxPool, _WindowedCatAvgMaxPool,
+    )
+}
 
 
 def make_pooling(
@@ -177,34 +309,8 @@ def make_pooling(
       >>> make_pooling("catavgmax").apply({}, jnp.ones((2, 8, 8, 3))).shape
       (2, 6)
     """
-    _check_name(name, "pooling", POOLING_NAMES, "make_pooling")
-    _check_name(kind, "kind", POOLING_KINDS, "make_pooling")
-    kernel_size = _check_positive_int(kernel_size, "kernel_size", "make_pooling")
-    stride = kernel_size if stride is None else _check_positive_int(stride, "stride", "make_pooling")
-    if kind == "global":
-        return {
-            "max": _linen.GlobalMaxPool,
-            "avg": _linen.GlobalAvgPool,
-            "hybrid": _learnable.HybridPool,
-            "attention": _learnable.AttentionHybridPool,
-            "gated": _WholeMapGatedPool,
-            "gem": _learnable.GeMPool,
-            "softpool": _learnable.SoftPool,
-            "avgmax": _learnable.AvgMaxPool,
-            "catavgmax": _learnable.CatAvgMaxPool,
-        }[name](name=module_name)
-    window = dict(kernel_size=(kernel_size, kernel_size), stride=(stride, stride))
-    return {
-        "max": _linen.MaxPool,
-        "avg": _linen.AvgPool,
-        "hybrid": _learnable.HybridPool,
-        "attention": _learnable.AttentionHybridPool,
-        "gated": _learnable.GatedPool,
-        "gem": _learnable.GeMPool,
-        "softpool": _learnable.SoftPool,
-        "avgmax": _WindowedAvgMaxPool,
-        "catavgmax": _WindowedCatAvgMaxPool,
-    }[name](**window, name=module_name)
+    module, sizes = pooling_recipe(name, kind, kernel_size, stride)
+    return _POOLING_MODULES[module](**sizes, name=module_name)
 
 
 class BasicBlock(nn.Module):
@@ -232,17 +338,20 @@ class BasicBlock(nn.Module):
         """Applies the block; ``train`` uses and updates batch statistics."""
         norm = functools.partial(BatchNorm, use_running_average=not train,
                                  dtype=self.dtype)
-        conv = functools.partial(nn.Conv, use_bias=False, kernel_init=_conv_init,
+        conv = functools.partial(nn.Conv, use_bias=False, kernel_init=conv_init,
                                  dtype=self.dtype)
         strides = (self.stride, self.stride)
-        y = conv(self.features, (3, 3), strides, padding=1, name="conv1")(x)
-        y = nn.relu(norm(name="bn1")(y))
-        y = norm(name="bn2")(conv(self.features, (3, 3), padding=1, name="conv2")(y))
-        shortcut = jnp.asarray(x)
-        if self.stride != 1 or shortcut.shape[-1] != self.features:
-            shortcut = conv(self.features, (1, 1), strides, name="shortcut_conv")(shortcut)
-            shortcut = norm(name="shortcut_bn")(shortcut)
-        return nn.relu(y + shortcut.astype(y.dtype))
+        projection = needs_projection(jnp.shape(x)[-1], self.features, self.stride)
+        return residual_block(
+            x,
+            conv1=conv(self.features, (3, 3), strides, padding=1, name="conv1"),
+            bn1=norm(name="bn1"),
+            conv2=conv(self.features, (3, 3), padding=1, name="conv2"),
+            bn2=norm(name="bn2"),
+            shortcut_conv=(conv(self.features, (1, 1), strides, name="shortcut_conv")
+                           if projection else None),
+            shortcut_bn=norm(name="shortcut_bn") if projection else None,
+        )
 
 
 class CifarResNet18(nn.Module):
@@ -286,21 +395,19 @@ class CifarResNet18(nn.Module):
     @nn.compact
     def __call__(self, x: ArrayLike, train: bool = False) -> jax.Array:
         """Logits ``(N, num_classes)`` for images ``(N, H, W, C)``."""
-        _check_name(self.pool, "pool", POOLING_NAMES, "CifarResNet18")
-        _check_positive_int(self.width, "width", "CifarResNet18")
+        check_name(self.pool, "pool", POOLING_NAMES, "CifarResNet18")
+        check_positive_int(self.width, "width", "CifarResNet18")
         x = jnp.asarray(x, self.dtype)
-        x = nn.Conv(self.width, (3, 3), padding=1, use_bias=False, kernel_init=_conv_init,
+        x = nn.Conv(self.width, (3, 3), padding=1, use_bias=False, kernel_init=conv_init,
                     dtype=self.dtype, name="stem_conv")(x)
         x = nn.relu(BatchNorm(use_running_average=not train, dtype=self.dtype,
                                         name="stem_bn")(x))
-        for stage, multiplier in enumerate((1, 2, 4, 8)):
-            for block in range(2):
-                stride = 2 if stage > 0 and block == 0 else 1
-                x = BasicBlock(self.width * multiplier, stride, self.dtype,
-                               name=f"stage{stage + 1}_block{block + 1}")(x, train=train)
-        x = make_pooling(self.pool, kind="global", module_name="pool")(x)
-        x = nn.Dense(self.num_classes, dtype=self.dtype, name="classifier")(x)
-        return x.astype(jnp.float32)
+        for name, features, stride in resnet18_blocks(self.width):
+            x = BasicBlock(features, stride, self.dtype, name=name)(x, train=train)
+        return classifier_head(
+            x, make_pooling(self.pool, kind="global", module_name="pool"),
+            nn.Dense(self.num_classes, dtype=self.dtype, name="classifier"),
+        )
 
 
 class PoolingResNetBlock(nn.Module):
@@ -330,16 +437,18 @@ class PoolingResNetBlock(nn.Module):
         norm = functools.partial(BatchNorm, use_running_average=not train,
                                  dtype=self.dtype)
         conv3x3 = functools.partial(nn.Conv, self.features, (3, 3), padding=1, dtype=self.dtype)
-        x = jnp.asarray(x)
-        y = nn.relu(norm(name="bn1")(conv3x3(name="conv1")(x)))
-        y = norm(name="bn2")(conv3x3(name="conv2")(y))
-        shortcut = x
-        if x.shape[-1] != self.features:
-            shortcut = nn.Conv(self.features, (1, 1), use_bias=False, dtype=self.dtype,
-                               name="shortcut_conv")(x)
-            shortcut = norm(name="shortcut_bn")(shortcut)
-        y = nn.relu(y + shortcut.astype(y.dtype))
-        return make_pooling(self.pool, kind="downsample", module_name="pool")(y)
+        projection = needs_projection(jnp.shape(x)[-1], self.features)
+        return residual_block(
+            x,
+            conv1=conv3x3(name="conv1"),
+            bn1=norm(name="bn1"),
+            conv2=conv3x3(name="conv2"),
+            bn2=norm(name="bn2"),
+            shortcut_conv=nn.Conv(self.features, (1, 1), use_bias=False, dtype=self.dtype,
+                                  name="shortcut_conv") if projection else None,
+            shortcut_bn=norm(name="shortcut_bn") if projection else None,
+            pool=make_pooling(self.pool, kind="downsample", module_name="pool"),
+        )
 
 
 class HybridResNet(nn.Module):
@@ -387,22 +496,17 @@ class HybridResNet(nn.Module):
     @nn.compact
     def __call__(self, x: ArrayLike, train: bool = False) -> jax.Array:
         """Logits ``(N, num_classes)`` for images ``(N, H, W, C)``."""
-        _check_name(self.pool, "pool", POOLING_NAMES, "HybridResNet")
-        _check_positive_int(self.width, "width", "HybridResNet")
+        check_name(self.pool, "pool", POOLING_NAMES, "HybridResNet")
+        check_positive_int(self.width, "width", "HybridResNet")
         x = jnp.asarray(x, self.dtype)
-        smallest = 2 ** len(self.stage_multipliers)
-        if min(x.shape[1:3]) < smallest:
-            raise ValueError(
-                f"HybridResNet: images of {x.shape[1]}x{x.shape[2]} are too small for "
-                f"{len(self.stage_multipliers)} blocks that each halve them; they must be at "
-                f"least {smallest}x{smallest} (input shape {x.shape})"
-            )
-        for index, multiplier in enumerate(self.stage_multipliers):
-            x = PoolingResNetBlock(self.width * multiplier, self.pool, self.dtype,
-                                   name=f"block{index + 1}")(x, train=train)
-        x = make_pooling(self.pool, kind="global", module_name="head_pool")(x)
-        x = nn.Dense(self.num_classes, dtype=self.dtype, name="classifier")(x)
-        return x.astype(jnp.float32)
+        check_image_size("HybridResNet", x.shape[1], x.shape[2], len(self.stage_multipliers),
+                         x.shape)
+        for name, features in hybrid_resnet_blocks(self.width, self.stage_multipliers):
+            x = PoolingResNetBlock(features, self.pool, self.dtype, name=name)(x, train=train)
+        return classifier_head(
+            x, make_pooling(self.pool, kind="global", module_name="head_pool"),
+            nn.Dense(self.num_classes, dtype=self.dtype, name="classifier"),
+        )
 
 
 _MODELS = {"resnet18": CifarResNet18, "hybrid_resnet": HybridResNet}
@@ -438,7 +542,7 @@ def make_model(
       >>> make_model("hybrid_resnet").width      # the model's default
       32
     """
-    _check_name(name, "model", MODEL_NAMES, "make_model")
-    _check_name(pool, "pool", POOLING_NAMES, "make_model")
-    options = {} if width is None else {"width": _check_positive_int(width, "width", "make_model")}
+    check_name(name, "model", MODEL_NAMES, "make_model")
+    check_name(pool, "pool", POOLING_NAMES, "make_model")
+    options = {} if width is None else {"width": check_positive_int(width, "width", "make_model")}
     return _MODELS[name](num_classes=num_classes, pool=pool, dtype=dtype, **options)

@@ -46,40 +46,19 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from jaxpool import _adaptive as adaptive
-from jaxpool import _geometry as geometry
 from jaxpool import _hybrid as hybrid
-from jaxpool._linen import GlobalPoolBase, spatial_rank
+from jaxpool import _module_rules as rules
+from jaxpool._linen import GlobalPoolBase
 
 Size = Sequence[int]
 PaddingLike = Union[int, Sequence[int], str, Sequence[tuple[int, int]]]
 Initializer = Callable[..., Any]
 Dtype = Any
 
-_HYBRID = {1: hybrid.hybrid_pool1d, 2: hybrid.hybrid_pool2d, 3: hybrid.hybrid_pool3d}
-
 
 def _rank(module: nn.Module) -> int:
     """Spatial rank: ``len(kernel_size)``, or ``spatial_dims`` for the global form."""
-    name = type(module).__name__
-    if module.kernel_size is None:
-        return geometry.check_spatial_dims(module.spatial_dims, name)
-    hybrid.check_keepdims(module.keepdims, module.kernel_size, name)
-    return spatial_rank(module, "kernel_size", module.kernel_size)
-
-
-def _channels(module: nn.Module, x: ArrayLike, n: int) -> int:
-    """The channel count of ``x`` (checks the input's rank first, with the op's message)."""
-    shape = tuple(jnp.shape(x))
-    geometry.spatial_axes(shape, n, module.channels_first, type(module).__name__)
-    return shape[len(shape) - n - 1] if module.channels_first else shape[-1]
-
-
-def _expand_to_input_rank(values: jax.Array, n: int, channels_first: bool) -> jax.Array:
-    """``(*batch, C)`` -> ``(*batch, 1.., C)`` or ``(*batch, C, 1..)``: broadcasts to pooled maps."""
-    if channels_first:
-        return values.reshape((*values.shape, *(1,) * n))
-    return values.reshape((*values.shape[:-1], *(1,) * n, values.shape[-1]))
+    return rules.pooling_rank(module, module.kernel_size, module.spatial_dims, module.keepdims)
 
 
 class HybridPool(nn.Module):
@@ -127,7 +106,7 @@ class HybridPool(nn.Module):
     ceil_mode: bool = False
     count_include_pad: bool = True
     per_channel: bool = False
-    mix_logit_init: Initializer = nn.initializers.zeros
+    mix_logit_init: Initializer = rules.MIX_LOGIT_INIT
     spatial_dims: int = 2
     keepdims: bool = False
     channels_first: bool = False
@@ -137,16 +116,12 @@ class HybridPool(nn.Module):
     def __call__(self, x: ArrayLike) -> jax.Array:
         """Pools ``x``; the output keeps its layout and dtype."""
         n = _rank(self)
-        shape = (_channels(self, x, n),) if self.per_channel else ()
+        channels = rules.channel_count(self, x, n, self.channels_first) if self.per_channel else None
+        shape = rules.mix_logit_shape(self, channels, self.per_channel)
         mix_logit = self.param("mix_logit", self.mix_logit_init, shape, self.param_dtype)
-        alpha = jax.nn.sigmoid(mix_logit)
-        if self.kernel_size is None:
-            return hybrid.global_hybrid_pool(
-                x, alpha, spatial_dims=n, keepdims=self.keepdims, channels_first=self.channels_first
-            )
-        return _HYBRID[n](
-            x, alpha, self.kernel_size, self.stride, self.padding, self.ceil_mode,
-            self.count_include_pad, channels_first=self.channels_first,
+        return rules.hybrid_mix(
+            x, jax.nn.sigmoid(mix_logit), n, self.kernel_size, self.stride, self.padding,
+            self.ceil_mode, self.count_include_pad, self.keepdims, self.channels_first,
         )
 
 
@@ -201,30 +176,16 @@ class AttentionHybridPool(nn.Module):
     def __call__(self, x: ArrayLike) -> jax.Array:
         """Pools ``x``; the output keeps its layout and dtype."""
         n = _rank(self)
-        channels = _channels(self, x, n)
-        reduction = geometry.as_int(self.reduction, "reduction", type(self).__name__)
-        if reduction < 1:
-            raise ValueError(
-                f"{type(self).__name__}: reduction must be at least 1, but got "
-                f"reduction={self.reduction!r}"
-            )
-        context = adaptive.global_avg_pool(x, spatial_dims=n, channels_first=self.channels_first)
-        hidden = nn.Dense(max(1, channels // reduction), dtype=self.dtype,
-                          param_dtype=self.param_dtype, name="squeeze")(context)
+        channels = rules.channel_count(self, x, n, self.channels_first)
+        hidden_features = rules.attention_hidden_features(self, channels, self.reduction)
+        context = rules.attention_context(x, n, self.channels_first)
+        hidden = nn.Dense(hidden_features, dtype=self.dtype, param_dtype=self.param_dtype,
+                          name="squeeze")(context)
         logits = nn.Dense(channels, dtype=self.dtype, param_dtype=self.param_dtype,
                           name="excite")(nn.relu(hidden))
-        attention = nn.sigmoid(logits)  # (*batch, C)
-        if self.kernel_size is None:
-            if self.keepdims:
-                attention = _expand_to_input_rank(attention, n, self.channels_first)
-            return hybrid.global_hybrid_pool(
-                x, attention, spatial_dims=n, keepdims=self.keepdims,
-                channels_first=self.channels_first,
-            )
-        return _HYBRID[n](
-            x, _expand_to_input_rank(attention, n, self.channels_first), self.kernel_size,
-            self.stride, self.padding, self.ceil_mode, self.count_include_pad,
-            channels_first=self.channels_first,
+        return rules.attention_mix(
+            x, nn.sigmoid(logits), n, self.kernel_size, self.stride, self.padding,
+            self.ceil_mode, self.count_include_pad, self.keepdims, self.channels_first,
         )
 
 
@@ -267,19 +228,19 @@ class GatedPool(nn.Module):
     ceil_mode: bool = False
     count_include_pad: bool = True
     per_channel: bool = False
-    gate_init: Initializer = nn.initializers.zeros
+    gate_init: Initializer = rules.GATE_INIT
     channels_first: bool = False
     param_dtype: Dtype = jnp.float32
 
     @nn.compact
     def __call__(self, x: ArrayLike) -> jax.Array:
         """Pools ``x``; the output keeps its layout and dtype."""
-        n = spatial_rank(self, "kernel_size", self.kernel_size)
-        kernel = geometry.as_tuple(self.kernel_size, n, "kernel_size", type(self).__name__)
-        shape = (*kernel, _channels(self, x, n)) if self.per_channel else kernel
+        n = rules.spatial_rank(self, "kernel_size", self.kernel_size)
+        channels = rules.channel_count(self, x, n, self.channels_first) if self.per_channel else None
+        shape = rules.gate_shape(self, self.kernel_size, n, channels, self.per_channel)
         gate_weight = self.param("gate_weight", self.gate_init, shape, self.param_dtype)
         return hybrid.gated_pool(
-            x, gate_weight, kernel, self.stride, self.padding, self.ceil_mode,
+            x, gate_weight, self.kernel_size, self.stride, self.padding, self.ceil_mode,
             self.count_include_pad, spatial_dims=n, channels_first=self.channels_first,
         )
 
@@ -318,7 +279,7 @@ class GeMPool(nn.Module):
       param_dtype: dtype of ``p``; default float32.
     """
 
-    initial_p: float = 3.0
+    initial_p: float = rules.GEM_INITIAL_P
     learn_p: bool = True
     eps: float = 1e-6
     kernel_size: Optional[Size] = None
@@ -335,14 +296,12 @@ class GeMPool(nn.Module):
     def __call__(self, x: ArrayLike) -> jax.Array:
         """Pools ``x``: ``(*batch, *spatial, C)`` -> ``(*batch, C)`` in the global form."""
         n = _rank(self)
-        if self.learn_p:
-            p = self.param(
-                "p", nn.initializers.constant(self.initial_p), (), self.param_dtype
-            )
-        else:
-            p = jnp.asarray(self.initial_p, self.param_dtype)
+        learned = (
+            self.param("p", rules.gem_p_init(self.initial_p), (), self.param_dtype)
+            if self.learn_p else None
+        )
         return hybrid.gem_pool(
-            x, p, self.kernel_size, self.stride, self.padding, self.ceil_mode,
+            x, rules.gem_power(learned, self.initial_p, self.param_dtype), self.kernel_size, self.stride, self.padding, self.ceil_mode,
             self.count_include_pad, eps=self.eps, spatial_dims=n, keepdims=self.keepdims,
             channels_first=self.channels_first,
         )

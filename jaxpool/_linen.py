@@ -8,49 +8,19 @@ the math, the shapes and the errors.
 
 from __future__ import annotations
 
-from typing import Any, Callable, ClassVar, Optional, Sequence, Union
+from typing import Callable, ClassVar, Optional, Sequence, Union
 
 import flax.linen as nn
 import jax
 from jax.typing import ArrayLike
 
 from jaxpool import _adaptive as adaptive
-from jaxpool import _functional as functional
+from jaxpool import _module_rules as rules
+from jaxpool._module_rules import spatial_rank
 
 Size = Sequence[int]
 OptionalSize = Sequence[Optional[int]]
 PaddingLike = Union[int, Sequence[int], str, Sequence[tuple[int, int]]]
-
-_MAX = {1: functional.max_pool1d, 2: functional.max_pool2d, 3: functional.max_pool3d}
-_AVG = {1: functional.avg_pool1d, 2: functional.avg_pool2d, 3: functional.avg_pool3d}
-_LP = {1: functional.lp_pool1d, 2: functional.lp_pool2d, 3: functional.lp_pool3d}
-_ADAPTIVE_AVG = {
-    1: adaptive.adaptive_avg_pool1d,
-    2: adaptive.adaptive_avg_pool2d,
-    3: adaptive.adaptive_avg_pool3d,
-}
-_ADAPTIVE_MAX = {
-    1: adaptive.adaptive_max_pool1d,
-    2: adaptive.adaptive_max_pool2d,
-    3: adaptive.adaptive_max_pool3d,
-}
-_FRACTIONAL = {2: functional.fractional_max_pool2d, 3: functional.fractional_max_pool3d}
-
-
-def spatial_rank(module: nn.Module, name: str, value: Any, ranks=(1, 2, 3)) -> int:
-    """The number of spatial dims, read from a size field that must be a tuple."""
-    kind = type(module).__name__
-    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
-        raise TypeError(
-            f"{kind}: {name} must be a tuple with one entry per spatial dimension (its length "
-            f"sets the rank), e.g. (2, 2) for 2D pooling, but got {name}={value!r}"
-        )
-    if len(value) not in ranks:
-        raise ValueError(
-            f"{kind}: {name} must have {' or '.join(map(str, ranks))} entries (one per spatial "
-            f"dimension), but got {name}={value!r}"
-        )
-    return len(value)
 
 
 class MaxPool(nn.Module):
@@ -83,7 +53,7 @@ class MaxPool(nn.Module):
     def __call__(self, x: ArrayLike):
         """Pools ``x``: ``(*batch, *spatial, C)`` -> ``(*batch, *out_spatial, C)``."""
         n = spatial_rank(self, "kernel_size", self.kernel_size)
-        return _MAX[n](
+        return rules.MAX_POOL[n](
             x, self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode,
             self.return_indices, channels_first=self.channels_first,
         )
@@ -120,7 +90,7 @@ class AvgPool(nn.Module):
     def __call__(self, x: ArrayLike) -> jax.Array:
         """Pools ``x``: ``(*batch, *spatial, C)`` -> ``(*batch, *out_spatial, C)``."""
         n = spatial_rank(self, "kernel_size", self.kernel_size)
-        return _AVG[n](
+        return rules.AVG_POOL[n](
             x, self.kernel_size, self.stride, self.padding, self.ceil_mode,
             self.count_include_pad, self.divisor_override, channels_first=self.channels_first,
         )
@@ -152,7 +122,7 @@ class LPPool(nn.Module):
     def __call__(self, x: ArrayLike) -> jax.Array:
         """Pools ``x``: ``(*batch, *spatial, C)`` -> ``(*batch, *out_spatial, C)``."""
         n = spatial_rank(self, "kernel_size", self.kernel_size)
-        return _LP[n](
+        return rules.LP_POOL[n](
             x, self.norm_type, self.kernel_size, self.stride, self.ceil_mode,
             channels_first=self.channels_first,
         )
@@ -179,7 +149,7 @@ class AdaptiveAvgPool(nn.Module):
     def __call__(self, x: ArrayLike) -> jax.Array:
         """Pools ``x`` to ``output_size``: ``(*batch, *spatial, C)`` -> ``(*batch, *output_size, C)``."""
         n = spatial_rank(self, "output_size", self.output_size)
-        return _ADAPTIVE_AVG[n](x, self.output_size, channels_first=self.channels_first)
+        return rules.ADAPTIVE_AVG_POOL[n](x, self.output_size, channels_first=self.channels_first)
 
 
 class AdaptiveMaxPool(nn.Module):
@@ -205,7 +175,7 @@ class AdaptiveMaxPool(nn.Module):
     def __call__(self, x: ArrayLike):
         """Pools ``x`` to ``output_size``: ``(*batch, *spatial, C)`` -> ``(*batch, *output_size, C)``."""
         n = spatial_rank(self, "output_size", self.output_size)
-        return _ADAPTIVE_MAX[n](
+        return rules.ADAPTIVE_MAX_POOL[n](
             x, self.output_size, self.return_indices, channels_first=self.channels_first
         )
 
@@ -300,7 +270,7 @@ class FractionalMaxPool(nn.Module):
     def __call__(self, x: ArrayLike):
         """Pools ``x`` with regions drawn from ``rng_collection``."""
         n = spatial_rank(self, "kernel_size", self.kernel_size, ranks=(2, 3))
-        return _FRACTIONAL[n](
+        return rules.FRACTIONAL_MAX_POOL[n](
             x, self.kernel_size, self.output_size, self.output_ratio, self.return_indices,
             key=self.make_rng(self.rng_collection), channels_first=self.channels_first,
         )

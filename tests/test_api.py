@@ -179,3 +179,52 @@ def test_annotations_use_arraylike_in():
     for name in OPS:
         annotation = str(inspect.signature(getattr(jaxpool, name)).parameters["x"].annotation)
         assert "ArrayLike" in annotation, (name, annotation)
+
+
+# ----------------------------------------------------------------------------------
+# jaxpool.nnx: the NNX twins
+
+
+def test_every_linen_module_and_model_has_an_nnx_twin():
+    import jaxpool.models
+
+    jpn = _import("jaxpool.nnx")
+    linen = [*MODULES, "make_model", "make_pooling"] + [
+        name for name in jaxpool.models.__all__ if name[0].isupper() and not name.isupper()]
+    assert set(linen) <= set(jpn.__all__)
+    for name in jpn.__all__:
+        if name[0].isupper():
+            assert "Attributes:" in inspect.getdoc(getattr(jpn, name)), name
+
+
+# What NNX adds or renames, on purpose: channel counts at construction, and a mode that
+# is the module's state (nnx.BatchNorm's default) rather than an argument.
+NNX_RENAMED = {"features": "out_features"}
+NNX_DEFAULTS = {("BatchNorm", "use_running_average"): False}
+
+
+def test_nnx_twins_take_the_linen_attributes_with_the_same_defaults():
+    import dataclasses
+
+    import jaxpool.models
+
+    jpn = _import("jaxpool.nnx")
+
+    for name in jpn.__all__:
+        twin = getattr(jpn, name)
+        original = getattr(jaxpool, name, None) or getattr(jaxpool.models, name, None)
+        if not inspect.isclass(twin) or original is None:
+            continue
+        parameters = inspect.signature(twin.__init__).parameters
+        for field in dataclasses.fields(original):
+            if field.name in ("parent", "name"):
+                continue
+            argument = parameters[NNX_RENAMED.get(field.name, field.name)]
+            default = NNX_DEFAULTS.get((name, field.name), field.default)
+            if default is not dataclasses.MISSING:
+                assert argument.default == default, (name, field.name)
+        if "rngs" in parameters:
+            assert parameters["rngs"].kind is inspect.Parameter.KEYWORD_ONLY, name
+        for argument in parameters.values():  # flags are keyword-only
+            if isinstance(argument.default, bool):
+                assert argument.kind is inspect.Parameter.KEYWORD_ONLY, (name, argument.name)
