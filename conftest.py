@@ -20,6 +20,17 @@ settings.register_profile(
         HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.function_scoped_fixture,
     ],
 )
+# The run at the lowest supported versions (.ci/run) checks that every path still works
+# there; the wide sweep over generated configurations is the main run's job.
+settings.register_profile(
+    "lower-bounds",
+    max_examples=15,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[
+        HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.function_scoped_fixture,
+    ],
+)
 settings.register_profile(
     "thorough",
     max_examples=600,
@@ -41,7 +52,6 @@ def _torch_threads():
         return
     torch.set_num_threads(1)
     yield
-
 
 
 KERNEL_FAMILIES = ("cpu", "reduce_window")

@@ -48,3 +48,32 @@ def test_a_checkout_that_was_never_installed_imports():
 def test_package_ships_py_typed():
     """PEP 561: type checkers read jaxpool's annotations only when py.typed is installed."""
     assert (importlib.resources.files("jaxpool") / "py.typed").is_file()
+
+
+def _requirements():
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    listed = list(project["dependencies"])
+    for extra in ("test", "examples"):
+        listed += project["optional-dependencies"][extra]
+    return listed
+
+
+def test_lower_bound_pins_are_the_declared_lower_bounds():
+    """.ci/lower-bounds.txt pins exactly (==) what pyproject.toml declares as the oldest
+    supported release (>=, or == for torch), so CI tests the versions users are promised."""
+    declared = {}
+    for requirement in _requirements():
+        match = re.fullmatch(r"([A-Za-z0-9_.-]+)(>=|==)([0-9.]+)", requirement.replace(" ", ""))
+        if match:
+            declared[match.group(1).lower()] = match.group(3)
+    pins = {}
+    for line in (REPO / ".ci" / "lower-bounds.txt").read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line:
+            name, version = line.split("==")
+            pins[name.strip().lower()] = version.strip()
+    for name in ("jax", "jaxlib", "flax", "numpy", "chex", "optax", "orbax-checkpoint", "torch"):
+        assert name in pins, f"{name} is not pinned in .ci/lower-bounds.txt"
+        # 0.9 and 0.9.0 name the same release.
+        assert pins[name].removesuffix(".0") == declared[name].removesuffix(".0"), name
