@@ -62,7 +62,6 @@ if __name__ == "__main__" and not __package__:
         sys.path.insert(0, str(_here.parents[2]))
 
 import flax
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -70,9 +69,12 @@ import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from examples.cifar10 import data
+from examples.cifar10.nnx_model import NNXClassifier
 from jaxpool import models
 
 OPTIMIZERS = ("sgd", "adamw")
+# Flax APIs of the model: linen (jaxpool.models) or NNX (jaxpool.nnx); the same loop trains both.
+APIS = ("linen", "nnx")
 SCHEDULES = ("cosine", "onecycle")
 DEFAULT_LEARNING_RATES = {"sgd": 0.1, "adamw": 3e-3}
 # Fields of TrainConfig that may change when a run is resumed: they do not affect training.
@@ -124,6 +126,9 @@ class TrainConfig:
       fast_compile: compile the steps without XLA's backend optimisations: a run starts
         seconds sooner and every step runs slower (for smoke runs and tests). The
         numbers differ from an optimised build's in the last bits.
+      api: 'linen' (default: ``jaxpool.models``) or 'nnx' (``jaxpool.nnx``, the same
+        models as Flax NNX modules, trained by the same loop; see ``nnx_model.py``).
+        The two initialise their parameters from different random streams.
     """
 
     dataset: str = "digits"
@@ -144,12 +149,14 @@ class TrainConfig:
     seed: int = 0
     data_dir: Optional[str] = None
     fast_compile: bool = False
+    api: str = "linen"
 
     def __post_init__(self):
         _check_choice(self.dataset, "dataset", data.DATASET_NAMES)
         _check_choice(self.model, "model", models.MODEL_NAMES)
         _check_choice(self.pool, "pool", models.POOLING_NAMES)
         _check_choice(self.optimizer, "optimizer", OPTIMIZERS)
+        _check_choice(self.api, "api", APIS)
         _check_choice(self.schedule, "schedule", SCHEDULES)
         for name in ("epochs", "batch_size", "eval_batch_size"):
             _check_int(getattr(self, name), name, 1)
@@ -357,7 +364,7 @@ class Experiment:
     :func:`get_experiment`), so a comparison over seeds compiles once per arm.
     """
 
-    model: nn.Module
+    model: Any  # a linen module, or an NNXClassifier (the same init / apply)
     optimizer: optax.GradientTransformation
     schedule: optax.Schedule
     steps_per_epoch: int
@@ -380,9 +387,17 @@ def get_experiment(
     """Builds (or returns the cached) :class:`Experiment`; ``config`` must be resolved
     and its seed is ignored (pass seed 0 to share the cache between seeds)."""
     dtype = jnp.bfloat16 if config.bf16 else jnp.float32
-    model = models.make_model(
-        config.model, num_classes=num_classes, pool=config.pool, width=config.width, dtype=dtype
-    )
+    model: Any
+    if config.api == "nnx":
+        model = NNXClassifier(
+            config.model, in_features=image_shape[-1], num_classes=num_classes, pool=config.pool,
+            width=config.width, dtype=dtype, image_size=image_shape[:2],
+        )
+    else:
+        model = models.make_model(
+            config.model, num_classes=num_classes, pool=config.pool, width=config.width,
+            dtype=dtype,
+        )
     steps = data.steps_per_epoch(num_train, config.batch_size)
     optimizer = make_optimizer(config, steps)
     placement = make_placement(devices)
@@ -917,8 +932,9 @@ def train(
         first_epoch = len(history) + 1
         last_epoch = config.epochs if stop_after is None else min(config.epochs, stop_after)
         if first_epoch == 1:
-            _log(f"{dataset.description}\n{config.model} (width {config.width}, pool "
-                 f"{config.pool!r}): {num_params:,} parameters; {len(devices)} device(s)", quiet)
+            _log(f"{dataset.description}\n{config.model} (Flax {config.api}, width "
+                 f"{config.width}, pool {config.pool!r}): {num_params:,} parameters; "
+                 f"{len(devices)} device(s)", quiet)
 
         steps = experiment.steps_per_epoch
         compile_seconds = 0.0
@@ -985,10 +1001,13 @@ def _check_resumable(path: pathlib.Path, config: TrainConfig) -> None:
         saved = json.loads(path.read_text())
     except ValueError as error:
         raise ValueError(f"cannot resume: {path} is not valid JSON ({error})") from None
+    # A setting newer than the saved run (absent from its config.json) had its default.
     differences = [
-        f"{field.name}: saved {saved.get(field.name)!r}, now {getattr(config, field.name)!r}"
+        f"{field.name}: saved {saved.get(field.name, field.default)!r}, "
+        f"now {getattr(config, field.name)!r}"
         for field in dataclasses.fields(config)
-        if field.name not in RESUMABLE_CHANGES and saved.get(field.name) != getattr(config, field.name)
+        if field.name not in RESUMABLE_CHANGES
+        and saved.get(field.name, field.default) != getattr(config, field.name)
     ]
     if differences:
         raise ValueError(
@@ -1075,6 +1094,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help=f"one of {', '.join(models.MODEL_NAMES)}")
     run.add_argument("--pool", type=_choice(models.POOLING_NAMES, "pooling"),
                      default=defaults.pool, help=f"one of {', '.join(models.POOLING_NAMES)}")
+    run.add_argument("--api", type=_choice(APIS, "api"), default=defaults.api,
+                     help="Flax API of the model: linen (jaxpool.models) or nnx (jaxpool.nnx); "
+                     "the same models, data and training loop")
     run.add_argument("--width", type=_positive_int, default=None,
                      help="channels of the first stage (default: 32 for hybrid_resnet, 64 "
                      "for resnet18)")
@@ -1141,7 +1163,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         optimizer=args.optimizer, schedule=args.schedule, lr=args.lr,
         weight_decay=args.weight_decay, warmup_epochs=args.warmup_epochs, width=args.width,
         bf16=args.bf16, flip=args.flip, crop_padding=args.crop_padding, seed=args.seed,
-        data_dir=args.data_dir, fast_compile=args.fast_compile,
+        data_dir=args.data_dir, fast_compile=args.fast_compile, api=args.api,
     )
 
 
