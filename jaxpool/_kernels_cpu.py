@@ -762,42 +762,56 @@ def _max_value(x: jax.Array, stage: Stage) -> jax.Array:
     return _assemble(parts, stage)
 
 
-def _max_choice(x: jax.Array, stage: Stage) -> tuple[jax.Array, jax.Array]:
+# Tiling windows up to this long choose their maximum by a scan over the taps (a loop
+# XLA:CPU vectorises); longer ones by reductions over a (windows, taps) split.
+SCAN_TAPS_LIMIT = 64
+
+
+def _max_choice(
+    x: jax.Array, stage: Stage, nan_aware: bool
+) -> tuple[jax.Array, jax.Array]:
     """Window maxima of one stage and the chosen tap (row-major number), as torch.
 
     The first valid tap starts the scan (so an all -inf window points at its first real
-    element); a later tap replaces the choice when it is greater or NaN (so ties keep
-    the first maximum and a NaN window ends at its last NaN).
+    element); a later tap replaces the choice when it is greater (so ties keep the first
+    maximum) or, with ``nan_aware``, NaN (so a NaN window ends at its last NaN). Without
+    ``nan_aware`` a window holding NaN gets an arbitrary choice: callers use it only
+    when no window does.
     """
-    floating = jnp.issubdtype(x.dtype, jnp.floating)
-    if stage.kind == "blocks":
-        ((axis,), (w,)) = stage.axes, stage.windows
-        split, (tap_axis,) = _split_blocks(x, stage, lowest(x.dtype))
-        best = jnp.max(split, axis=tap_axis)
-        iota = lax.broadcasted_iota(jnp.int32, split.shape, tap_axis)
-        hit = split == jnp.expand_dims(best, tap_axis)
-        valid = w.tap_valid().T  # (size, kernel)
-        if not valid.all():
-            shape = [1] * split.ndim
-            shape[axis], shape[tap_axis] = valid.shape
-            hit = hit & np.reshape(valid, shape)
-        chosen = jnp.min(jnp.where(hit, iota, w.kernel), axis=tap_axis)
-        if floating:
-            last_nan = jnp.max(jnp.where(jnp.isnan(split), iota, -1), axis=tap_axis)
-            chosen = jnp.where(last_nan >= 0, last_nan, chosen)
-        return best, chosen
+    nan_aware = nan_aware and jnp.issubdtype(x.dtype, jnp.floating)
 
     def scan(values: list[tuple[int, jax.Array]]) -> tuple[jax.Array, jax.Array]:
         number, best = values[0]
         chosen = jnp.full(best.shape, number, jnp.int32)
         for number, value in values[1:]:
             better = value > best
-            if floating:
+            if nan_aware:
                 better = better | jnp.isnan(value)
             best = jnp.where(better, value, best)
             chosen = jnp.where(better, number, chosen)
         return best, chosen
 
+    if stage.kind == "blocks":
+        ((axis,), (w,)) = stage.axes, stage.windows
+        split, (tap_axis,) = _split_blocks(x, stage, lowest(x.dtype))
+        valid = w.tap_valid().T  # (size, kernel)
+        if valid.all() and w.kernel <= SCAN_TAPS_LIMIT:
+            # A scan, not a reduction: XLA:CPU hands reductions to YNNPACK, which cannot
+            # fuse the comparisons and would materialise them at the input's size.
+            taps = [lax.index_in_dim(split, j, tap_axis, keepdims=False) for j in range(w.kernel)]
+            return scan(list(enumerate(taps)))
+        best = jnp.max(split, axis=tap_axis)
+        iota = lax.broadcasted_iota(jnp.int32, split.shape, tap_axis)
+        hit = split == jnp.expand_dims(best, tap_axis)
+        if not valid.all():
+            shape = [1] * split.ndim
+            shape[axis], shape[tap_axis] = valid.shape
+            hit = hit & np.reshape(valid, shape)
+        chosen = jnp.min(jnp.where(hit, iota, w.kernel), axis=tap_axis)
+        if nan_aware:
+            last_nan = jnp.max(jnp.where(jnp.isnan(split), iota, -1), axis=tap_axis)
+            chosen = jnp.where(last_nan >= 0, last_nan, chosen)
+        return best, chosen
     if stage.kind == "adaptive":
         return scan([(j, _adaptive_tap(x, stage, j)) for j in range(stage.windows[0].kernel)])
     best_parts, chosen_parts = {}, {}
@@ -812,26 +826,47 @@ def _max_choice(x: jax.Array, stage: Stage) -> tuple[jax.Array, jax.Array]:
     return _assemble(best_parts, stage), _assemble(chosen_parts, stage)
 
 
-def _max_with_choices(x: jax.Array, stages: tuple[Stage, ...], want_index: bool):
-    """Every stage's maxima and chosen taps; with ``want_index`` also input coordinates.
+def _staged_choices(x: jax.Array, stages: tuple[Stage, ...], want_index: bool, nan_aware: bool):
+    coords: dict[int, jax.Array] = {}
+    choices = []
+    for number, stage in enumerate(stages):
+        _, chosen = _max_choice(x, stage, nan_aware)
+        chosen = _materialize(chosen)
+        choices.append(chosen)
+        if want_index:
+            coords = {axis: _select_impl(c, chosen, stage) for axis, c in coords.items()}
+            coords.update(tap_coordinates(stage, chosen, x.ndim))
+        if number + 1 < len(stages):
+            # The next stage's input from the plain maximum (a fast reduction), not from
+            # the choice's scan: a loop fusion emits each output on its own, so a scan
+            # feeding two materialised outputs would run twice.
+            x = _materialize(_max_value(x, stage))
+    return tuple(choices), coords
+
+
+def _max_with_choices(
+    x: jax.Array, stages: tuple[Stage, ...], want_index: bool, maxima: jax.Array
+) -> tuple[tuple[jax.Array, ...], dict[int, jax.Array]]:
+    """Every stage's chosen taps; with ``want_index`` also input coordinates.
+
+    ``maxima`` are the final window maxima (NaN where a window holds NaN). Only when
+    one of them is NaN do the choices look for NaN (a ``lax.cond``): torch's rule for
+    NaN windows costs a comparison and a select per tap that other inputs do not need.
 
     Not differentiable (the callers differentiate :func:`_max_values`): the choices are
     integers, materialised so that a backward pass reads them instead of recomputing
     the comparisons for every input element.
     """
     x = lax.stop_gradient(x)
-    coords: dict[int, jax.Array] = {}
-    choices = []
-    for number, stage in enumerate(stages):
-        x, chosen = _max_choice(x, stage)
-        chosen = _materialize(chosen)
-        if number + 1 < len(stages):
-            x = _materialize(x)
-        choices.append(chosen)
-        if want_index:
-            coords = {axis: _select_impl(c, chosen, stage) for axis, c in coords.items()}
-            coords.update(tap_coordinates(stage, chosen, x.ndim))
-    return x, tuple(choices), coords
+    if not jnp.issubdtype(x.dtype, jnp.floating):
+        return _staged_choices(x, stages, want_index, nan_aware=False)
+    has_nan = jnp.any(jnp.isnan(lax.stop_gradient(maxima)))
+    return lax.cond(
+        has_nan,
+        functools.partial(_staged_choices, stages=stages, want_index=want_index, nan_aware=True),
+        functools.partial(_staged_choices, stages=stages, want_index=want_index, nan_aware=False),
+        x,
+    )
 
 
 def _joined_blocks(stages: tuple[Stage, ...]) -> tuple[Stage, ...]:
@@ -866,10 +901,11 @@ def _max_values(x: jax.Array, stages: tuple[Stage, ...]) -> jax.Array:
 @_max_values.defjvp
 def _max_values_jvp(stages, primals, tangents):
     (x,), (dx,) = primals, tangents
-    _, choices, _ = _max_with_choices(x, stages, want_index=False)
+    out = _max_values(x, stages)
+    choices, _ = _max_with_choices(x, stages, want_index=False, maxima=out)
     for stage, chosen in zip(stages, choices, strict=True):
         dx = select_tap_p.bind(dx, chosen, stage=stage)
-    return _max_values(x, stages), dx
+    return out, dx
 
 
 def window_max(
@@ -896,16 +932,16 @@ def window_max(
         log_path(f"max:{stage.kind}")
     lengths = tuple((axis, w.length) for axis, w in zip(axes, windows, strict=True))
     differentiable = jnp.issubdtype(x.dtype, jnp.floating)
-    if return_index:
-        values, _, coords = _max_with_choices(x, stages, want_index=True)
-        if differentiable:
-            values = _max_values(x, stages)
-        return values, flat_index(coords, lengths)
     if differentiable:
-        return _max_values(x, stages)
-    for stage in _value_stages(stages, x.dtype):
-        x = _max_value(x, stage)
-    return x
+        values = _max_values(x, stages)
+    else:
+        values = x
+        for stage in _value_stages(stages, x.dtype):
+            values = _max_value(values, stage)
+    if not return_index:
+        return values
+    _, coords = _max_with_choices(x, stages, want_index=True, maxima=values)
+    return values, flat_index(coords, lengths)
 
 
 def window_hybrid(
@@ -964,7 +1000,7 @@ def _hybrid_fused_jvp(stage, divisor, primals, tangents):
     (x, alpha), (dx, d_alpha) = primals, tangents
     maxima, averages = _hybrid_parts(x, stage, divisor)
     out = alpha * maxima + (1 - alpha) * averages
-    _, (chosen,), _ = _max_with_choices(x, (stage,), want_index=False)
+    (chosen,), _ = _max_with_choices(x, (stage,), want_index=False, maxima=maxima)
     shape = out.shape
     tap_weight = jnp.broadcast_to(alpha, shape)
     total = divisor_array(x.ndim, stage.axes, stage.windows, divisor)
