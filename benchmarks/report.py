@@ -28,7 +28,7 @@ from benchmarks import machine
 from benchmarks.timing import allocator_record
 
 RESULTS = Path(__file__).resolve().parent / "results"
-BENCHMARKS = ("pooling", "hybrid", "train_step")
+BENCHMARKS = ("pooling", "hybrid", "train_step", "profile")
 INDEX = "README.md"
 ENV_VARS = ("XLA_FLAGS", "OMP_NUM_THREADS", "JAX_PLATFORMS", "MKL_NUM_THREADS", "GLIBC_TUNABLES",
             "JAXPOOL_KERNELS", "XLA_PYTHON_CLIENT_PREALLOCATE", "CUDA_VISIBLE_DEVICES")

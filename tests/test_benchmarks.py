@@ -283,3 +283,25 @@ def test_hybrid_end_to_end_on_a_tiny_input(tmp_path):
     md = path.with_suffix(".md").read_text()
     assert all(f"| k2s2 | fwd+bwd | {family}" in md for family in timing.FAMILIES)
     assert "MISMATCH (" not in md
+
+
+def test_profile_end_to_end_on_one_case(tmp_path):
+    from benchmarks import profile
+
+    assert profile.main(["--quick", "--cases", "global_max", "--out", str(tmp_path)]) == 0
+    (path,) = tmp_path.glob("profile-*-quick.json")
+    (case,) = json.loads(path.read_text())["cases"]
+    assert set(case["rows"]) >= {"forward", "choices", "backward", "fwd+bwd", "write probe"}
+    assert all(row["ms"] > 0 and row["faults"] >= 0 for row in case["rows"].values())
+    assert case["fusions"] and case["stages"][0].startswith("blocks")
+    assert "| global_max | write probe |" in path.with_suffix(".md").read_text()
+
+
+def test_profile_counts_fusions_by_kind():
+    from benchmarks import profile
+
+    text = ("HloModule m\n\nENTRY %main {\n"
+            "  %a = f32[2] fusion(%p), kind=kLoop, calls=%f\n"
+            "  %b = f32[2] fusion(%a), kind=kCustom, calls=%g, backend_config={\"kind\":\"__ynn_fusion\"}\n"
+            "  %c = f32[2] fusion(%b), kind=kLoop, calls=%h\n}\n")
+    assert profile._fusions(text) == {"kLoop": 2, "ynnpack": 1}
