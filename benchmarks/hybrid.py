@@ -3,7 +3,7 @@ average pooling computed separately, forward and forward+backward, for each of j
 kernel families.
 
     python -m benchmarks.hybrid              # (32, 56, 56, 128) float32, k2s2 and k3s2p1
-    python -m benchmarks.hybrid --quick      # batch 4, fewer repeats (writes hybrid-<machine>-quick.*)
+    python -m benchmarks.hybrid --quick      # batch 4, fewer repeats: hybrid-<machine>-quick.*
 
 Writes ``hybrid-<machine>.json`` (all samples, versions, machine) and ``.md`` (the table)
 to ``--out`` (default ``benchmarks/results/``). Timing conventions are
@@ -39,10 +39,9 @@ import sys
 import time
 from dataclasses import dataclass
 
-import numpy as np
-
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from benchmarks import report as rp
 from benchmarks.timing import (
@@ -104,8 +103,10 @@ def _jax_runners(op: str, family: str, case: Case, x, alpha, g) -> dict[str, Run
     def make():
         return {
             "hybrid": lambda v, a: jaxpool.hybrid_pool2d(v, a, k, s, p),
-            "max+avg": lambda v, a: (a.reshape(1, 1, 1, -1) * jaxpool.max_pool2d(v, k, s, p)
-                                     + (1 - a.reshape(1, 1, 1, -1)) * jaxpool.avg_pool2d(v, k, s, p)),
+            "max+avg": lambda v, a: (
+                a.reshape(1, 1, 1, -1) * jaxpool.max_pool2d(v, k, s, p)
+                + (1 - a.reshape(1, 1, 1, -1)) * jaxpool.avg_pool2d(v, k, s, p)
+            ),
             "max": lambda v, a: jaxpool.max_pool2d(v, k, s, p),
             "avg": lambda v, a: jaxpool.avg_pool2d(v, k, s, p),
         }[op]
@@ -125,11 +126,17 @@ def _jax_runners(op: str, family: str, case: Case, x, alpha, g) -> dict[str, Run
     }
 
 
-def _torch_runners(case: Case, x_np, alpha_np, g_np, channels_last: bool, device: str) -> dict[str, Runner]:
+def _torch_runners(
+    case: Case, x_np, alpha_np, g_np, channels_last: bool, device: str
+) -> dict[str, Runner]:
     torch = import_torch()[0]
     F = torch.nn.functional
     fmt = torch.channels_last if channels_last else torch.contiguous_format
-    to_torch = lambda a: torch.from_numpy(np.moveaxis(a, -1, 1).copy()).contiguous(memory_format=fmt).to(device)  # noqa: E731
+    def to_torch(a):
+        return torch.from_numpy(np.moveaxis(a, -1, 1).copy()).contiguous(memory_format=fmt).to(
+            device
+        )
+
     x, g = to_torch(x_np), to_torch(g_np)
     alpha = torch.from_numpy(alpha_np.copy()).to(device)
     k, s, p = case.kernel, case.stride, case.padding
@@ -150,7 +157,10 @@ def _torch_runners(case: Case, x_np, alpha_np, g_np, channels_last: bool, device
         return (y, *torch.autograd.grad(y, (xr, ar), g))
 
     wait = torch_wait(device)
-    return {FORWARD: Runner(forward, wait, nhwc), GRAD: Runner(forward_backward, wait, lambda r: nhwc(r[1]))}
+    return {
+        FORWARD: Runner(forward, wait, nhwc),
+        GRAD: Runner(forward_backward, wait, lambda r: nhwc(r[1])),
+    }
 
 
 def _reference(case, x_np, alpha_np, g_np):
@@ -158,7 +168,9 @@ def _reference(case, x_np, alpha_np, g_np):
     runners = _torch_runners(case, x_np, alpha_np, g_np, channels_last=False, device="cpu")
     y = runners[FORWARD].call()
     grads = runners[GRAD].call()
-    return {FORWARD: runners[FORWARD].to_nhwc(y), GRAD: runners[GRAD].to_nhwc(grads)}, grads[2].numpy()
+    return {FORWARD: runners[FORWARD].to_nhwc(y), GRAD: runners[GRAD].to_nhwc(grads)}, grads[
+        2
+    ].numpy()
 
 
 def _numpy(a) -> np.ndarray:
@@ -182,29 +194,45 @@ def run_case(case: Case, shape, args, torch_dev: str | None, log) -> dict:
     g = rng.standard_normal(out_shape, dtype=np.float32)
     try:
         (reference, alpha_grad), no_reference = _reference(case, x, alpha, g), None
-    except Exception as e:  # noqa: BLE001 - no torch: no checks
+    except Exception as e:
         (reference, alpha_grad), no_reference = ({}, None), f"no torch reference: {error_text(e)}"
     jx, ja, jg = (jax.device_put(jnp.asarray(a)) for a in (x, alpha, g))
     built = {name(op, f): _jax_runners(op, f, case, jx, ja, jg) for f in FAMILIES for op in OPS}
     if torch_dev is not None:
         built["torch-cl"] = _torch_runners(case, x, alpha, g, channels_last=True, device=torch_dev)
     checked = {name(op, f) for f in FAMILIES for op in WITH_ALPHA} | {"torch-cl"}
-    record = {"name": case.name, "kernel": case.kernel, "stride": case.stride, "padding": case.padding,
-              "shape_nhwc": list(shape), "out_shape_nhwc": list(out_shape), "in_bytes": x.nbytes,
-              "results": {}}
+    record = {
+        "name": case.name,
+        "kernel": case.kernel,
+        "stride": case.stride,
+        "padding": case.padding,
+        "shape_nhwc": list(shape),
+        "out_shape_nhwc": list(out_shape),
+        "in_bytes": x.nbytes,
+        "results": {},
+    }
     for direction in DIRECTIONS:
         runners = {key: b[direction] for key, b in built.items()}
         stats = measure(runners, args, log)
         for key, st in stats.items():
             first = st.pop("_first_result", None)
             if first is not None and key in checked:
-                st["check"] = check(runners[key].to_nhwc(first), reference.get(direction), "float32", no_reference)
+                st["check"] = check(
+                    runners[key].to_nhwc(first), reference.get(direction), "float32", no_reference
+                )
                 if direction == GRAD:
-                    st["check_alpha_grad"] = check(_numpy(first[2]), alpha_grad, "float32", no_reference,
-                                                   ALPHA_GRAD_TOLERANCE)
+                    st["check_alpha_grad"] = check(
+                        _numpy(first[2]), alpha_grad, "float32", no_reference, ALPHA_GRAD_TOLERANCE
+                    )
             record["results"].setdefault(key, {})[direction] = st
-        log(f"  {case.name:8s} {direction:8s} " + "  ".join(
-            f"{key}={st['min_ms']:.3g}ms" for key, st in stats.items() if st.get("status") == "ok"))
+        log(
+            f"  {case.name:8s} {direction:8s} "
+            + "  ".join(
+                f"{key}={st['min_ms']:.3g}ms"
+                for key, st in stats.items()
+                if st.get("status") == "ok"
+            )
+        )
     return record
 
 
@@ -216,9 +244,21 @@ def _result(record, key, direction) -> dict:
 def _table_lines(report: dict) -> list[str]:
     env = report["environment"]
     auto = env["machine"]["auto_family"]
-    head = ["case", "dir", "family", *OPS, "max + avg (two calls)", "torch-cl", "hybrid/max", "target",
-            "hybrid/(max+avg)", "hybrid/torch-cl", *[f"temp MiB {op}" for op in ("hybrid", "max", "max+avg")],
-            "input MiB", "other load"]
+    head = [
+        "case",
+        "dir",
+        "family",
+        *OPS,
+        "max + avg (two calls)",
+        "torch-cl",
+        "hybrid/max",
+        "target",
+        "hybrid/(max+avg)",
+        "hybrid/torch-cl",
+        *[f"temp MiB {op}" for op in ("hybrid", "max", "max+avg")],
+        "input MiB",
+        "other load",
+    ]
     rows = []
     for record in report["cases"]:
         for direction in DIRECTIONS:
@@ -230,13 +270,26 @@ def _table_lines(report: dict) -> list[str]:
                 over_max = rp.ratio(v["hybrid"], v["max"])
                 met = over_max is not None and over_max <= TARGETS[direction]
                 ms = lambda t: "—" if t is None else rp.fmt_ms(t)  # noqa: E731
-                rows.append([
-                    record["name"], direction, family + (" (auto)" if family == auto else ""),
-                    *[ms(v[op]) for op in OPS], ms(two), ms(torch_ms), rp.fmt_ratio(over_max),
-                    f"≤ {TARGETS[direction]} {'met' if met else 'MISSED'}",
-                    rp.fmt_ratio(rp.ratio(v["hybrid"], v["max+avg"])), rp.fmt_ratio(rp.ratio(v["hybrid"], torch_ms)),
-                    *[rp.fmt_mib(st[op].get("temp_bytes")) if st[op] else "—" for op in ("hybrid", "max", "max+avg")],
-                    rp.fmt_mib(record["in_bytes"]), f"{record.get('other_processes_cores') or 0:.2f}"])
+                rows.append(
+                    [
+                        record["name"],
+                        direction,
+                        family + (" (auto)" if family == auto else ""),
+                        *[ms(v[op]) for op in OPS],
+                        ms(two),
+                        ms(torch_ms),
+                        rp.fmt_ratio(over_max),
+                        f"≤ {TARGETS[direction]} {'met' if met else 'MISSED'}",
+                        rp.fmt_ratio(rp.ratio(v["hybrid"], v["max+avg"])),
+                        rp.fmt_ratio(rp.ratio(v["hybrid"], torch_ms)),
+                        *[
+                            rp.fmt_mib(st[op].get("temp_bytes")) if st[op] else "—"
+                            for op in ("hybrid", "max", "max+avg")
+                        ],
+                        rp.fmt_mib(record["in_bytes"]),
+                        f"{record.get('other_processes_cores') or 0:.2f}",
+                    ]
+                )
     return rp.table(head, rows, left=3)
 
 
@@ -246,14 +299,23 @@ def _check_lines(report: dict) -> list[str]:
         for direction in DIRECTIONS:
             for key in [name(op, f) for f in FAMILIES for op in WITH_ALPHA] + ["torch-cl"]:
                 st = record["results"].get(key, {}).get(direction, {})
-                for field, what in (("check", "output" if direction == FORWARD else "x gradient"),
-                                    ("check_alpha_grad", "alpha gradient")):
+                for field, what in (
+                    ("check", "output" if direction == FORWARD else "x gradient"),
+                    ("check_alpha_grad", "alpha gradient"),
+                ):
                     ch = st.get(field)
                     if ch:
-                        verdict = "bit-exact" if ch.get("exact") else (
-                            f"ok, max abs err {ch['max_abs_err']:.2g}" if ch.get("ok") else
-                            f"MISMATCH ({ch.get('mismatched')} of {ch.get('of')}, max abs err "
-                            f"{ch.get('max_abs_err', float('nan')):.2g})")
+                        verdict = (
+                            "bit-exact"
+                            if ch.get("exact")
+                            else (
+                                f"ok, max abs err {ch['max_abs_err']:.2g}"
+                                if ch.get("ok")
+                                else f"MISMATCH ({ch.get('mismatched')} of {ch.get('of')}, "
+                                "max abs err "
+                                f"{ch.get('max_abs_err', float('nan')):.2g})"
+                            )
+                        )
                         lines.append(f"- {record['name']} {direction} {key} {what}: {verdict}")
     return lines
 
@@ -266,12 +328,15 @@ def markdown(report: dict) -> str:
         f"{' (--quick)' if env['args']['quick'] else ''}",
         "",
         rp.machine_line(env),
-        f"- {env['date_utc']} · jax {env['versions']['jax']} · torch {env['versions']['torch']} (threads "
+        f"- {env['date_utc']} · jax {env['versions']['jax']} · "
+        f"torch {env['versions']['torch']} (threads "
         f"{env['torch_threads']}, device {env['torch_device']}) · python {env['python']}",
         f"- command: {rp.command_text(env)}; other processes kept "
-        f"{env.get('other_processes_cores') or 0:.2f} cores busy on average ({env['wall_s']:.0f} s)",
+        f"{env.get('other_processes_cores') or 0:.2f} cores busy on average "
+        f"({env['wall_s']:.0f} s)",
         f"- allocator: {allocator_text(env['allocator'])}",
-        f"- jaxpool kernel families side by side; `auto` uses `{env['machine']['auto_family']}` here",
+        "- jaxpool kernel families side by side; "
+        f"`auto` uses `{env['machine']['auto_family']}` here",
         "",
         "Milliseconds, the **minimum** over repeats (benchmarks/timing.py's method); input "
         f"{'×'.join(map(str, report['cases'][0]['shape_nhwc']))} float32 NHWC, per-channel "
@@ -281,22 +346,37 @@ def markdown(report: dict) -> str:
         "Targets: hybrid/max ≤ 1.2 forward, ≤ 1.3 fwd+bwd.",
         "",
     ]
-    busy = [f"{r['name']} {r['other_processes_cores']:.2f}" for r in report["cases"]
-            if (r.get("other_processes_cores") or 0) > BUSY_CORES]
+    busy = [
+        f"{r['name']} {r['other_processes_cores']:.2f}"
+        for r in report["cases"]
+        if (r.get("other_processes_cores") or 0) > BUSY_CORES
+    ]
     if busy:
-        lines += [f"**Warning: other processes were using the CPU** (cores busy: {', '.join(busy)}); "
-                  "the minima are the more trustworthy numbers.", ""]
+        lines += [
+            f"**Warning: other processes were using the CPU** (cores busy: {', '.join(busy)}); "
+            "the minima are the more trustworthy numbers.",
+            "",
+        ]
     if env.get("torch_skip_reason"):
         lines += [f"torch-cl not timed: {env['torch_skip_reason']}.", ""]
-    lines += [*_table_lines(report), "", "## Checks against torch (NCHW, CPU)", "", *_check_lines(report),
-              "", f"Tolerances: outputs and x gradients {TOLERANCE['float32']}; alpha gradients "
-              f"(float32 sums over N×H'×W' terms, in a different order than torch's) "
-              f"{ALPHA_GRAD_TOLERANCE}."]
+    lines += [
+        *_table_lines(report),
+        "",
+        "## Checks against torch (NCHW, CPU)",
+        "",
+        *_check_lines(report),
+        "",
+        f"Tolerances: outputs and x gradients {TOLERANCE['float32']}; alpha gradients "
+        f"(float32 sums over N×H'×W' terms, in a different order than torch's) "
+        f"{ALPHA_GRAD_TOLERANCE}.",
+    ]
     return "\n".join(lines) + "\n"
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(prog="python -m benchmarks.hybrid", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(
+        prog="python -m benchmarks.hybrid", description=__doc__.split("\n\n")[0]
+    )
     p.add_argument("--cases", default="", help="comma-separated case names (k2s2, k3s2p1)")
     add_timing_options(p)
     return finish_timing_options(p.parse_args(argv))
@@ -312,8 +392,12 @@ def main(argv=None) -> int:
         shape = (args.batch, *shape[1:])
     env = rp.environment("hybrid", args, argv)
     torch_dev, torch_reason = torch_device(env["jax_platform"], args.torch_threads)
-    env.update(torch_threads=args.torch_threads or os.cpu_count(), torch_device=torch_dev,
-               torch_skip_reason=torch_reason, tolerance=TOLERANCE)
+    env.update(
+        torch_threads=args.torch_threads or os.cpu_count(),
+        torch_device=torch_dev,
+        torch_skip_reason=torch_reason,
+        tolerance=TOLERANCE,
+    )
     start, snap_start = time.perf_counter(), cpu_snapshot()
     records = []
     for case in cases:
@@ -323,8 +407,11 @@ def main(argv=None) -> int:
         snap = cpu_snapshot()
         records.append(run_case(case, shape, args, torch_dev, log))
         records[-1]["other_processes_cores"] = other_cores(snap, cpu_snapshot())
-    env.update(wall_s=time.perf_counter() - start, other_processes_cores=other_cores(snap_start, cpu_snapshot()),
-               loadavg_end=list(os.getloadavg()))
+    env.update(
+        wall_s=time.perf_counter() - start,
+        other_processes_cores=other_cores(snap_start, cpu_snapshot()),
+        loadavg_end=list(os.getloadavg()),
+    )
     report = {"environment": env, "cases": records}
     rp.write_report("hybrid", report, markdown(report), out=args.out, quick=args.quick, log=log)
     return 0

@@ -67,7 +67,8 @@ def cpu_model() -> str:
 
 
 _NOISE = re.compile(
-    r"\((r|tm)\)|\b(cpu|processor|\d+-core|with radeon graphics)\b|@\s*[\d.]+\s*[gm]hz", re.I)
+    r"\((r|tm)\)|\b(cpu|processor|\d+-core|with radeon graphics)\b|@\s*[\d.]+\s*[gm]hz", re.I
+)
 
 
 def slug(name: str) -> str:
@@ -98,9 +99,16 @@ def describe() -> dict:
     device = jax.devices()[0]
     kind = getattr(device, "device_kind", device.platform)
     cpu = cpu_model()
-    info = {"platform": device.platform, "device_kind": kind, "device_count": len(jax.devices()),
-            "cpu_model": cpu, "slug": slug(cpu if device.platform == "cpu" else kind),
-            "auto_family": auto_family(device.platform), "gpu_card": None, "peak_gbps": None}
+    info = {
+        "platform": device.platform,
+        "device_kind": kind,
+        "device_count": len(jax.devices()),
+        "cpu_model": cpu,
+        "slug": slug(cpu if device.platform == "cpu" else kind),
+        "auto_family": auto_family(device.platform),
+        "gpu_card": None,
+        "peak_gbps": None,
+    }
     if device.platform == "gpu":
         known = gpu_peak(kind)
         if known:

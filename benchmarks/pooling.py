@@ -21,18 +21,19 @@ temporary bytes.
 from __future__ import annotations
 
 import argparse
+import functools
 import gc
 import os
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
-
-import numpy as np
+from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 
 from benchmarks import report as rp
@@ -109,32 +110,99 @@ _Q = (4, 56, 56, 128)  # --quick
 CASES: list[Case] = [
     Case("max_k2s2", "max", _B, _Q, kernel=2, stride=2, description="max k2 s2 (VGG-style)"),
     Case("avg_k2s2", "avg", _B, _Q, kernel=2, stride=2, description="avg k2 s2"),
-    Case("max_k3s2p1", "max", _B, _Q, kernel=3, stride=2, padding=1,
-         description="max k3 s2 p1 (ResNet stem, overlapping windows)"),
-    Case("avg_k3s1p1", "avg", _B, _Q, kernel=3, stride=1, padding=1,
-         description="avg k3 s1 p1, count_include_pad=True (Inception branch)"),
+    Case(
+        "max_k3s2p1",
+        "max",
+        _B,
+        _Q,
+        kernel=3,
+        stride=2,
+        padding=1,
+        description="max k3 s2 p1 (ResNet stem, overlapping windows)",
+    ),
+    Case(
+        "avg_k3s1p1",
+        "avg",
+        _B,
+        _Q,
+        kernel=3,
+        stride=1,
+        padding=1,
+        description="avg k3 s1 p1, count_include_pad=True (Inception branch)",
+    ),
     Case("global_avg", "global_avg", _B, _Q, description="global average -> (N, C)"),
     Case("global_max", "global_max", _B, _Q, description="global max -> (N, C)"),
-    Case("adaptive_avg_56to7", "adaptive_avg", _B, _Q, output_size=7,
-         description="adaptive avg 56->7 (divisible: 8x8 windows)"),
-    Case("adaptive_avg_7to3", "adaptive_avg", (32, 7, 7, 128), (4, 7, 7, 128), output_size=3,
-         description="adaptive avg 7->3 (non-divisible, overlapping windows)"),
-    Case("adaptive_max_56to5", "adaptive_max", _B, _Q, output_size=5,
-         description="adaptive max 56->5 (non-divisible, overlapping windows)"),
-    Case("max_k3s2d2", "max", _B, _Q, kernel=3, stride=2, padding=0, dilation=2,
-         description="dilated max k3 s2 d2"),
-    Case("hybrid_k2s2", "hybrid", _B, _Q, kernel=2, stride=2,
-         description="alpha*max + (1-alpha)*avg, k2 s2, per-channel alpha"),
-    Case("bf16_max_k2s2", "max", _B, _Q, dtype="bfloat16", kernel=2, stride=2,
-         description="max k2 s2 on bfloat16"),
-    Case("small_max_k2s2", "max", (1, 32, 32, 64), (1, 32, 32, 64), kernel=2, stride=2,
-         description="max k2 s2, batch 1: dispatch overhead dominates", scales=False),
+    Case(
+        "adaptive_avg_56to7",
+        "adaptive_avg",
+        _B,
+        _Q,
+        output_size=7,
+        description="adaptive avg 56->7 (divisible: 8x8 windows)",
+    ),
+    Case(
+        "adaptive_avg_7to3",
+        "adaptive_avg",
+        (32, 7, 7, 128),
+        (4, 7, 7, 128),
+        output_size=3,
+        description="adaptive avg 7->3 (non-divisible, overlapping windows)",
+    ),
+    Case(
+        "adaptive_max_56to5",
+        "adaptive_max",
+        _B,
+        _Q,
+        output_size=5,
+        description="adaptive max 56->5 (non-divisible, overlapping windows)",
+    ),
+    Case(
+        "max_k3s2d2",
+        "max",
+        _B,
+        _Q,
+        kernel=3,
+        stride=2,
+        padding=0,
+        dilation=2,
+        description="dilated max k3 s2 d2",
+    ),
+    Case(
+        "hybrid_k2s2",
+        "hybrid",
+        _B,
+        _Q,
+        kernel=2,
+        stride=2,
+        description="alpha*max + (1-alpha)*avg, k2 s2, per-channel alpha",
+    ),
+    Case(
+        "bf16_max_k2s2",
+        "max",
+        _B,
+        _Q,
+        dtype="bfloat16",
+        kernel=2,
+        stride=2,
+        description="max k2 s2 on bfloat16",
+    ),
+    Case(
+        "small_max_k2s2",
+        "max",
+        (1, 32, 32, 64),
+        (1, 32, 32, 64),
+        kernel=2,
+        stride=2,
+        description="max k2 s2, batch 1: dispatch overhead dominates",
+        scales=False,
+    ),
 ]
 
 
 # --------------------------------------------------------------------------------------
 # Inputs shared by all candidates of a case
 # --------------------------------------------------------------------------------------
+
 
 @dataclass
 class Inputs:
@@ -173,13 +241,18 @@ def make_inputs(case: Case, shape, seed: int) -> Inputs:
     rnd = lambda a: np.asarray(np.asarray(a, dtype=jdt), dtype=np.float32)  # noqa: E731
     x = rnd(rng.standard_normal(shape, dtype=np.float32))
     g = rnd(rng.standard_normal(case.out_shape(shape), dtype=np.float32))
-    alpha = rnd(rng.uniform(0.0, 1.0, size=(shape[-1],)).astype(np.float32)) if case.op == "hybrid" else None
+    alpha = (
+        rnd(rng.uniform(0.0, 1.0, size=(shape[-1],)).astype(np.float32))
+        if case.op == "hybrid"
+        else None
+    )
     return Inputs(case, tuple(shape), x, g, alpha, jdt)
 
 
 # --------------------------------------------------------------------------------------
 # Candidates. A build returns {direction: Runner | reason it is n/a (str) | the error}.
 # --------------------------------------------------------------------------------------
+
 
 def _jax_runners(make_fn: Callable[[], Callable], inp: Inputs, family: str | None = None) -> dict:
     """make_fn() -> fn(x, aux) -> y (NHWC); called once per direction, so that each jit
@@ -210,7 +283,7 @@ def _jax_runners(make_fn: Callable[[], Callable], inp: Inputs, family: str | Non
             built[direction] = build()
         except NotAvailable:
             raise
-        except Exception as e:  # noqa: BLE001 - reported per direction
+        except Exception as e:
             built[direction] = e
     return built
 
@@ -218,8 +291,9 @@ def _jax_runners(make_fn: Callable[[], Callable], inp: Inputs, family: str | Non
 def _import_jaxpool():
     try:
         import jaxpool
+
         return jaxpool, None
-    except Exception as e:  # noqa: BLE001 - the library may be half-written
+    except Exception as e:
         return None, f"import jaxpool failed: {type(e).__name__}: {e}"
 
 
@@ -228,9 +302,13 @@ def _jaxpool_fn(case: Case):
     if jp is None:
         raise NotAvailable(err)
     name = {
-        "max": "max_pool2d", "avg": "avg_pool2d", "hybrid": "hybrid_pool2d",
-        "adaptive_avg": "adaptive_avg_pool2d", "adaptive_max": "adaptive_max_pool2d",
-        "global_avg": "global_avg_pool", "global_max": "global_max_pool",
+        "max": "max_pool2d",
+        "avg": "avg_pool2d",
+        "hybrid": "hybrid_pool2d",
+        "adaptive_avg": "adaptive_avg_pool2d",
+        "adaptive_max": "adaptive_max_pool2d",
+        "global_avg": "global_avg_pool",
+        "global_max": "global_max_pool",
     }[case.op]
     f = getattr(jp, name, None)
     if f is None:
@@ -251,6 +329,7 @@ def build_jaxpool(family: str):
     def build(case: Case, inp: Inputs, ctx) -> dict:
         _jaxpool_fn(case)  # n/a before compiling anything
         return _jax_runners(lambda: _jaxpool_fn(case), inp, family)
+
     return build
 
 
@@ -266,10 +345,13 @@ def _flax_fn(case: Case):
     if case.op == "avg":  # count_include_pad=True is flax's default too
         return lambda x, aux: nn.avg_pool(x, (k, k), (s, s), pad, count_include_pad=True)
     if case.op == "hybrid":
+
         def hybrid(x, aux):
             a = aux["alpha"]
-            return (a * nn.max_pool(x, (k, k), (s, s), pad)
-                    + (1 - a) * nn.avg_pool(x, (k, k), (s, s), pad, count_include_pad=True))
+            return a * nn.max_pool(x, (k, k), (s, s), pad) + (1 - a) * nn.avg_pool(
+                x, (k, k), (s, s), pad, count_include_pad=True
+            )
+
         return hybrid
     if case.op.startswith("adaptive"):
         raise NotAvailable("flax.linen has no adaptive pooling")
@@ -293,7 +375,9 @@ def _jnp_fn(case: Case, shape):
             raise NotAvailable(f"jnp reshape baseline needs divisible sizes ({h}x{w} -> {o})")
         red = jnp.mean if case.op == "adaptive_avg" else jnp.max
         return lambda x, aux: red(x.reshape(n, o, h // o, o, w // o, c), axis=(2, 4))
-    raise NotAvailable("jnp baseline only for global and divisible adaptive pooling (flax covers the rest)")
+    raise NotAvailable(
+        "jnp baseline only for global and divisible adaptive pooling (flax covers the rest)"
+    )
 
 
 def build_jnp(case: Case, inp: Inputs, ctx) -> dict:
@@ -306,10 +390,12 @@ def build_memory_jnp(reduce_name: str):
         reduce = getattr(jnp, reduce_name)
         runner = compile_jax(lambda x: reduce(x), (inp.jax_arrays()["x"],), None)
         return {FORWARD: runner, GRAD: "forward-only reference"}
+
     return build
 
 
 # ---- torch ---------------------------------------------------------------------------
+
 
 def _torch_fn(case: Case):
     torch, err = import_torch()
@@ -322,7 +408,9 @@ def _torch_fn(case: Case):
     if case.op == "avg":
         return lambda x, aux: F.avg_pool2d(x, k, s, p)
     if case.op == "hybrid":
-        return lambda x, aux: aux["alpha"] * F.max_pool2d(x, k, s, p) + (1 - aux["alpha"]) * F.avg_pool2d(x, k, s, p)
+        return lambda x, aux: (
+            aux["alpha"] * F.max_pool2d(x, k, s, p) + (1 - aux["alpha"]) * F.avg_pool2d(x, k, s, p)
+        )
     if case.op == "adaptive_avg":
         return lambda x, aux: F.adaptive_avg_pool2d(x, case.output_size)
     if case.op == "adaptive_max":
@@ -381,6 +469,7 @@ def build_torch(channels_last: bool):
         if ctx.torch_device is None:
             raise NotAvailable(ctx.torch_skip_reason)
         return _torch_runners(fn, inp, channels_last, ctx.torch_device)
+
     return build
 
 
@@ -391,8 +480,10 @@ def build_memory_torch(case: Case, inp: Inputs, ctx) -> dict:
     if ctx.torch_device is None:
         raise NotAvailable(ctx.torch_skip_reason)
     x, _, _ = _torch_tensors(inp, False, ctx.torch_device)
-    return {FORWARD: Runner(lambda: x.sum(), torch_wait(ctx.torch_device), None),
-            GRAD: "forward-only reference"}
+    return {
+        FORWARD: Runner(lambda: x.sum(), torch_wait(ctx.torch_device), None),
+        GRAD: "forward-only reference",
+    }
 
 
 @dataclass(frozen=True)
@@ -423,38 +514,51 @@ MEMORY_JAX = ("memory-bound:jnp.sum", "memory-bound:jnp.max")
 # Reference (torch NCHW on CPU, untimed)
 # --------------------------------------------------------------------------------------
 
+
 def torch_reference(case: Case, inp: Inputs) -> tuple[dict, str | None]:
     """{direction: NHWC float32 numpy} from torch NCHW on CPU, or ({}, reason)."""
     try:
         fn = _torch_fn(case)
         runners = _torch_runners(fn, inp, channels_last=False, device="cpu")
         return {d: runners[d].to_nhwc(runners[d].call()) for d in DIRECTIONS}, None
-    except Exception as e:  # noqa: BLE001
+    except Exception as e:
         return {}, f"no torch reference: {type(e).__name__}: {e}"
 
 
 def dilated_grad_probe() -> str:
     """JAX's own reduce_window max with window_dilation: forward works, does the VJP?"""
     x = jnp.ones((1, 9, 9, 2), jnp.float32)
-    f = lambda x: lax.reduce_window(x, -jnp.inf, lax.max, (1, 3, 3, 1), (1, 2, 2, 1), "VALID",  # noqa: E731
-                                    window_dilation=(1, 2, 2, 1))
+    def f(x):
+        return lax.reduce_window(
+            x, -jnp.inf, lax.max, (1, 3, 3, 1), (1, 2, 2, 1), "VALID", window_dilation=(1, 2, 2, 1)
+        )
+
     try:
         f(x).block_until_ready()
-    except Exception as e:  # noqa: BLE001
-        return f"JAX lax.reduce_window max with window_dilation fails even forward: {type(e).__name__}: {e}"
+    except Exception as e:
+        return (
+            "JAX lax.reduce_window max with window_dilation fails even forward: "
+            f"{type(e).__name__}: {e}"
+        )
     try:
         jax.grad(lambda x: f(x).sum())(x).block_until_ready()
-    except Exception as e:  # noqa: BLE001
-        return (f"flax.linen.max_pool has no dilation, and JAX has no gradient for dilated max pooling: "
-                f"jax.grad of lax.reduce_window(max, window_dilation=2) raises `{type(e).__name__}: "
-                f"{str(e).splitlines()[0]}` (verified in this run, jax {jax.__version__}).")
-    return (f"flax.linen.max_pool has no dilation; note: jax.grad of lax.reduce_window(max, "
-            f"window_dilation=2) works in jax {jax.__version__}.")
+    except Exception as e:
+        return (
+            f"flax.linen.max_pool has no dilation, and JAX has no gradient "
+            f"for dilated max pooling: "
+            f"jax.grad of lax.reduce_window(max, window_dilation=2) raises `{type(e).__name__}: "
+            f"{str(e).splitlines()[0]}` (verified in this run, jax {jax.__version__})."
+        )
+    return (
+        f"flax.linen.max_pool has no dilation; note: jax.grad of lax.reduce_window(max, "
+        f"window_dilation=2) works in jax {jax.__version__}."
+    )
 
 
 # --------------------------------------------------------------------------------------
 # Run
 # --------------------------------------------------------------------------------------
+
 
 @dataclass
 class Context:
@@ -473,14 +577,17 @@ def _build_all(case: Case, inp: Inputs, cands: list[Candidate], ctx: Context, re
             b = c.build(case, inp, ctx)
         except NotAvailable as e:
             b = {d: str(e) for d in DIRECTIONS}
-        except Exception as e:  # noqa: BLE001
-            b = {d: e for d in DIRECTIONS}
+        except Exception as e:
+            b = dict.fromkeys(DIRECTIONS, e)
         for d in DIRECTIONS:
             if isinstance(b[d], str):
                 res[d] = {"status": "n/a", "reason": b[d]}
             elif isinstance(b[d], BaseException):
-                res[d] = {"status": "error", "reason": error_text(b[d]),
-                          "traceback": "".join(traceback.format_exception(b[d]))}
+                res[d] = {
+                    "status": "error",
+                    "reason": error_text(b[d]),
+                    "traceback": "".join(traceback.format_exception(b[d])),
+                }
         built[c.name] = {d: r for d, r in b.items() if isinstance(r, Runner)}
     return built
 
@@ -489,25 +596,39 @@ def _gbps(name: str, direction: str, inp: Inputs, ms: float) -> float:
     if name.startswith("memory-bound"):
         return inp.in_bytes / ms / 1e6  # read x
     moved = inp.in_bytes + inp.out_bytes  # forward: read x, write y
-    return (moved if direction == FORWARD else 2 * moved) / ms / 1e6  # fwd+bwd: also read g, write dx
+    return (
+        (moved if direction == FORWARD else 2 * moved) / ms / 1e6
+    )  # fwd+bwd: also read g, write dx
 
 
 def run_case(case: Case, cands: list[Candidate], ctx: Context, args, log) -> dict:
     shape = case.shape_for(args.quick, args.batch)
     inp = make_inputs(case, shape, args.seed)
     rec: dict[str, Any] = {
-        "name": case.name, "op": case.op, "description": case.description,
-        "shape_nhwc": list(shape), "shape_torch_nchw": [shape[0], shape[3], shape[1], shape[2]],
-        "out_shape_nhwc": list(inp.out_shape), "dtype": case.dtype,
-        "params": {k: getattr(case, k) for k in ("kernel", "stride", "padding", "dilation", "output_size")
-                   if getattr(case, k) is not None},
-        "in_bytes": inp.in_bytes, "out_bytes": inp.out_bytes, "notes": [], "results": {},
+        "name": case.name,
+        "op": case.op,
+        "description": case.description,
+        "shape_nhwc": list(shape),
+        "shape_torch_nchw": [shape[0], shape[3], shape[1], shape[2]],
+        "out_shape_nhwc": list(inp.out_shape),
+        "dtype": case.dtype,
+        "params": {
+            k: getattr(case, k)
+            for k in ("kernel", "stride", "padding", "dilation", "output_size")
+            if getattr(case, k) is not None
+        },
+        "in_bytes": inp.in_bytes,
+        "out_bytes": inp.out_bytes,
+        "notes": [],
+        "results": {},
     }
     if case.op in ("max", "avg", "hybrid") and case.dilation != 1:
         rec["notes"].append(dilated_grad_probe())
     if case.op == "hybrid":
-        rec["notes"].append("fwd+bwd differentiates w.r.t. x only (alpha is an input, not differentiated).")
-    ref, ref_reason = (torch_reference(case, inp) if not args.no_check else ({}, "--no-check"))
+        rec["notes"].append(
+            "fwd+bwd differentiates w.r.t. x only (alpha is an input, not differentiated)."
+        )
+    ref, ref_reason = torch_reference(case, inp) if not args.no_check else ({}, "--no-check")
     built = _build_all(case, inp, cands, ctx, rec)
     checked = {c.name for c in cands if c.checked}
     for d in DIRECTIONS:
@@ -519,7 +640,7 @@ def run_case(case: Case, cands: list[Candidate], ctx: Context, args, log) -> dic
             if n in checked and to_nhwc is not None and first is not None and not args.no_check:
                 try:
                     st["check"] = check(to_nhwc(first), ref.get(d), case.dtype, ref_reason)
-                except Exception as e:  # noqa: BLE001
+                except Exception as e:
                     st["check"] = {"ok": False, "reason": f"check failed: {error_text(e)}"}
                 res = first[-1] if isinstance(first, tuple) else first
                 st["check"]["result_dtype"] = str(getattr(res, "dtype", "?"))
@@ -533,7 +654,9 @@ def run_case(case: Case, cands: list[Candidate], ctx: Context, args, log) -> dic
             st = rec["results"][c.name].get(d, {})
             if st.get("status") == "ok":
                 ok = st.get("check", {}).get("ok")
-                parts.append(f"{c.name}={st['min_ms']:.3g}ms" + ("" if ok in (True, None) else " MISMATCH"))
+                parts.append(
+                    f"{c.name}={st['min_ms']:.3g}ms" + ("" if ok in (True, None) else " MISMATCH")
+                )
         log(f"  {case.name:20s} {d:8s} " + "  ".join(parts))
     return rec
 
@@ -541,6 +664,7 @@ def run_case(case: Case, cands: list[Candidate], ctx: Context, args, log) -> dic
 # --------------------------------------------------------------------------------------
 # Report
 # --------------------------------------------------------------------------------------
+
 
 def _min(st: dict | None) -> float | None:
     return st["min_ms"] if st and st.get("status") == "ok" else None
@@ -560,7 +684,7 @@ def _cell(st: dict | None) -> str:
 
 
 RATIO_COLS = ("auto/flax", "auto/torch-best", "auto/mem-bound", "auto/other family")
-LARGE_BYTES = 32 * 2 ** 20  # "large" cases for the bandwidth goal: inputs of at least 32 MiB
+LARGE_BYTES = 32 * 2**20  # "large" cases for the bandwidth goal: inputs of at least 32 MiB
 
 
 def row_values(rec: dict, d: str, auto: str, peak_gbps: float | None = None) -> dict:
@@ -571,7 +695,11 @@ def row_values(rec: dict, d: str, auto: str, peak_gbps: float | None = None) -> 
     auto_name = jaxpool_name(auto)
     other_name = jaxpool_name(next(f for f in FAMILIES if f != auto))
     jp, other = _min(get(auto_name)), _min(get(other_name))
-    base_name = "flax" if _min(get("flax")) is not None else ("jnp" if _min(get("jnp")) is not None else None)
+    base_name = (
+        "flax"
+        if _min(get("flax")) is not None
+        else ("jnp" if _min(get("jnp")) is not None else None)
+    )
     base = _min(get(base_name)) if base_name else None
     tcl, tnc = _min(get("torch-cl")), _min(get("torch-nchw"))
     tbest = min([t for t in (tcl, tnc) if t is not None], default=None)
@@ -580,14 +708,24 @@ def row_values(rec: dict, d: str, auto: str, peak_gbps: float | None = None) -> 
     gbps = (get(auto_name) or {}).get("gbps")
     temp = lambda n: (get(n) or {}).get("temp_bytes") if n else None  # noqa: E731
     return {
-        "auto_family": auto, "auto": jp, "other_family": other, "base_name": base_name, "base": base,
-        "torch-cl": tcl, "torch-nchw": tnc, "memory-bound": mem, "memory-bound_op": mem_name,
+        "auto_family": auto,
+        "auto": jp,
+        "other_family": other,
+        "base_name": base_name,
+        "base": base,
+        "torch-cl": tcl,
+        "torch-nchw": tnc,
+        "memory-bound": mem,
+        "memory-bound_op": mem_name,
         "memory-bound:torch.sum": _min(get("memory-bound:torch.sum")),
-        "auto/flax": rp.ratio(jp, base), "auto/torch-cl": rp.ratio(jp, tcl),
-        "auto/torch-nchw": rp.ratio(jp, tnc), "auto/torch-best": rp.ratio(jp, tbest),
+        "auto/flax": rp.ratio(jp, base),
+        "auto/torch-cl": rp.ratio(jp, tcl),
+        "auto/torch-nchw": rp.ratio(jp, tnc),
+        "auto/torch-best": rp.ratio(jp, tbest),
         "auto/mem-bound": rp.ratio(jp, mem) if d == FORWARD else None,
         "auto/other family": rp.ratio(jp, other),
-        "auto_gbps": gbps, "auto_peak_fraction": rp.ratio(gbps, peak_gbps),
+        "auto_gbps": gbps,
+        "auto_peak_fraction": rp.ratio(gbps, peak_gbps),
         "temp_bytes": {f: temp(jaxpool_name(f)) for f in FAMILIES} | {"base": temp(base_name)},
         "in_bytes": rec["in_bytes"],
     }
@@ -604,20 +742,40 @@ class Goal:
 
 
 GOALS = (
-    Goal("every gradient's compiled temporary bytes ≤ the input's size", GRAD,
-         lambda rec, rv: rp.ratio(rv["temp_bytes"][rv["auto_family"]], rec["in_bytes"]),
-         lambda v: v <= 1.0, lambda v: f"{v:.2f}× input"),
-    Goal("every forward ≤ 1.0× flax.linen", FORWARD,
-         lambda rec, rv: rv["auto/flax"] if rv["base_name"] == "flax" else None,
-         lambda v: v <= 1.0, lambda v: f"{v:.2f}×"),
-    Goal("max-pooling gradients ≥ 3× faster than flax.linen's", GRAD,
-         lambda rec, rv: (rp.ratio(rv["base"], rv["auto"])
-                          if rec["op"] == "max" and rv["base_name"] == "flax" else None),
-         lambda v: v >= 3.0, lambda v: f"{v:.1f}× faster"),
-    Goal(f"forward ≥ 70 % of peak memory bandwidth on the large cases (input ≥ {LARGE_BYTES >> 20} MiB)",
-         FORWARD,
-         lambda rec, rv: rv["auto_peak_fraction"] if rec["in_bytes"] >= LARGE_BYTES else None,
-         lambda v: v >= 0.7, lambda v: f"{100 * v:.0f} %", accelerator_only=True),
+    Goal(
+        "every gradient's compiled temporary bytes ≤ the input's size",
+        GRAD,
+        lambda rec, rv: rp.ratio(rv["temp_bytes"][rv["auto_family"]], rec["in_bytes"]),
+        lambda v: v <= 1.0,
+        lambda v: f"{v:.2f}× input",
+    ),
+    Goal(
+        "every forward ≤ 1.0× flax.linen",
+        FORWARD,
+        lambda rec, rv: rv["auto/flax"] if rv["base_name"] == "flax" else None,
+        lambda v: v <= 1.0,
+        lambda v: f"{v:.2f}×",
+    ),
+    Goal(
+        "max-pooling gradients ≥ 3× faster than flax.linen's",
+        GRAD,
+        lambda rec, rv: (
+            rp.ratio(rv["base"], rv["auto"])
+            if rec["op"] == "max" and rv["base_name"] == "flax"
+            else None
+        ),
+        lambda v: v >= 3.0,
+        lambda v: f"{v:.1f}× faster",
+    ),
+    Goal(
+        f"forward ≥ 70 % of peak memory bandwidth on the large cases"
+        f" (input ≥ {LARGE_BYTES >> 20} MiB)",
+        FORWARD,
+        lambda rec, rv: rv["auto_peak_fraction"] if rec["in_bytes"] >= LARGE_BYTES else None,
+        lambda v: v >= 0.7,
+        lambda v: f"{100 * v:.0f} %",
+        accelerator_only=True,
+    ),
 )
 
 
@@ -630,25 +788,41 @@ def goal_lines(cases: list[dict], env: dict) -> list[str]:
         if goal.accelerator_only and not on_accelerator:
             continue
         if goal.accelerator_only and not m.get("peak_gbps"):
-            rows.append([goal.text, "—", f"not judged: peak bandwidth of `{m.get('device_kind')}` unknown "
-                         "(add it to GPU_PEAK_GBPS in benchmarks/machine.py)"])
+            rows.append(
+                [
+                    goal.text,
+                    "—",
+                    f"not judged: peak bandwidth of `{m.get('device_kind')}` unknown "
+                    "(add it to GPU_PEAK_GBPS in benchmarks/machine.py)",
+                ]
+            )
             continue
         met, missed = [], []
         for rec in cases:
             v = goal.value(rec, rec["summary"][goal.direction])
             if v is not None:
                 (met if goal.met(v) else missed).append(f"{rec['name']} ({goal.shown(v)})")
-        rows.append([goal.text, ", ".join(met) or "—", ", ".join(f"**{x}**" for x in missed) or "—"])
+        rows.append(
+            [goal.text, ", ".join(met) or "—", ", ".join(f"**{x}**" for x in missed) or "—"]
+        )
     auto = env["machine"]["auto_family"]
-    return [f"## Goals (jaxpool's `{auto}` family, the one `auto` uses here)", "",
-            *rp.table(["goal", "met", "missed"], rows, left=3), ""]
+    return [
+        f"## Goals (jaxpool's `{auto}` family, the one `auto` uses here)",
+        "",
+        *rp.table(["goal", "met", "missed"], rows, left=3),
+        "",
+    ]
 
 
 def _header_lines(env: dict, cases: list[dict]) -> list[str]:
     v, a = env["versions"], env["args"]
     auto = env["machine"]["auto_family"]
-    repeats = (f"repeats sized to ~{a['budget']:g} s per candidate and direction ({a['min_repeats']} to "
-               f"{a['max_repeats']})" if a["budget"] > 0 else f"{a['repeats']} repeats")
+    repeats = (
+        f"repeats sized to ~{a['budget']:g} s per candidate and direction ({a['min_repeats']} to "
+        f"{a['max_repeats']})"
+        if a["budget"] > 0
+        else f"{a['repeats']} repeats"
+    )
     burst = f", each sample {a['burst']} calls launched back to back" if a["burst"] > 1 else ""
     hugetlb = env["allocator"]["variant"] == "hugetlb"
     lines = [
@@ -656,7 +830,8 @@ def _header_lines(env: dict, cases: list[dict]) -> list[str]:
         f"{' (--quick)' if a['quick'] else ''}",
         "",
         rp.machine_line(env),
-        f"- {env['date_utc']} · jax {v['jax']} · jaxlib {v['jaxlib']} · flax {v['flax']} · torch {v['torch']} "
+        f"- {env['date_utc']} · jax {v['jax']} · jaxlib {v['jaxlib']} · flax {v['flax']}"
+        f" · torch {v['torch']} "
         f"(threads {env['torch_threads']}, device {env['torch_device']}) · numpy {v['numpy']} · "
         f"python {env['python']}",
         f"- command: {rp.command_text(env)}",
@@ -684,24 +859,38 @@ def _header_lines(env: dict, cases: list[dict]) -> list[str]:
         "",
     ]
     if env.get("skipped_cases"):
-        lines += [f"**Stopped early** (`--time-limit {a['time_limit']:g}`): not run: "
-                  f"{', '.join(env['skipped_cases'])}.", ""]
-    busy = [f"{rec['name']} {rec['other_processes_cores']:.2f}" for rec in cases
-            if (rec.get("other_processes_cores") or 0) > BUSY_CORES]
+        lines += [
+            f"**Stopped early** (`--time-limit {a['time_limit']:g}`): not run: "
+            f"{', '.join(env['skipped_cases'])}.",
+            "",
+        ]
+    busy = [
+        f"{rec['name']} {rec['other_processes_cores']:.2f}"
+        for rec in cases
+        if (rec.get("other_processes_cores") or 0) > BUSY_CORES
+    ]
     if busy:
-        lines += [f"**Warning: other processes were using the CPU during this run** (average cores "
-                  f"busy with other processes, where above {BUSY_CORES}: {', '.join(busy)}). Those "
-                  "cases' timings carry interference; torch's OpenMP threads suffer most from it. "
-                  "Rerun on a quiet machine before drawing conclusions.", ""]
+        lines += [
+            f"**Warning: other processes were using the CPU during this run** (average cores "
+            f"busy with other processes, where above {BUSY_CORES}: {', '.join(busy)}). Those "
+            "cases' timings carry interference; torch's OpenMP threads suffer most from it. "
+            "Rerun on a quiet machine before drawing conclusions.",
+            "",
+        ]
     failures = []
     for rec in cases:
         for cand, dirs in rec["results"].items():
             for d, st in dirs.items():
                 ch = st.get("check") or {}
                 if ch.get("ok") is False:
-                    failures.append(f"- **{rec['name']} / {cand} / {d}**: "
-                                    + (ch.get("reason") or f"{ch['mismatched']} of {ch['of']} elements differ, "
-                                       f"max abs err {ch['max_abs_err']:.3g}"))
+                    failures.append(
+                        f"- **{rec['name']} / {cand} / {d}**: "
+                        + (
+                            ch.get("reason")
+                            or f"{ch['mismatched']} of {ch['of']} elements differ, "
+                            f"max abs err {ch['max_abs_err']:.3g}"
+                        )
+                    )
     if failures:
         lines += ["## ✗ CHECK FAILURES (these timings are of wrong results)", "", *failures, ""]
     return lines
@@ -711,9 +900,21 @@ def _table_lines(env: dict, cases: list[dict]) -> list[str]:
     auto = env["machine"]["auto_family"]
     peak = env["machine"].get("peak_gbps")
     fam = lambda f: f"jaxpool {f}" + (" (auto)" if f == auto else "")  # noqa: E731
-    head = ["case", "input (NHWC)", "dir", *[fam(f) for f in FAMILIES], "flax (jnp)", "torch-nchw",
-            "torch-cl", "mem-bound", *RATIO_COLS, "GB/s" + (" (% peak)" if peak else ""),
-            *[f"temp MiB {f}" for f in FAMILIES], "temp MiB flax (jnp)", "other load"]
+    head = [
+        "case",
+        "input (NHWC)",
+        "dir",
+        *[fam(f) for f in FAMILIES],
+        "flax (jnp)",
+        "torch-nchw",
+        "torch-cl",
+        "mem-bound",
+        *RATIO_COLS,
+        "GB/s" + (" (% peak)" if peak else ""),
+        *[f"temp MiB {f}" for f in FAMILIES],
+        "temp MiB flax (jnp)",
+        "other load",
+    ]
     rows = []
     ratios = {d: {c: [] for c in RATIO_COLS} for d in DIRECTIONS}
     for rec in cases:
@@ -721,28 +922,55 @@ def _table_lines(env: dict, cases: list[dict]) -> list[str]:
         size = f"{'×'.join(map(str, rec['shape_nhwc']))} {dt}, {rp.fmt_mib(rec['in_bytes'])} MiB"
         for d in DIRECTIONS:
             rv = rec["summary"][d]
-            g = lambda n: rec["results"].get(n, {}).get(d)  # noqa: E731
+            g = functools.partial(_result_of, rec, d)
             if rv["base_name"]:
                 base = _cell(g(rv["base_name"])) + (" (jnp)" if rv["base_name"] == "jnp" else "")
             else:  # neither ran: say why flax did not (n/a or ERR), or — if not selected
                 base = _cell(g("flax")) if g("flax") else _cell(g("jnp"))
             mem = _cell(g(rv["memory-bound_op"])) if d == FORWARD and rv["memory-bound_op"] else "—"
             gb = rv["auto_gbps"]
-            gb = "—" if gb is None else f"{gb:.1f}" + (
-                f" ({100 * rv['auto_peak_fraction']:.0f} %)" if rv["auto_peak_fraction"] is not None else "")
+            gb = (
+                "—"
+                if gb is None
+                else f"{gb:.1f}"
+                + (
+                    f" ({100 * rv['auto_peak_fraction']:.0f} %)"
+                    if rv["auto_peak_fraction"] is not None
+                    else ""
+                )
+            )
             temps = rv["temp_bytes"]
-            rows.append([rec["name"], size, d, *[_cell(g(jaxpool_name(f))) for f in FAMILIES], base,
-                         _cell(g("torch-nchw")), _cell(g("torch-cl")), mem,
-                         *[rp.fmt_ratio(rv[c]) for c in RATIO_COLS], gb,
-                         *[rp.fmt_mib(temps[f]) if g(jaxpool_name(f)) else "—" for f in FAMILIES],
-                         rp.fmt_mib(temps["base"]) if rv["base_name"] else "—",
-                         "" if rec.get("other_processes_cores") is None else f"{rec['other_processes_cores']:.2f}"])
+            rows.append(
+                [
+                    rec["name"],
+                    size,
+                    d,
+                    *[_cell(g(jaxpool_name(f))) for f in FAMILIES],
+                    base,
+                    _cell(g("torch-nchw")),
+                    _cell(g("torch-cl")),
+                    mem,
+                    *[rp.fmt_ratio(rv[c]) for c in RATIO_COLS],
+                    gb,
+                    *[rp.fmt_mib(temps[f]) if g(jaxpool_name(f)) else "—" for f in FAMILIES],
+                    rp.fmt_mib(temps["base"]) if rv["base_name"] else "—",
+                    ""
+                    if rec.get("other_processes_cores") is None
+                    else f"{rec['other_processes_cores']:.2f}",
+                ]
+            )
             for c in RATIO_COLS:
                 ratios[d][c].append(rv[c])
     for d in DIRECTIONS:
         gms = [rp.geomean(ratios[d][c]) for c in RATIO_COLS]
-        cells = [f"**geomean** ({len(cases)} cases)", "", d, *[""] * (len(FAMILIES) + 4),
-                 *[("—" if gm is None else f"**{gm:.2f}** (n={n})") for gm, n in gms], *[""] * (len(FAMILIES) + 3)]
+        cells = [
+            f"**geomean** ({len(cases)} cases)",
+            "",
+            d,
+            *[""] * (len(FAMILIES) + 4),
+            *[("—" if gm is None else f"**{gm:.2f}** (n={n})") for gm, n in gms],
+            *[""] * (len(FAMILIES) + 3),
+        ]
         rows.append(cells)
     return [*rp.table(head, rows, left=3), ""]
 
@@ -759,8 +987,10 @@ def _notes_lines(cases: list[dict]) -> list[str]:
                         continue
                     key = (cand, st["status"], st["reason"])
                     missing.setdefault(key, []).append(rec["name"] + ("" if both else f" ({d})"))
-    notes += [f"- {cand}: {status}: {reason} — {', '.join(where)}"
-              for (cand, status, reason), where in missing.items()]
+    notes += [
+        f"- {cand}: {status}: {reason} — {', '.join(where)}"
+        for (cand, status, reason), where in missing.items()
+    ]
     lines = ["## Notes", "", *notes, ""]
     for family in FAMILIES:
         exact, close = [], []
@@ -769,7 +999,9 @@ def _notes_lines(cases: list[dict]) -> list[str]:
                 ch = (rec["results"].get(jaxpool_name(family), {}).get(d) or {}).get("check") or {}
                 if ch.get("ok"):
                     (exact if ch["exact"] else close).append(
-                        f"{rec['name']} {d}" + ("" if ch["exact"] else f" (max abs err {ch['max_abs_err']:.2g})"))
+                        f"{rec['name']} {d}"
+                        + ("" if ch["exact"] else f" (max abs err {ch['max_abs_err']:.2g})")
+                    )
         if exact or close:
             lines += [f"## jaxpool `{family}` against torch (checks passed)", ""]
             lines += [f"- bit-exact: {', '.join(exact)}"] if exact else []
@@ -778,10 +1010,19 @@ def _notes_lines(cases: list[dict]) -> list[str]:
     return lines
 
 
+
+def _result_of(rec: dict, direction: str, name: str) -> dict | None:
+    """One candidate's result in one direction of a case record (None if absent)."""
+    return rec["results"].get(name, {}).get(direction)
+
 def markdown(report: dict) -> str:
     env, cases = report["environment"], report["cases"]
-    lines = [*_header_lines(env, cases), *_table_lines(env, cases), *goal_lines(cases, env),
-             *_notes_lines(cases)]
+    lines = [
+        *_header_lines(env, cases),
+        *_table_lines(env, cases),
+        *goal_lines(cases, env),
+        *_notes_lines(cases),
+    ]
     return "\n".join(lines).rstrip("\n") + "\n"
 
 
@@ -789,16 +1030,32 @@ def markdown(report: dict) -> str:
 # Command line
 # --------------------------------------------------------------------------------------
 
+
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(prog="python -m benchmarks.pooling", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--cases", default="", help="comma-separated substrings; run cases whose name contains one")
-    p.add_argument("--candidates", default="",
-                   help="comma-separated substrings of candidate names (jaxpool-cpu, jaxpool-reduce_window, "
-                        "flax, jnp, torch-nchw, torch-cl, memory-bound); default all")
-    p.add_argument("--time-limit", type=float, default=0.0, metavar="S",
-                   help="start no new case after S seconds; the report lists the cases not run (0: no limit)")
-    p.add_argument("--no-check", action="store_true", help="skip the correctness checks against torch")
+    p = argparse.ArgumentParser(
+        prog="python -m benchmarks.pooling",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "--cases", default="", help="comma-separated substrings; run cases whose name contains one"
+    )
+    p.add_argument(
+        "--candidates",
+        default="",
+        help="comma-separated substrings of candidate names (jaxpool-cpu, jaxpool-reduce_window, "
+        "flax, jnp, torch-nchw, torch-cl, memory-bound); default all",
+    )
+    p.add_argument(
+        "--time-limit",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="start no new case after S seconds; the report lists the cases not run (0: no limit)",
+    )
+    p.add_argument(
+        "--no-check", action="store_true", help="skip the correctness checks against torch"
+    )
     p.add_argument("--list", action="store_true", help="list cases and candidates and exit")
     add_timing_options(p)
     return finish_timing_options(p.parse_args(argv))
@@ -813,7 +1070,10 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     if args.list:
         for c in CASES:
-            print(f"{c.name:20s} {c.op:13s} {c.dtype:9s} {c.shape} quick {c.quick_shape}  {c.description}")
+            print(
+                f"{c.name:20s} {c.op:13s} {c.dtype:9s} {c.shape}"
+                f" quick {c.quick_shape}  {c.description}"
+            )
         print("candidates:", ", ".join(c.name for c in CANDIDATES))
         return 0
     start_run(args, "benchmarks.pooling", argv)
@@ -828,11 +1088,21 @@ def main(argv=None) -> int:
     tdev, treason = torch_device(plat, args.torch_threads)
     ctx = Context(plat, auto, tdev, treason)
     torch = import_torch()[0]
-    env.update({"torch_threads": torch.get_num_threads() if torch is not None else None,
-                "torch_device": tdev, "torch_skip_reason": treason, "tolerance": TOLERANCE})
-    log(f"jax {env['versions']['jax']} on {plat} ({env['machine']['device_kind']}; machine "
-        f"{env['machine']['slug']}); auto family: {auto}; torch {env['versions']['torch']} on {tdev}; "
-        f"allocator: {env['allocator']['variant']}; jaxpool: {env['jaxpool']['path'] or env['jaxpool']['import_error']}")
+    env.update(
+        {
+            "torch_threads": torch.get_num_threads() if torch is not None else None,
+            "torch_device": tdev,
+            "torch_skip_reason": treason,
+            "tolerance": TOLERANCE,
+        }
+    )
+    log(
+        f"jax {env['versions']['jax']} on {plat} ({env['machine']['device_kind']}; machine "
+        f"{env['machine']['slug']}); auto family: {auto}; "
+        f"torch {env['versions']['torch']} on {tdev}; "
+        f"allocator: {env['allocator']['variant']}; "
+        f"jaxpool: {env['jaxpool']['path'] or env['jaxpool']['import_error']}"
+    )
     t_start = time.perf_counter()
     snap_start = cpu_snapshot()
     recs, skipped = [], []
@@ -845,17 +1115,29 @@ def main(argv=None) -> int:
         snap = cpu_snapshot()
         rec = run_case(case, cands, ctx, args, log)
         snap2 = cpu_snapshot()
-        rec.update(other_processes_cores=other_cores(snap, snap2), waited_for_quiet_s=waited,
-                   wall_s=snap2[0] - snap[0] if snap and snap2 else None)
-        rec["summary"] = {d: row_values(rec, d, auto, env["machine"]["peak_gbps"]) for d in DIRECTIONS}
+        rec.update(
+            other_processes_cores=other_cores(snap, snap2),
+            waited_for_quiet_s=waited,
+            wall_s=snap2[0] - snap[0] if snap and snap2 else None,
+        )
+        rec["summary"] = {
+            d: row_values(rec, d, auto, env["machine"]["peak_gbps"]) for d in DIRECTIONS
+        }
         recs.append(rec)
-    env.update(loadavg_end=list(os.getloadavg()),
-               other_processes_cores=other_cores(snap_start, cpu_snapshot()),
-               wall_s=time.perf_counter() - t_start, skipped_cases=skipped)
+    env.update(
+        loadavg_end=list(os.getloadavg()),
+        other_processes_cores=other_cores(snap_start, cpu_snapshot()),
+        wall_s=time.perf_counter() - t_start,
+        skipped_cases=skipped,
+    )
     report = {"environment": env, "cases": recs}
     rp.write_report("pooling", report, markdown(report), out=args.out, quick=args.quick, log=log)
-    if any((st.get("check") or {}).get("ok") is False
-           for rec in recs for dirs in rec["results"].values() for st in dirs.values()):
+    if any(
+        (st.get("check") or {}).get("ok") is False
+        for rec in recs
+        for dirs in rec["results"].values()
+        for st in dirs.values()
+    ):
         log("WARNING: some candidates disagree with torch; see CHECK FAILURES in the table")
     return 0
 

@@ -31,10 +31,9 @@ import resource
 import sys
 import time
 
-import numpy as np
-
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from benchmarks import report as rp
 from benchmarks.timing import allocator_text, import_torch
@@ -54,8 +53,9 @@ def _windows(kind: str, params: dict, size: tuple[int, int]):
 
     if kind == "sliding":
         p = params
-        return geometry.sliding_windows("profile", size, p["kernel_size"], p["stride"],
-                                        p["padding"], p["dilation"], False).axes
+        return geometry.sliding_windows(
+            "profile", size, p["kernel_size"], p["stride"], p["padding"], p["dilation"], False
+        ).axes
     if kind == "global":
         return geometry.global_windows(size).axes
     return geometry.adaptive_windows("profile", size, params["output_size"]).axes
@@ -66,8 +66,9 @@ def _torch_call(kind: str, params: dict):
     functional = torch.nn.functional
     if kind == "sliding":
         p = params
-        return lambda t: functional.max_pool2d(t, p["kernel_size"], p["stride"], p["padding"],
-                                               p["dilation"])
+        return lambda t: functional.max_pool2d(
+            t, p["kernel_size"], p["stride"], p["padding"], p["dilation"]
+        )
     if kind == "global":
         return lambda t: functional.adaptive_max_pool2d(t, 1)
     return lambda t: functional.adaptive_max_pool2d(t, params["output_size"])
@@ -91,13 +92,16 @@ def _profile(call, repeats: int) -> dict:
     wall = time.perf_counter() - started
     cpu_after = os.times()
     cpu = (cpu_after.user + cpu_after.system) - (cpu_before.user + cpu_before.system)
-    return {"ms": min(times) * 1e3, "faults": (_faults() - faults_before) / repeats,
-            "cores": cpu / wall if wall > 0 else None}
+    return {
+        "ms": min(times) * 1e3,
+        "faults": (_faults() - faults_before) / repeats,
+        "cores": cpu / wall if wall > 0 else None,
+    }
 
 
 def _fusions(compiled_text: str) -> dict[str, int]:
     kinds: dict[str, int] = {}
-    entry = compiled_text[compiled_text.index("ENTRY"):]
+    entry = compiled_text[compiled_text.index("ENTRY") :]
     for line in entry.splitlines():
         if " fusion(" in line:
             match = re.search(r"kind=(k\w+)", line)
@@ -143,29 +147,43 @@ def profile_case(name: str, shape: tuple, repeats: int, seed: int) -> dict:
     torch, reason = import_torch()
     if torch is not None:
         fn = _torch_call(kind, params)
-        tx = torch.from_numpy(np.moveaxis(np.asarray(x), -1, 1).copy()).contiguous(
-            memory_format=torch.channels_last).requires_grad_(True)
+        tx = (
+            torch.from_numpy(np.moveaxis(np.asarray(x), -1, 1).copy())
+            .contiguous(memory_format=torch.channels_last)
+            .requires_grad_(True)
+        )
         tg = torch.from_numpy(np.moveaxis(np.asarray(g), -1, 1).copy()).contiguous(
-            memory_format=torch.channels_last)
+            memory_format=torch.channels_last
+        )
         rows["torch-cl fwd+bwd"] = _profile(lambda: torch.autograd.grad(fn(tx), tx, tg), repeats)
     fusions = _fusions(whole.lower(x, g).compile().as_text())
-    return {"name": name, "shape": list(shape), "stages": [
-        f"{s.kind} over axes {s.axes}, kernel {[w.kernel for w in s.windows]}" for s in stages],
-        "rows": rows, "fusions": fusions, "torch": reason or "ok"}
+    return {
+        "name": name,
+        "shape": list(shape),
+        "stages": [
+            f"{s.kind} over axes {s.axes}, kernel {[w.kernel for w in s.windows]}" for s in stages
+        ],
+        "rows": rows,
+        "fusions": fusions,
+        "torch": reason or "ok",
+    }
 
 
 def markdown(report: dict) -> str:
     env = report["environment"]
     v = env["versions"]
     lines = [
-        "# Where a max-pooling gradient's time goes (jaxpool's cpu family)", "",
+        "# Where a max-pooling gradient's time goes (jaxpool's cpu family)",
+        "",
         rp.machine_line(env),
         f"- {env['date_utc']} · jax {v['jax']} · torch {v['torch']} · command "
         f"{rp.command_text(env)}",
-        f"- allocator: {allocator_text(env['allocator'])}", "",
+        f"- allocator: {allocator_text(env['allocator'])}",
+        "",
         "Minimum ms per call; faults: minor page faults per call; cores: CPU time / wall "
         "time while repeating the call. `write probe`: `x * 2`, a fresh output of the "
-        "input's size (every gradient writes one).", "",
+        "input's size (every gradient writes one).",
+        "",
     ]
     head = ["case", "phase", "ms", "faults / call", "cores"]
     rows = []
@@ -182,13 +200,16 @@ def markdown(report: dict) -> str:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.profile",
-                                     description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.profile", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("--cases", default=",".join(CASES), help="comma-separated case names")
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--quick", action="store_true", help="batch 4, 5 repeats")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", default=None, help="output directory (default benchmarks/results/)")
+    parser.add_argument(
+        "--out", default=None, help="output directory (default benchmarks/results/)"
+    )
     args = parser.parse_args(argv)
     names = [n.strip() for n in args.cases.split(",") if n.strip()]
     unknown = [n for n in names if n not in CASES]

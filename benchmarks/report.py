@@ -20,9 +20,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
-
 import jax
+import numpy as np
 
 from benchmarks import machine
 from benchmarks.timing import allocator_record
@@ -30,22 +29,38 @@ from benchmarks.timing import allocator_record
 RESULTS = Path(__file__).resolve().parent / "results"
 BENCHMARKS = ("pooling", "hybrid", "train_step", "profile")
 INDEX = "README.md"
-ENV_VARS = ("XLA_FLAGS", "OMP_NUM_THREADS", "JAX_PLATFORMS", "MKL_NUM_THREADS", "GLIBC_TUNABLES",
-            "JAXPOOL_KERNELS", "XLA_PYTHON_CLIENT_PREALLOCATE", "CUDA_VISIBLE_DEVICES")
+ENV_VARS = (
+    "XLA_FLAGS",
+    "OMP_NUM_THREADS",
+    "JAX_PLATFORMS",
+    "MKL_NUM_THREADS",
+    "GLIBC_TUNABLES",
+    "JAXPOOL_KERNELS",
+    "XLA_PYTHON_CLIENT_PREALLOCATE",
+    "CUDA_VISIBLE_DEVICES",
+)
 
 
 def _version(module: str) -> str:
     try:
         return getattr(__import__(module), "__version__", "?")
-    except Exception as e:  # noqa: BLE001
+    except Exception as e:
         return f"unavailable ({type(e).__name__})"
 
 
 def _git_head() -> str | None:
     try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                              cwd=Path(__file__).resolve().parent, timeout=5).stdout.strip() or None
-    except Exception:  # noqa: BLE001
+        return (
+            subprocess.run(
+                ["git", "rev-parse", "HEAD"],
+                capture_output=True,
+                text=True,
+                cwd=Path(__file__).resolve().parent,
+                timeout=5,
+            ).stdout.strip()
+            or None
+        )
+    except Exception:
         return None
 
 
@@ -54,25 +69,34 @@ def environment(benchmark: str, args, argv=None) -> dict:
     arguments = sys.argv[1:] if argv is None else list(argv)
     try:
         import jaxpool
+
         jaxpool_path, jaxpool_error = jaxpool.__file__, None
-    except Exception as e:  # noqa: BLE001 - the library may be half-written
+    except Exception as e:
         jaxpool_path, jaxpool_error = None, f"{type(e).__name__}: {e}"
     info = machine.describe()
     return {
         "date_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "command": f"python -m benchmarks.{benchmark} {shlex.join(arguments)}".strip(),
-        "launcher": os.environ.get("BENCHMARK_LAUNCHER"),  # e.g. benchmarks/gpu/run.sh, which sets it
-        "argv": sys.argv, "python_executable": sys.executable,
+        "launcher": os.environ.get(
+            "BENCHMARK_LAUNCHER"
+        ),  # e.g. benchmarks/gpu/run.sh, which sets it
+        "argv": sys.argv,
+        "python_executable": sys.executable,
         "args": vars(args),
         "machine": info,
         "allocator": allocator_record(),
-        "python": platform.python_version(), "platform": platform.platform(),
-        "cpu_model": info["cpu_model"], "cpu_count": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpu_model": info["cpu_model"],
+        "cpu_count": os.cpu_count(),
         "cpu_affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-        "versions": {m: _version(m) for m in ("jax", "jaxlib", "flax", "torch", "numpy", "optax", "chex")},
+        "versions": {
+            m: _version(m) for m in ("jax", "jaxlib", "flax", "torch", "numpy", "optax", "chex")
+        },
         "jaxpool": {"path": jaxpool_path, "import_error": jaxpool_error},
         "git_head": _git_head(),
-        "jax_devices": [str(d) for d in jax.devices()], "jax_platform": info["platform"],
+        "jax_devices": [str(d) for d in jax.devices()],
+        "jax_platform": info["platform"],
         "env": {k: os.environ[k] for k in ENV_VARS if os.environ.get(k)},
         "loadavg_start": list(os.getloadavg()),
     }
@@ -89,15 +113,21 @@ def machine_line(env: dict) -> str:
     m = env.get("machine") or {}
     where = f"{env.get('cpu_model', '?')} · {env.get('cpu_count', '?')} cores"
     if m.get("platform", "cpu") != "cpu":
-        peak = (f"peak {m['peak_gbps']:.0f} GB/s ({m['gpu_card']})" if m.get("peak_gbps")
-                else "peak bandwidth unknown (not in benchmarks/machine.py's table)")
+        peak = (
+            f"peak {m['peak_gbps']:.0f} GB/s ({m['gpu_card']})"
+            if m.get("peak_gbps")
+            else "peak bandwidth unknown (not in benchmarks/machine.py's table)"
+        )
         where = f"{m['device_kind']} ×{m.get('device_count', 1)}, {peak} · host {where}"
-    return f"- machine `{m.get('slug', '?')}`: {where} · JAX platform `{env.get('jax_platform', '?')}`"
+    return (
+        f"- machine `{m.get('slug', '?')}`: {where} · JAX platform `{env.get('jax_platform', '?')}`"
+    )
 
 
 # --------------------------------------------------------------------------------------
 # Formatting shared by the tables
 # --------------------------------------------------------------------------------------
+
 
 def fmt_ms(v: float) -> str:
     return f"{v:.3g}" if v < 100 else f"{v:.0f}"
@@ -108,7 +138,7 @@ def fmt_ratio(r) -> str:
 
 
 def fmt_mib(n) -> str:
-    return "?" if n is None else f"{n / 2 ** 20:.3g}"
+    return "?" if n is None else f"{n / 2**20:.3g}"
 
 
 def ratio(a, b) -> float | None:
@@ -122,14 +152,17 @@ def geomean(xs) -> tuple[float | None, int]:
 
 def table(head: list[str], rows: list[list[str]], left: int = 1) -> list[str]:
     """Markdown table lines; the first ``left`` columns left-aligned, the rest right."""
-    return ["| " + " | ".join(head) + " |",
-            "|" + "|".join(["---"] * left + ["---:"] * (len(head) - left)) + "|",
-            *["| " + " | ".join(r) + " |" for r in rows]]
+    return [
+        "| " + " | ".join(head) + " |",
+        "|" + "|".join(["---"] * left + ["---:"] * (len(head) - left)) + "|",
+        *["| " + " | ".join(r) + " |" for r in rows],
+    ]
 
 
 # --------------------------------------------------------------------------------------
 # Writing
 # --------------------------------------------------------------------------------------
+
 
 def json_safe(obj):
     """JSON-safe copy: numpy scalars to Python, non-finite floats to null."""
@@ -157,7 +190,9 @@ def stem(benchmark: str, env: dict, quick: bool) -> str:
     return f"{benchmark}-{slug}" + ("-hugetlb" if hugetlb else "") + ("-quick" if quick else "")
 
 
-def write_report(benchmark: str, report: dict, markdown: str, *, out=None, quick=False, log=None) -> Path:
+def write_report(
+    benchmark: str, report: dict, markdown: str, *, out=None, quick=False, log=None
+) -> Path:
     """Writes ``<stem>.json`` and ``<stem>.md`` atomically into ``out`` (default
     benchmarks/results/), regenerates the folder's index, prints the Markdown and logs
     where it went. ``report["environment"]`` is :func:`environment`'s record. Returns the
@@ -171,7 +206,9 @@ def write_report(benchmark: str, report: dict, markdown: str, *, out=None, quick
     write_index(folder)
     print(markdown)
     wall = report["environment"].get("wall_s")
-    log(f"wrote {folder / name}.json and .md" + (f" after {wall:.0f} s" if wall is not None else ""))
+    log(
+        f"wrote {folder / name}.json and .md" + (f" after {wall:.0f} s" if wall is not None else "")
+    )
     return folder / f"{name}.md"
 
 
@@ -194,19 +231,41 @@ def _run_summary(path: Path) -> dict | None:
     m = env.get("machine") or {}
     what = m.get("device_kind") if m.get("platform", "cpu") != "cpu" else None
     what = what or env.get("cpu_model") or "(not recorded)"
-    return {"benchmark": benchmark, "slug": slug, "variant": variant, "what": what,
-            "date": env.get("date_utc", "?"), "command": command_text(env), "stem": path.stem}
+    return {
+        "benchmark": benchmark,
+        "slug": slug,
+        "variant": variant,
+        "what": what,
+        "date": env.get("date_utc", "?"),
+        "command": command_text(env),
+        "stem": path.stem,
+    }
 
 
 def write_index(folder: Path) -> None:
     """Regenerates ``folder/README.md``: every machine's newest run of each benchmark
     (each run replaces its machine's files, so the files *are* the newest runs)."""
     runs = [r for p in sorted(folder.glob("*.json")) if (r := _run_summary(p))]
-    runs.sort(key=lambda r: (r["slug"], BENCHMARKS.index(r["benchmark"]), r["variant"] == "hugetlb"))
-    allocator = {"default": "glibc default (headline)", "hugetlb": "huge-page malloc (kernel-only)",
-                 "unrecorded": "not recorded"}
-    rows = [[f"`{r['slug']}`", r["what"], r["benchmark"], allocator[r["variant"]], r["date"],
-             r["command"], f"[md]({r['stem']}.md) · [json]({r['stem']}.json)"] for r in runs]
+    runs.sort(
+        key=lambda r: (r["slug"], BENCHMARKS.index(r["benchmark"]), r["variant"] == "hugetlb")
+    )
+    allocator = {
+        "default": "glibc default (headline)",
+        "hugetlb": "huge-page malloc (kernel-only)",
+        "unrecorded": "not recorded",
+    }
+    rows = [
+        [
+            f"`{r['slug']}`",
+            r["what"],
+            r["benchmark"],
+            allocator[r["variant"]],
+            r["date"],
+            r["command"],
+            f"[md]({r['stem']}.md) · [json]({r['stem']}.json)",
+        ]
+        for r in runs
+    ]
     lines = [
         "# Benchmark results, one file per machine",
         "",
@@ -217,8 +276,15 @@ def write_index(folder: Path) -> None:
         "(`*-quick.*`) are not listed. How to run and read them: "
         "[benchmarks/README.md](../README.md).",
         "",
-        *(table(["machine", "model", "benchmark", "allocator", "date (UTC)", "command", "files"], rows, left=7)
-          if rows else ["(no runs yet)"]),
+        *(
+            table(
+                ["machine", "model", "benchmark", "allocator", "date (UTC)", "command", "files"],
+                rows,
+                left=7,
+            )
+            if rows
+            else ["(no runs yet)"]
+        ),
         "",
     ]
     write_atomically(folder / INDEX, "\n".join(lines))

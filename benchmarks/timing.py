@@ -18,13 +18,13 @@ import statistics
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
-
-import numpy as np
+from typing import Any
 
 import jax
+import numpy as np
 
 FORWARD = "forward"
 GRAD = "fwd+bwd"
@@ -41,6 +41,7 @@ class NotAvailable(Exception):
 # --------------------------------------------------------------------------------------
 # Runners
 # --------------------------------------------------------------------------------------
+
 
 @dataclass
 class Runner:
@@ -79,7 +80,7 @@ def temp_bytes(compiled) -> int | None:
     backend gives none."""
     try:
         analysis = compiled.memory_analysis()
-    except Exception:  # noqa: BLE001 - not every backend implements it
+    except Exception:
         return None
     value = getattr(analysis, "temp_size_in_bytes", None) if analysis is not None else None
     return int(value) if value is not None and value >= 0 else None
@@ -93,8 +94,13 @@ def compile_jax(fn: Callable, operands: tuple, to_nhwc, family: str | None = Non
     with kernel_family(family):
         compiled = jax.jit(fn).lower(*operands).compile()
     compile_ms = (time.perf_counter() - started) * 1e3
-    return Runner(lambda: compiled(*operands), jax.block_until_ready, to_nhwc,
-                  temp_bytes=temp_bytes(compiled), compile_ms=compile_ms)
+    return Runner(
+        lambda: compiled(*operands),
+        jax.block_until_ready,
+        to_nhwc,
+        temp_bytes=temp_bytes(compiled),
+        compile_ms=compile_ms,
+    )
 
 
 def to_float32(y) -> np.ndarray:
@@ -105,8 +111,9 @@ def import_torch():
     """(torch, None), or (None, why not): the benchmarks run without torch too."""
     try:
         import torch
+
         return torch, None
-    except Exception as e:  # noqa: BLE001
+    except Exception as e:
         return None, f"import torch failed: {type(e).__name__}: {e}"
 
 
@@ -121,7 +128,11 @@ def torch_device(platform: str, threads: int | None) -> tuple[str | None, str | 
         return "cpu", None
     if torch.cuda.is_available():
         return "cuda", None
-    return None, f"torch {torch.__version__} has no CUDA; JAX runs on {platform}, CPU torch is not timed against it"
+    return (
+        None,
+        f"torch {torch.__version__} has no CUDA; JAX runs on {platform}, "
+        "CPU torch is not timed against it",
+    )
 
 
 def torch_wait(device: str):
@@ -136,11 +147,16 @@ def torch_wait(device: str):
 # Checks against torch
 # --------------------------------------------------------------------------------------
 
-TOLERANCE = {"float32": dict(rtol=1e-5, atol=1e-6), "bfloat16": dict(rtol=2 ** -7, atol=2 ** -7)}
+TOLERANCE = {"float32": dict(rtol=1e-5, atol=1e-6), "bfloat16": dict(rtol=2**-7, atol=2**-7)}
 
 
-def check(result: np.ndarray, ref: np.ndarray | None, dtype: str, ref_reason: str | None,
-          tolerance: dict | None = None) -> dict:
+def check(
+    result: np.ndarray,
+    ref: np.ndarray | None,
+    dtype: str,
+    ref_reason: str | None,
+    tolerance: dict | None = None,
+) -> dict:
     """Compares a result with torch's: ``np.isclose`` within the dtype's tolerance, NaN
     where torch has NaN and nowhere else."""
     if ref is None:
@@ -163,6 +179,7 @@ def check(result: np.ndarray, ref: np.ndarray | None, dtype: str, ref_reason: st
 # --------------------------------------------------------------------------------------
 # Timing
 # --------------------------------------------------------------------------------------
+
 
 def error_text(e: BaseException) -> str:
     msg = str(e).strip().splitlines()
@@ -203,7 +220,7 @@ def measure(runners: dict[str, Runner], args, log) -> dict[str, dict]:
                 out[name]["compile_ms"] = r.compile_ms
             if r.temp_bytes is not None:
                 out[name]["temp_bytes"] = r.temp_bytes
-        except Exception as e:  # noqa: BLE001
+        except Exception as e:
             out[name] = _error(e)
             log(f"    {name}: ERROR {error_text(e)}")
     live = [n for n in runners if n in est]
@@ -211,8 +228,12 @@ def measure(runners: dict[str, Runner], args, log) -> dict[str, dict]:
     for n in live:
         n_rep[n] = args.repeats
         if args.budget > 0:  # toward ~budget seconds: slow calls fewer repeats, fast calls more
-            n_rep[n] = int(min(max(math.floor(args.budget / max(est[n] * burst, 1e-9)), args.min_repeats),
-                               args.max_repeats))
+            n_rep[n] = int(
+                min(
+                    max(math.floor(args.budget / max(est[n] * burst, 1e-9)), args.min_repeats),
+                    args.max_repeats,
+                )
+            )
         out[n]["warm_estimate_ms"] = est[n] * 1e3
     samples: dict[str, list[float]] = {n: [] for n in live}
     gc.collect()
@@ -221,7 +242,7 @@ def measure(runners: dict[str, Runner], args, log) -> dict[str, dict]:
     try:
         prev = None
         for rnd in range(max(n_rep.values(), default=0)):
-            order = live[rnd % len(live):] + live[:rnd % len(live)]
+            order = live[rnd % len(live) :] + live[: rnd % len(live)]
             for n in order:
                 if len(samples[n]) >= n_rep[n] or out[n]["status"] != "ok":
                     continue
@@ -231,7 +252,7 @@ def measure(runners: dict[str, Runner], args, log) -> dict[str, dict]:
                     if est[n] < REWARM_BELOW_S:
                         runners[n].call()  # short call: re-warm caches/threads after the switch
                     samples[n].append(_sample(runners[n], burst))
-                except Exception as e:  # noqa: BLE001
+                except Exception as e:
                     out[n] = _error(e)
                 prev = n
     finally:
@@ -241,10 +262,16 @@ def measure(runners: dict[str, Runner], args, log) -> dict[str, dict]:
         if out[n]["status"] != "ok":
             continue
         ms = [round(t * 1e3, 5) for t in samples[n]]  # 10 ns resolution keeps the JSON small
-        out[n].update({
-            "min_ms": min(ms), "median_ms": statistics.median(ms), "mean_ms": statistics.fmean(ms),
-            "repeats": len(ms), "calls_per_sample": burst, "samples_ms": ms,
-        })
+        out[n].update(
+            {
+                "min_ms": min(ms),
+                "median_ms": statistics.median(ms),
+                "mean_ms": statistics.fmean(ms),
+                "repeats": len(ms),
+                "calls_per_sample": burst,
+                "samples_ms": ms,
+            }
+        )
     for n, res in first_results.items():
         out[n]["_first_result"] = res
     return out
@@ -253,6 +280,7 @@ def measure(runners: dict[str, Runner], args, log) -> dict[str, dict]:
 # --------------------------------------------------------------------------------------
 # Other processes' load
 # --------------------------------------------------------------------------------------
+
 
 def cpu_snapshot() -> tuple[float, float, float] | None:
     """(wall s, machine busy CPU-s, this process's CPU-s), to measure other processes' load."""
@@ -288,7 +316,10 @@ def wait_quiet(max_s: float, log, window_s: float = 1.0, need: int = 3) -> float
         if quiet >= need:
             break
         if not told and quiet == 0:
-            log(f"    waiting for a quiet machine (other processes use {load:.2f} cores; up to {max_s:.0f} s)")
+            log(
+                f"    waiting for a quiet machine (other processes use {load:.2f} cores; "
+                f"up to {max_s:.0f} s)"
+            )
             told = True
     return time.perf_counter() - t0
 
@@ -334,8 +365,11 @@ def allocator_record() -> dict:
         thp = Path("/sys/kernel/mm/transparent_hugepage/enabled").read_text().strip()
     except OSError:
         thp = None
-    return {"variant": "hugetlb" if hugetlb_active() else "default",
-            "glibc_tunables": os.environ.get("GLIBC_TUNABLES"), "transparent_hugepage": thp}
+    return {
+        "variant": "hugetlb" if hugetlb_active() else "default",
+        "glibc_tunables": os.environ.get("GLIBC_TUNABLES"),
+        "transparent_hugepage": thp,
+    }
 
 
 def allocator_text(alloc: dict | None, hugetlb_option: bool = True) -> str:
@@ -344,13 +378,17 @@ def allocator_text(alloc: dict | None, hugetlb_option: bool = True) -> str:
     alloc = alloc or {}
     tunables = alloc.get("glibc_tunables")
     if alloc.get("variant") == "hugetlb":
-        return (f"**huge-page malloc** (`GLIBC_TUNABLES={tunables}`, transparent huge pages "
-                f"`{alloc.get('transparent_hugepage')}`): a kernel-only table, large buffers in 2 MiB "
-                "pages so fresh outputs skip most page faults; **not what a user measures** (the "
-                "headline is the run without `--hugetlb`)")
+        return (
+            f"**huge-page malloc** (`GLIBC_TUNABLES={tunables}`, transparent huge pages "
+            f"`{alloc.get('transparent_hugepage')}`): a kernel-only table, large buffers in 2 MiB "
+            "pages so fresh outputs skip most page faults; **not what a user measures** (the "
+            "headline is the run without `--hugetlb`)"
+        )
     extra = f"; `GLIBC_TUNABLES={tunables}`" if tunables else ""
-    return ("glibc's default malloc, what a user measures: fresh large outputs pay 4 KiB page "
-            f"faults{extra}" + (" (`--hugetlb`: a second, kernel-only table)" if hugetlb_option else ""))
+    return (
+        "glibc's default malloc, what a user measures: fresh large outputs pay 4 KiB page "
+        f"faults{extra}" + (" (`--hugetlb`: a second, kernel-only table)" if hugetlb_option else "")
+    )
 
 
 # --------------------------------------------------------------------------------------
@@ -359,38 +397,82 @@ def allocator_text(alloc: dict | None, hugetlb_option: bool = True) -> str:
 
 ACCELERATOR_BATCH = (256, 32)  # default --batch off the CPU (full run, --quick)
 # option: (full run, --quick) defaults
-TIMING_DEFAULTS = {"repeats": (20, 5), "min_repeats": (5, 3), "max_repeats": (100, 20),
-                   "budget": (1.0, 0.2), "warmup": (3, 2)}
+TIMING_DEFAULTS = {
+    "repeats": (20, 5),
+    "min_repeats": (5, 3),
+    "max_repeats": (100, 20),
+    "budget": (1.0, 0.2),
+    "warmup": (3, 2),
+}
 
 
 def add_timing_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quick", action="store_true", help="smoke test: small batch, fewer repeats")
-    p.add_argument("--budget", type=float, default=None,
-                   help="about this many seconds of timed calls per candidate and direction "
-                        "(default 1.0; --quick 0.2; 0 = exactly --repeats)")
-    p.add_argument("--repeats", type=int, default=None,
-                   help="timed repeats when --budget is 0 (default 20; --quick 5)")
-    p.add_argument("--min-repeats", type=int, default=None, help="never fewer repeats (default 5; --quick 3)")
-    p.add_argument("--max-repeats", type=int, default=None, help="never more repeats (default 100; --quick 20)")
-    p.add_argument("--warmup", type=int, default=None,
-                   help="untimed calls first, after compiling (default 3; --quick 2)")
-    p.add_argument("--burst", type=int, default=None,
-                   help="calls launched back to back per timed sample, waited for together (default "
-                        "1 on CPU, 10 on an accelerator, where it hides the host's dispatch)")
-    p.add_argument("--batch", type=int, default=None,
-                   help="batch size of the inputs (default: the cases' own, 32 and --quick 4, on CPU; "
-                        f"{ACCELERATOR_BATCH[0]} and --quick {ACCELERATOR_BATCH[1]} on an accelerator, where "
-                        "a batch-32 forward takes about as long as one dispatch)")
-    p.add_argument("--pause", type=float, default=0.002, help="seconds slept when switching candidate")
-    p.add_argument("--wait-quiet", type=float, default=0.0, metavar="S",
-                   help="before each case, wait up to S seconds for other processes to leave the "
-                        "CPU idle (default 0: don't wait)")
-    p.add_argument("--torch-threads", type=int, default=None, help="torch.set_num_threads (default os.cpu_count())")
+    p.add_argument(
+        "--budget",
+        type=float,
+        default=None,
+        help="about this many seconds of timed calls per candidate and direction "
+        "(default 1.0; --quick 0.2; 0 = exactly --repeats)",
+    )
+    p.add_argument(
+        "--repeats",
+        type=int,
+        default=None,
+        help="timed repeats when --budget is 0 (default 20; --quick 5)",
+    )
+    p.add_argument(
+        "--min-repeats", type=int, default=None, help="never fewer repeats (default 5; --quick 3)"
+    )
+    p.add_argument(
+        "--max-repeats", type=int, default=None, help="never more repeats (default 100; --quick 20)"
+    )
+    p.add_argument(
+        "--warmup",
+        type=int,
+        default=None,
+        help="untimed calls first, after compiling (default 3; --quick 2)",
+    )
+    p.add_argument(
+        "--burst",
+        type=int,
+        default=None,
+        help="calls launched back to back per timed sample, waited for together (default "
+        "1 on CPU, 10 on an accelerator, where it hides the host's dispatch)",
+    )
+    p.add_argument(
+        "--batch",
+        type=int,
+        default=None,
+        help="batch size of the inputs (default: the cases' own, 32 and --quick 4, on CPU; "
+        f"{ACCELERATOR_BATCH[0]} and --quick {ACCELERATOR_BATCH[1]} on an accelerator, where "
+        "a batch-32 forward takes about as long as one dispatch)",
+    )
+    p.add_argument(
+        "--pause", type=float, default=0.002, help="seconds slept when switching candidate"
+    )
+    p.add_argument(
+        "--wait-quiet",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="before each case, wait up to S seconds for other processes to leave the "
+        "CPU idle (default 0: don't wait)",
+    )
+    p.add_argument(
+        "--torch-threads",
+        type=int,
+        default=None,
+        help="torch.set_num_threads (default os.cpu_count())",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=None, help="output directory (default benchmarks/results/)")
-    p.add_argument("--hugetlb", action="store_true",
-                   help="the kernel-only table: re-run under GLIBC_TUNABLES=glibc.malloc.hugetlb=1 "
-                        "(writes <benchmark>-<machine>-hugetlb.*; the headline is without it)")
+    p.add_argument(
+        "--hugetlb",
+        action="store_true",
+        help="the kernel-only table: re-run under GLIBC_TUNABLES=glibc.malloc.hugetlb=1 "
+        "(writes <benchmark>-<machine>-hugetlb.*; the headline is without it)",
+    )
 
 
 def finish_timing_options(a: argparse.Namespace) -> argparse.Namespace:

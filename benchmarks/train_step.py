@@ -36,18 +36,29 @@ from examples.cifar10 import data, train
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.train_step",
-                                     description=__doc__.split("\n\n")[0])
-    parser.add_argument("--pools", default="max,hybrid,attention",
-                        help="head poolings to time; the first is the reference")
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.train_step", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument(
+        "--pools",
+        default="max,hybrid,attention",
+        help="head poolings to time; the first is the reference",
+    )
     parser.add_argument("--width", type=int, default=64, help="ResNet-18 base width")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--repeats", type=int, default=5, help="timed rounds")
     parser.add_argument("--bf16", action="store_true", help="bfloat16 compute")
     parser.add_argument("--quick", action="store_true", help="width 8, batch 32, 3 repeats")
-    parser.add_argument("--wait-quiet", type=float, default=30.0, metavar="S",
-                        help="wait up to S seconds for other processes to go quiet first")
-    parser.add_argument("--out", default=None, help="output directory (default benchmarks/results/)")
+    parser.add_argument(
+        "--wait-quiet",
+        type=float,
+        default=30.0,
+        metavar="S",
+        help="wait up to S seconds for other processes to go quiet first",
+    )
+    parser.add_argument(
+        "--out", default=None, help="output directory (default benchmarks/results/)"
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.width, args.batch_size, args.repeats = 8, 32, 3
@@ -59,20 +70,37 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     log = lambda message: print(message, file=sys.stderr, flush=True)  # noqa: E731
     run_started = time.perf_counter()
-    dataset = data.load_synthetic(image_size=32, channels=3, train_size=args.batch_size,
-                                  test_size=8)
+    dataset = data.load_synthetic(
+        image_size=32, channels=3, train_size=args.batch_size, test_size=8
+    )
     devices = tuple(jax.devices())
     images = dataset.train_images
     labels = dataset.train_labels
     steps, states, compile_s = {}, {}, {}
     batch = None
     for pool in args.pools:
-        config = train.resolve_config(train.TrainConfig(
-            dataset="synthetic", model="resnet18", pool=pool, width=args.width,
-            batch_size=args.batch_size, eval_batch_size=8, bf16=args.bf16, epochs=1), dataset)
+        config = train.resolve_config(
+            train.TrainConfig(
+                dataset="synthetic",
+                model="resnet18",
+                pool=pool,
+                width=args.width,
+                batch_size=args.batch_size,
+                eval_batch_size=8,
+                bf16=args.bf16,
+                epochs=1,
+            ),
+            dataset,
+        )
         experiment = train.get_experiment(
-            config, dataset.image_shape, dataset.num_classes, dataset.num_train,
-            tuple(map(float, dataset.mean)), tuple(map(float, dataset.std)), devices)
+            config,
+            dataset.image_shape,
+            dataset.num_classes,
+            dataset.num_train,
+            tuple(map(float, dataset.mean)),
+            tuple(map(float, dataset.std)),
+            devices,
+        )
         batch = train._global_batch(experiment.placement, images, labels)
         state = experiment.init(jax.random.PRNGKey(0))
         log(f"{pool}: compiling ({train.count_parameters(state.params):,} parameters)")
@@ -88,14 +116,19 @@ def main(argv=None) -> int:
     samples = {pool: [] for pool in args.pools}
     before = cpu_snapshot()
     for round_index in range(args.repeats):
-        order = args.pools[round_index % len(args.pools):] + args.pools[:round_index % len(args.pools)]
+        order = (
+            args.pools[round_index % len(args.pools) :]
+            + args.pools[: round_index % len(args.pools)]
+        )
         for pool in order:
             started = time.perf_counter()
             states[pool], metrics = steps[pool](states[pool], *batch)
             jax.block_until_ready(metrics)
             samples[pool].append(time.perf_counter() - started)
-        log(f"round {round_index + 1}/{args.repeats}: "
-            + ", ".join(f"{pool} {1e3 * samples[pool][-1]:.0f} ms" for pool in args.pools))
+        log(
+            f"round {round_index + 1}/{args.repeats}: "
+            + ", ".join(f"{pool} {1e3 * samples[pool][-1]:.0f} ms" for pool in args.pools)
+        )
     load = other_cores(before, cpu_snapshot())
 
     reference = args.pools[0]
@@ -112,7 +145,9 @@ def main(argv=None) -> int:
         }
     env = rp.environment("train_step", args, argv)
     env["wall_s"] = time.perf_counter() - run_started
-    env["kernel_family"] = env["env"].get("JAXPOOL_KERNELS", f"auto ({env['machine']['auto_family']})")
+    env["kernel_family"] = env["env"].get(
+        "JAXPOOL_KERNELS", f"auto ({env['machine']['auto_family']})"
+    )
     report = {
         "environment": env,
         "model": f"CifarResNet18(width={args.width})",
@@ -126,7 +161,8 @@ def main(argv=None) -> int:
         "# Train step: CIFAR ResNet-18 with a choice of head pooling",
         "",
         rp.machine_line(env),
-        f"- {env['date_utc']} · jax {jax.__version__} · jaxpool kernel family {env['kernel_family']}",
+        f"- {env['date_utc']} · jax {jax.__version__} · "
+        f"jaxpool kernel family {env['kernel_family']}",
         f"- command: {rp.command_text(env)}",
         f"- allocator: {allocator_text(env['allocator'], hugetlb_option=False)}",
         f"- {report['model']}, batch {args.batch_size} of 32x32x3"
@@ -134,15 +170,19 @@ def main(argv=None) -> int:
         "(augmentation, forward, backward, SGD update).",
         f"- Minimum over {args.repeats} interleaved rounds; other processes kept "
         f"{load if load is not None else float('nan'):.2f} cores busy on average"
-        + (" (**busy machine: rerun on a quiet one**)" if load and load > BUSY_CORES else "") + ".",
+        + (" (**busy machine: rerun on a quiet one**)" if load and load > BUSY_CORES else "")
+        + ".",
         "",
-        f"| head pooling | step (ms, min) | step (ms, median) | images/s | overhead vs {reference} |",
+        "| head pooling | step (ms, min) | step (ms, median) | images/s | "
+        f"overhead vs {reference} |",
         "|---|---|---|---|---|",
     ]
     for pool, result in results.items():
-        lines.append(f"| {pool} | {result['min_ms']:.0f} | {result['median_ms']:.0f} | "
-                     f"{result['images_per_second']:.1f} | "
-                     f"{100 * result['overhead_vs_reference']:+.1f} % |")
+        lines.append(
+            f"| {pool} | {result['min_ms']:.0f} | {result['median_ms']:.0f} | "
+            f"{result['images_per_second']:.1f} | "
+            f"{100 * result['overhead_vs_reference']:+.1f} % |"
+        )
     lines.append("")
     rp.write_report("train_step", report, "\n".join(lines), out=args.out, quick=args.quick, log=log)
     return 0

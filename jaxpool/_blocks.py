@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import Any, Callable, Optional, Sequence, Union
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import flax.linen as nn
 import jax
@@ -32,15 +33,15 @@ def batch_norm(
     x: ArrayLike,
     running_mean: jax.Array,
     running_var: jax.Array,
-    scale: Optional[jax.Array],
-    bias: Optional[jax.Array],
+    scale: jax.Array | None,
+    bias: jax.Array | None,
     *,
     use_running_average: bool,
     update_running_stats: bool,
     momentum: float,
     epsilon: float,
-    dtype: Optional[Dtype],
-) -> tuple[jax.Array, Optional[tuple[jax.Array, jax.Array]]]:
+    dtype: Dtype | None,
+) -> tuple[jax.Array, tuple[jax.Array, jax.Array] | None]:
     """torch's batch normalisation over the last axis: the output and new running stats.
 
     Args:
@@ -102,9 +103,9 @@ def residual_block(
     bn1: Callable,
     conv2: Callable,
     bn2: Callable,
-    shortcut_conv: Optional[Callable] = None,
-    shortcut_bn: Optional[Callable] = None,
-    pool: Optional[Callable] = None,
+    shortcut_conv: Callable | None = None,
+    shortcut_bn: Callable | None = None,
+    pool: Callable | None = None,
 ) -> jax.Array:
     """``relu(bn2(conv2(relu(bn1(conv1(x))))) + shortcut(x))``, then ``pool`` if given.
 
@@ -164,10 +165,10 @@ class BatchNorm(nn.Module):
       scale_init: initialiser of ``scale``; default ones.
     """
 
-    use_running_average: Optional[bool] = None
+    use_running_average: bool | None = None
     momentum: float = TORCH_BN_MOMENTUM
     epsilon: float = TORCH_BN_EPSILON
-    dtype: Optional[Dtype] = None
+    dtype: Dtype | None = None
     param_dtype: Dtype = jnp.float32
     use_bias: bool = True
     use_scale: bool = True
@@ -175,7 +176,7 @@ class BatchNorm(nn.Module):
     scale_init: Any = nn.initializers.ones
 
     @nn.compact
-    def __call__(self, x: jax.Array, use_running_average: Optional[bool] = None) -> jax.Array:
+    def __call__(self, x: jax.Array, use_running_average: bool | None = None) -> jax.Array:
         """Normalises ``x`` of shape ``(..., C)``; same shape, dtype ``dtype or x.dtype``."""
         use_running_average = nn.merge_param(
             "use_running_average", self.use_running_average, use_running_average
@@ -185,12 +186,17 @@ class BatchNorm(nn.Module):
         running_mean = self.variable(
             "batch_stats", "mean", lambda: jnp.zeros((features,), jnp.float32)
         )
-        running_var = self.variable("batch_stats", "var", lambda: jnp.ones((features,), jnp.float32))
+        running_var = self.variable(
+            "batch_stats", "var", lambda: jnp.ones((features,), jnp.float32)
+        )
         scale = (
             self.param("scale", self.scale_init, (features,), self.param_dtype)
             if self.use_scale else None
         )
-        bias = self.param("bias", self.bias_init, (features,), self.param_dtype) if self.use_bias else None
+        bias = (
+            self.param("bias", self.bias_init, (features,), self.param_dtype)
+            if self.use_bias else None
+        )
         y, updated = batch_norm(
             x, running_mean.value, running_var.value, scale, bias,
             use_running_average=use_running_average,
@@ -249,11 +255,11 @@ class HybridResNetBlock(nn.Module):
     features: int
     reduction: int = 4
     pool_kernel_size: Size = (2, 2)
-    pool_stride: Optional[Union[int, Size]] = None
+    pool_stride: int | Size | None = None
     use_bias: bool = True
     momentum: float = TORCH_BN_MOMENTUM
     epsilon: float = TORCH_BN_EPSILON
-    dtype: Optional[Dtype] = None
+    dtype: Dtype | None = None
     param_dtype: Dtype = jnp.float32
 
     @nn.compact

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
-from typing import Any, Optional
+from typing import Any
 
 import flax.linen as nn
 import jax
@@ -58,7 +58,9 @@ def check_name(value: Any, name: str, known: tuple[str, ...], where: str) -> str
 
 def check_positive_int(value: Any, name: str, where: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{where}: {name} must be an int, but got {type(value).__name__}: {value!r}")
+        raise TypeError(
+            f"{where}: {name} must be an int, but got {type(value).__name__}: {value!r}"
+        )
     if value < 1:
         raise ValueError(f"{where}: {name} must be >= 1, but got {value}")
     return value
@@ -259,8 +261,8 @@ def make_pooling(
     *,
     kind: str = "global",
     kernel_size: int = 2,
-    stride: Optional[int] = None,
-    module_name: Optional[str] = None,
+    stride: int | None = None,
+    module_name: str | None = None,
 ) -> nn.Module:
     """The pooling module for a ``--pool`` name.
 
@@ -517,7 +519,7 @@ def make_model(
     *,
     num_classes: int = 10,
     pool: str = "max",
-    width: Optional[int] = None,
+    width: int | None = None,
     dtype: Any = jnp.float32,
 ) -> nn.Module:
     """The classifier for a ``--model`` name.

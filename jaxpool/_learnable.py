@@ -39,7 +39,8 @@ Example:
 
 from __future__ import annotations
 
-from typing import Any, Callable, Optional, Sequence, Union
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import flax.linen as nn
 import jax
@@ -51,7 +52,7 @@ from jaxpool import _module_rules as rules
 from jaxpool._linen import GlobalPoolBase
 
 Size = Sequence[int]
-PaddingLike = Union[int, Sequence[int], str, Sequence[tuple[int, int]]]
+PaddingLike = int | Sequence[int] | str | Sequence[tuple[int, int]]
 Initializer = Callable[..., Any]
 Dtype = Any
 
@@ -100,8 +101,8 @@ class HybridPool(nn.Module):
       param_dtype: dtype of ``mix_logit``; default float32.
     """
 
-    kernel_size: Optional[Size] = None
-    stride: Optional[Union[int, Size]] = None
+    kernel_size: Size | None = None
+    stride: int | Size | None = None
     padding: PaddingLike = 0
     ceil_mode: bool = False
     count_include_pad: bool = True
@@ -116,7 +117,9 @@ class HybridPool(nn.Module):
     def __call__(self, x: ArrayLike) -> jax.Array:
         """Pools ``x``; the output keeps its layout and dtype."""
         n = _rank(self)
-        channels = rules.channel_count(self, x, n, self.channels_first) if self.per_channel else None
+        channels = (
+            rules.channel_count(self, x, n, self.channels_first) if self.per_channel else None
+        )
         shape = rules.mix_logit_shape(self, channels, self.per_channel)
         mix_logit = self.param("mix_logit", self.mix_logit_init, shape, self.param_dtype)
         return rules.hybrid_mix(
@@ -160,8 +163,8 @@ class AttentionHybridPool(nn.Module):
       param_dtype: dtype of the Dense parameters; default float32.
     """
 
-    kernel_size: Optional[Size] = None
-    stride: Optional[Union[int, Size]] = None
+    kernel_size: Size | None = None
+    stride: int | Size | None = None
     padding: PaddingLike = 0
     ceil_mode: bool = False
     count_include_pad: bool = True
@@ -169,7 +172,7 @@ class AttentionHybridPool(nn.Module):
     spatial_dims: int = 2
     keepdims: bool = False
     channels_first: bool = False
-    dtype: Optional[Dtype] = None
+    dtype: Dtype | None = None
     param_dtype: Dtype = jnp.float32
 
     @nn.compact
@@ -223,7 +226,7 @@ class GatedPool(nn.Module):
     """
 
     kernel_size: Size
-    stride: Optional[Union[int, Size]] = None
+    stride: int | Size | None = None
     padding: PaddingLike = 0
     ceil_mode: bool = False
     count_include_pad: bool = True
@@ -236,7 +239,9 @@ class GatedPool(nn.Module):
     def __call__(self, x: ArrayLike) -> jax.Array:
         """Pools ``x``; the output keeps its layout and dtype."""
         n = rules.spatial_rank(self, "kernel_size", self.kernel_size)
-        channels = rules.channel_count(self, x, n, self.channels_first) if self.per_channel else None
+        channels = (
+            rules.channel_count(self, x, n, self.channels_first) if self.per_channel else None
+        )
         shape = rules.gate_shape(self, self.kernel_size, n, channels, self.per_channel)
         gate_weight = self.param("gate_weight", self.gate_init, shape, self.param_dtype)
         return hybrid.gated_pool(
@@ -282,8 +287,8 @@ class GeMPool(nn.Module):
     initial_p: float = rules.GEM_INITIAL_P
     learn_p: bool = True
     eps: float = 1e-6
-    kernel_size: Optional[Size] = None
-    stride: Optional[Union[int, Size]] = None
+    kernel_size: Size | None = None
+    stride: int | Size | None = None
     padding: PaddingLike = 0
     ceil_mode: bool = False
     count_include_pad: bool = True
@@ -301,7 +306,8 @@ class GeMPool(nn.Module):
             if self.learn_p else None
         )
         return hybrid.gem_pool(
-            x, rules.gem_power(learned, self.initial_p, self.param_dtype), self.kernel_size, self.stride, self.padding, self.ceil_mode,
+            x, rules.gem_power(learned, self.initial_p, self.param_dtype), self.kernel_size,
+            self.stride, self.padding, self.ceil_mode,
             self.count_include_pad, eps=self.eps, spatial_dims=n, keepdims=self.keepdims,
             channels_first=self.channels_first,
         )
@@ -332,8 +338,8 @@ class SoftPool(nn.Module):
       channels_first: input is ``(*batch, C, *spatial)``; default False.
     """
 
-    kernel_size: Optional[Size] = None
-    stride: Optional[Union[int, Size]] = None
+    kernel_size: Size | None = None
+    stride: int | Size | None = None
     padding: PaddingLike = 0
     ceil_mode: bool = False
     spatial_dims: int = 2

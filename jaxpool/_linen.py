@@ -8,7 +8,8 @@ the math, the shapes and the errors.
 
 from __future__ import annotations
 
-from typing import Callable, ClassVar, Optional, Sequence, Union
+from collections.abc import Callable, Sequence
+from typing import ClassVar
 
 import flax.linen as nn
 import jax
@@ -19,8 +20,8 @@ from jaxpool import _module_rules as rules
 from jaxpool._module_rules import spatial_rank
 
 Size = Sequence[int]
-OptionalSize = Sequence[Optional[int]]
-PaddingLike = Union[int, Sequence[int], str, Sequence[tuple[int, int]]]
+OptionalSize = Sequence[int | None]
+PaddingLike = int | Sequence[int] | str | Sequence[tuple[int, int]]
 
 
 class MaxPool(nn.Module):
@@ -43,9 +44,9 @@ class MaxPool(nn.Module):
     """
 
     kernel_size: Size
-    stride: Optional[Union[int, Size]] = None
+    stride: int | Size | None = None
     padding: PaddingLike = 0
-    dilation: Union[int, Size] = 1
+    dilation: int | Size = 1
     ceil_mode: bool = False
     return_indices: bool = False
     channels_first: bool = False
@@ -80,11 +81,11 @@ class AvgPool(nn.Module):
     """
 
     kernel_size: Size
-    stride: Optional[Union[int, Size]] = None
+    stride: int | Size | None = None
     padding: PaddingLike = 0
     ceil_mode: bool = False
     count_include_pad: bool = True
-    divisor_override: Optional[int] = None
+    divisor_override: int | None = None
     channels_first: bool = False
 
     def __call__(self, x: ArrayLike) -> jax.Array:
@@ -115,7 +116,7 @@ class LPPool(nn.Module):
 
     norm_type: float
     kernel_size: Size
-    stride: Optional[Union[int, Size]] = None
+    stride: int | Size | None = None
     ceil_mode: bool = False
     channels_first: bool = False
 
@@ -147,7 +148,7 @@ class AdaptiveAvgPool(nn.Module):
     channels_first: bool = False
 
     def __call__(self, x: ArrayLike) -> jax.Array:
-        """Pools ``x`` to ``output_size``: ``(*batch, *spatial, C)`` -> ``(*batch, *output_size, C)``."""
+        """Pools ``x``: ``(*batch, *spatial, C)`` -> ``(*batch, *output_size, C)``."""
         n = spatial_rank(self, "output_size", self.output_size)
         return rules.ADAPTIVE_AVG_POOL[n](x, self.output_size, channels_first=self.channels_first)
 
@@ -173,7 +174,7 @@ class AdaptiveMaxPool(nn.Module):
     channels_first: bool = False
 
     def __call__(self, x: ArrayLike):
-        """Pools ``x`` to ``output_size``: ``(*batch, *spatial, C)`` -> ``(*batch, *output_size, C)``."""
+        """Pools ``x``: ``(*batch, *spatial, C)`` -> ``(*batch, *output_size, C)``."""
         n = spatial_rank(self, "output_size", self.output_size)
         return rules.ADAPTIVE_MAX_POOL[n](
             x, self.output_size, self.return_indices, channels_first=self.channels_first
@@ -260,8 +261,8 @@ class FractionalMaxPool(nn.Module):
     """
 
     kernel_size: Size
-    output_size: Optional[Union[int, Size]] = None
-    output_ratio: Optional[Union[float, Sequence[float]]] = None
+    output_size: int | Size | None = None
+    output_ratio: float | Sequence[float] | None = None
     return_indices: bool = False
     channels_first: bool = False
     rng_collection: str = "fractional"

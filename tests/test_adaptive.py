@@ -44,7 +44,7 @@ def adaptive_case(draw):
     shape = (*batch, channels, *sizes) if channels_first else (*batch, *sizes, channels)
     output = outputs if n > 1 or draw(st.booleans()) else outputs[0]
     # torch's 1D adaptive pooling wants ints; 2D/3D accept None entries as we do.
-    resolved = tuple(size if out is None else out for size, out in zip(sizes, outputs))
+    resolved = tuple(size if out is None else out for size, out in zip(sizes, outputs, strict=True))
     return dict(
         n=n,
         output=output,

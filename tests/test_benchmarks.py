@@ -8,15 +8,13 @@ import doctest
 import json
 import types
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
-import jax
-import jax.numpy as jnp
-
 import jaxpool
 from benchmarks import hybrid, machine, pooling, report, timing
-
 
 # ---- machine -------------------------------------------------------------------------
 

@@ -17,6 +17,7 @@ import sys
 import tarfile
 import threading
 import time
+import typing
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -142,7 +143,7 @@ def serve() -> Iterator[Callable[..., str]]:
 
     def start(payload: bytes, *, send: int | None = None, hold: bool = False) -> str:
         class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+            def do_GET(self) -> None:
                 try:
                     self.send_response(200)
                     self.send_header("Content-Type", "application/gzip")
@@ -507,12 +508,12 @@ def test_download_interrupted_mid_stream_leaves_nothing(
     tiny: TinyCifar, tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     class Interrupted:
-        headers: dict[str, str] = {}
+        headers: typing.ClassVar[dict[str, str]] = {}
 
         def __init__(self) -> None:
             self.reads = 0
 
-        def __enter__(self) -> "Interrupted":
+        def __enter__(self) -> Interrupted:
             return self
 
         def __exit__(self, *exc_info: object) -> None:

@@ -66,13 +66,13 @@ def window_case(draw, *, dilated: bool, max_dims: int = 3, paddable: bool = True
     padding = tuple(draw(st.integers(0, k // 2)) for k in kernel) if paddable else (0,) * n
     max_extra = {1: 8, 2: 5, 3: 3}[n]
     sizes = []
-    for k, d, p in zip(kernel, dilation, padding):
+    for k, d, p in zip(kernel, dilation, padding, strict=True):
         smallest = max(1, d * (k - 1) + 1 - 2 * p)
         if n == 3 and not dilated:
             smallest = max(smallest, k)  # torch's avg_pool3d refuses inputs below the kernel
         sizes.append(draw(st.integers(smallest, smallest + max_extra)))
     stride_per_dim = stride
-    for k, s, d, p, size in zip(kernel, stride, dilation, padding, sizes):
+    for k, s, d, p, size in zip(kernel, stride, dilation, padding, sizes, strict=True):
         # Dilation can step over every real element of a window; jaxpool refuses that
         # configuration (see test_window_without_real_elements_is_refused).
         span = size + 2 * p - d * (k - 1) - 1

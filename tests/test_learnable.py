@@ -37,7 +37,7 @@ def assert_parameter_gradients_close(actual, expected):
     """
     chex.assert_trees_all_equal_structs(actual, expected)
     for (path, got), want in zip(jax.tree_util.tree_leaves_with_path(actual),
-                                 jax.tree.leaves(expected)):
+                                 jax.tree.leaves(expected), strict=True):
         scale = max(1.0, float(np.max(np.abs(np.asarray(want)))))
         np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-5, atol=1e-5 * scale,
                                    err_msg=jax.tree_util.keystr(path))

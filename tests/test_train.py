@@ -33,7 +33,7 @@ CONFIG = train.TrainConfig(dataset="synthetic", model="hybrid_resnet", pool="hyb
 def _tree_equal(a, b) -> bool:
     leaves_a, leaves_b = jax.tree.leaves(a), jax.tree.leaves(b)
     return (jax.tree.structure(a) == jax.tree.structure(b)
-            and all(np.array_equal(x, y) for x, y in zip(leaves_a, leaves_b)))
+            and all(np.array_equal(x, y) for x, y in zip(leaves_a, leaves_b, strict=True)))
 
 
 def _state_tree(state: train.TrainState):
@@ -123,7 +123,7 @@ def test_resume_is_bit_identical_and_metrics_are_append_correct(tmp_path):
     lines = (tmp_path / "resumed" / train.METRICS_FILE).read_text().splitlines()
     rows = [json.loads(line) for line in lines]
     assert [row["epoch"] for row in rows] == [1, 2, 3]
-    for got, expected in zip(rows, whole.history):
+    for got, expected in zip(rows, whole.history, strict=True):
         for key in ("train_loss", "train_accuracy", "test_loss", "test_accuracy",
                     "learning_rate", "step"):
             assert got[key] == expected[key], key
@@ -251,7 +251,7 @@ def test_a_restore_that_fails_or_differs_is_an_error_not_a_fallback(interrupted_
     newest = out / train.CHECKPOINT_DIR / "2"
     _reseal(newest, state_sha256="0" * 64)
     with pytest.raises(train.CheckpointError,
-                       match="cannot restore the checkpoint in .*/2: the restored state "
+                       match=r"cannot restore the checkpoint in .*/2: the restored state "
                              "differs from the saved one"):
         train.train(CONFIG, out=out, dataset=DATASET, progress=False, quiet=True, resume=True)
     shutil.rmtree(out)
@@ -297,7 +297,7 @@ def test_outputs(tmp_path):
 
 def test_refuses_to_overwrite_or_to_resume_with_other_settings(tmp_path):
     train.train(CONFIG, out=tmp_path, dataset=DATASET, progress=False, quiet=True, stop_after=1)
-    with pytest.raises(ValueError, match="already holds checkpoints.*--resume"):
+    with pytest.raises(ValueError, match=r"already holds checkpoints.*--resume"):
         train.train(CONFIG, out=tmp_path, dataset=DATASET, progress=False, quiet=True)
     with pytest.raises(ValueError, match=r"different settings \(pool: saved 'hybrid', now 'max'; "
                                          r"seed: saved 5, now 6\)"):
@@ -308,17 +308,17 @@ def test_refuses_to_overwrite_or_to_resume_with_other_settings(tmp_path):
 def test_argument_errors_of_train():
     with pytest.raises(ValueError, match="batch_size=64 exceeds the 48 training images"):
         train.train(dataclasses.replace(CONFIG, batch_size=64), dataset=DATASET, quiet=True)
-    with pytest.raises(ValueError, match="pool must be one of max, avg, hybrid.*got 'median'"):
+    with pytest.raises(ValueError, match=r"pool must be one of max, avg, hybrid.*got 'median'"):
         train.TrainConfig(pool="median")
     with pytest.raises(ValueError, match="epochs must be >= 1, but got 0"):
         train.TrainConfig(epochs=0)
     with pytest.raises(TypeError, match="batch_size must be an int"):
         train.TrainConfig(batch_size=8.0)
-    with pytest.raises(ValueError, match="lr must be a finite number > 0, but got -0.1"):
+    with pytest.raises(ValueError, match=r"lr must be a finite number > 0, but got -0\.1"):
         train.TrainConfig(lr=-0.1)
     with pytest.raises(TypeError, match="bf16 must be a bool, but got str: 'yes'"):
         train.TrainConfig(bf16="yes")
-    with pytest.raises(ValueError, match="config.dataset='digits' but the dataset given is 'synthetic'"):
+    with pytest.raises(ValueError, match=r"config\.dataset='digits' but the dataset given is 'synthetic'"):
         train.train(train.TrainConfig(), dataset=DATASET, quiet=True)
 
 

@@ -37,7 +37,7 @@ import shlex
 import statistics
 import sys
 from collections.abc import Sequence
-from typing import Any, Optional
+from typing import Any
 
 if __name__ == "__main__" and not __package__:
     # Run by path (python examples/cifar10/compare.py): Python puts this file's folder first
@@ -214,7 +214,7 @@ def paired_difference(
         raise ValueError("paired_difference: no pairs")
     if not 0.0 < confidence < 1.0:
         raise ValueError(f"paired_difference: confidence must be in (0, 1), got {confidence}")
-    differences = [float(v) - float(b) for v, b in zip(values, baseline)]
+    differences = [float(v) - float(b) for v, b in zip(values, baseline, strict=True)]
     n = len(differences)
     mean = statistics.fmean(differences)
     if n < 2:
@@ -265,7 +265,7 @@ class ArmSummary:
     accuracies: tuple[float, ...]
     mean: float
     std: float
-    difference: Optional[PairedDifference]
+    difference: PairedDifference | None
     num_params: int
     images_per_second: float
 
@@ -311,7 +311,7 @@ def run_comparison(
     seeds: Sequence[int],
     out: os.PathLike | str,
     *,
-    dataset: Optional[data.Dataset] = None,
+    dataset: data.Dataset | None = None,
     progress: bool = True,
     quiet: bool = False,
 ) -> list[RunSummary]:
@@ -523,7 +523,8 @@ def plot_comparison(path: pathlib.Path, summaries: Sequence[ArmSummary], baselin
     for position, summary in enumerate(others):
         d = summary.difference
         right.scatter(spread(position, len(summary.accuracies)),
-                      [100 * (a - b) for a, b in zip(summary.accuracies, baseline_accuracies)],
+                      [100 * (a - b) for a, b in
+                       zip(summary.accuracies, baseline_accuracies, strict=True)],
                       s=18, alpha=0.6, color="tab:orange",
                       label="one seed" if position == 0 else None)
         if not math.isnan(d.low):
@@ -566,7 +567,7 @@ def write_reports(out: pathlib.Path, runs: Sequence[RunSummary], arms: Sequence[
 
 
 def main_from_args(parser: argparse.ArgumentParser, args: argparse.Namespace,
-                   argv: Optional[Sequence[str]] = None) -> int:
+                   argv: Sequence[str] | None = None) -> int:
     """Runs the comparison described by parsed ``train`` arguments (``--compare`` set)."""
     arms = tuple(args.compare)
     if args.baseline not in arms:
@@ -578,7 +579,8 @@ def main_from_args(parser: argparse.ArgumentParser, args: argparse.Namespace,
     try:
         config = train.config_from_args(args)
         dataset = data.load_dataset(config.dataset, data_dir=config.data_dir)
-        out = pathlib.Path(args.out or os.path.join("runs", f"compare-{config.dataset}-{config.model}"))
+        default_out = os.path.join("runs", f"compare-{config.dataset}-{config.model}")
+        out = pathlib.Path(args.out or default_out)
         runs = run_comparison(config, arms, seeds, out, dataset=dataset,
                               progress=not args.no_progress)
     except (ValueError, TypeError, data.DatasetUnavailableError) as error:
@@ -594,7 +596,7 @@ def main_from_args(parser: argparse.ArgumentParser, args: argparse.Namespace,
     return 0
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``python -m examples.cifar10.compare`` (``--compare`` defaults to
     max,avg,hybrid,attention)."""
     parser = train.build_parser()

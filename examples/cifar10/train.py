@@ -48,7 +48,7 @@ import time
 import traceback
 import uuid
 from collections.abc import Callable, Sequence
-from typing import Any, Optional
+from typing import Any
 
 if __name__ == "__main__" and not __package__:
     # Run by path (python examples/cifar10/train.py): Python puts this file's folder first
@@ -139,15 +139,15 @@ class TrainConfig:
     eval_batch_size: int = 500
     optimizer: str = "sgd"
     schedule: str = "cosine"
-    lr: Optional[float] = None
+    lr: float | None = None
     weight_decay: float = 5e-4
     warmup_epochs: float = 1.0
-    width: Optional[int] = None
+    width: int | None = None
     bf16: bool = False
-    flip: Optional[bool] = None
-    crop_padding: Optional[int] = None
+    flip: bool | None = None
+    crop_padding: int | None = None
     seed: int = 0
-    data_dir: Optional[str] = None
+    data_dir: str | None = None
     fast_compile: bool = False
     api: str = "linen"
 
@@ -237,7 +237,7 @@ class Placement:
         return self.mesh.size
 
 
-def make_placement(devices: Optional[Sequence[jax.Device]] = None) -> Placement:
+def make_placement(devices: Sequence[jax.Device] | None = None) -> Placement:
     """A data-parallel :class:`Placement` over ``devices`` (default: all, of all hosts)."""
     mesh = Mesh(np.asarray(jax.devices() if devices is None else devices), ("data",))
     return Placement(
@@ -293,7 +293,7 @@ def make_schedule(config: TrainConfig, steps_per_epoch: int) -> optax.Schedule:
     total = config.epochs * steps_per_epoch
     if config.schedule == "onecycle":
         return optax.cosine_onecycle_schedule(total, config.lr, pct_start=0.25)
-    warmup = min(int(round(config.warmup_epochs * steps_per_epoch)), total - 1)
+    warmup = min(round(config.warmup_epochs * steps_per_epoch), total - 1)
     return optax.warmup_cosine_decay_schedule(0.0, config.lr, warmup, total, end_value=0.0)
 
 
@@ -310,7 +310,7 @@ def make_optimizer(config: TrainConfig, steps_per_epoch: int) -> optax.GradientT
 
 def preprocess(
     images: jax.Array,
-    key: Optional[jax.Array],
+    key: jax.Array | None,
     *,
     mean: Sequence[float],
     std: Sequence[float],
@@ -352,7 +352,8 @@ def preprocess(
             mirrored = jax.random.bernoulli(flip_key, 0.5, (batch, 1, 1, 1))
             x = jnp.where(mirrored, x[:, :, ::-1, :], x)
     shape = (1, 1, 1, len(mean))
-    x = (x - jnp.asarray(mean, jnp.float32).reshape(shape)) / jnp.asarray(std, jnp.float32).reshape(shape)
+    centre = jnp.asarray(mean, jnp.float32).reshape(shape)
+    x = (x - centre) / jnp.asarray(std, jnp.float32).reshape(shape)
     return x.astype(dtype)
 
 
@@ -647,7 +648,7 @@ def _save_checkpoint(manager, epoch: int, state: TrainState, progress: dict[str,
                    {"state_sha256": checksum, "files": _checkpoint_files(folder)})
 
 
-def _checkpoint_damage(folder: pathlib.Path) -> Optional[str]:
+def _checkpoint_damage(folder: pathlib.Path) -> str | None:
     """Why the checkpoint in ``folder`` is damaged or unfinished, or ``None`` if its files
     are as they were saved."""
     try:
@@ -692,7 +693,7 @@ def _saved_epochs(directory: pathlib.Path) -> list[int]:
                    if path.is_dir() and path.name.isdigit()), reverse=True)
 
 
-def _newest_intact_checkpoint(out: pathlib.Path) -> Optional[int]:
+def _newest_intact_checkpoint(out: pathlib.Path) -> int | None:
     """Finds the newest intact checkpoint in ``out``; moves newer damaged ones aside.
 
     Every process checks the files; a checkpoint counts as intact only if it is intact
@@ -837,12 +838,12 @@ def _log(message: str, quiet: bool) -> None:
 def train(
     config: TrainConfig,
     *,
-    out: Optional[os.PathLike | str] = None,
+    out: os.PathLike | str | None = None,
     resume: bool = False,
-    dataset: Optional[data.Dataset] = None,
+    dataset: data.Dataset | None = None,
     progress: bool = True,
-    stop_after: Optional[int] = None,
-    devices: Optional[Sequence[jax.Device]] = None,
+    stop_after: int | None = None,
+    devices: Sequence[jax.Device] | None = None,
     quiet: bool = False,
 ) -> RunResult:
     """Trains one model; writes metrics, curves and checkpoints into ``out``.
@@ -1141,7 +1142,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="with --distributed: where process 0 serves the coordinator, the "
                        f"same in every process (default ${COORDINATOR_ENV_VAR})")
     multi.add_argument("--num-processes", type=_positive_int, default=None, metavar="N",
-                       help=f"with --distributed: how many processes (default ${NUM_PROCESSES_ENV_VAR})")
+                       help="with --distributed: how many processes "
+                       f"(default ${NUM_PROCESSES_ENV_VAR})")
     multi.add_argument("--process-id", type=_non_negative_int, default=None, metavar="I",
                        help="with --distributed: this process's index, 0 to N-1 (default "
                        f"${PROCESS_ID_ENV_VAR})")
@@ -1168,7 +1170,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 
 
 def distributed_options(parser: argparse.ArgumentParser,
-                        args: argparse.Namespace) -> Optional[dict[str, Any]]:
+                        args: argparse.Namespace) -> dict[str, Any] | None:
     """The keyword arguments of :func:`initialize_distributed` from the command line and
     the environment, or ``None`` without ``--distributed``; exits on bad values."""
     given = [flag for flag, value in (("--coordinator-address", args.coordinator_address),
@@ -1200,10 +1202,10 @@ def distributed_options(parser: argparse.ArgumentParser,
     return {"coordinator_address": address, "num_processes": count, "process_id": index}
 
 
-def initialize_distributed(parser: Optional[argparse.ArgumentParser] = None, *,
-                           coordinator_address: Optional[str] = None,
-                           num_processes: Optional[int] = None,
-                           process_id: Optional[int] = None) -> None:
+def initialize_distributed(parser: argparse.ArgumentParser | None = None, *,
+                           coordinator_address: str | None = None,
+                           num_processes: int | None = None,
+                           process_id: int | None = None) -> None:
     """Joins a multi-process run: ``jax.distributed.initialize`` (once per process, before
     anything else uses JAX).
 
@@ -1226,7 +1228,7 @@ def initialize_distributed(parser: Optional[argparse.ArgumentParser] = None, *,
                        f"{_brief(error)}\n")
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``python -m examples.cifar10.train``."""
     parser = build_parser()
     args = parser.parse_args(argv)
