@@ -7,6 +7,7 @@ forward values, indices and vector-Jacobian products.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Callable
 
@@ -17,6 +18,7 @@ import numpy as np
 import torch
 
 import jaxpool
+from jaxpool import _kernel_common
 
 
 def to_torch_layout(x: np.ndarray, n: int, channels_first: bool) -> np.ndarray:
@@ -131,3 +133,15 @@ class FamilyTestCase(chex.TestCase):
         context = jaxpool.kernels(self.family)
         context.__enter__()
         self.addCleanup(context.__exit__, None, None, None)
+
+
+@contextlib.contextmanager
+def recorded_paths():
+    """The kernel implementation paths traced inside the block ("max:taps",
+    "reduce_window:max", ...); jit caches are cleared first so that everything traces."""
+    jax.clear_caches()
+    _kernel_common._path_log = []
+    try:
+        yield _kernel_common._path_log
+    finally:
+        _kernel_common._path_log = None

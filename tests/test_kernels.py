@@ -6,7 +6,6 @@ The parity suites (test_functional, test_adaptive, test_hybrid) check both famil
 numbers against torch.
 """
 
-import contextlib
 import os
 import subprocess
 import sys
@@ -18,19 +17,8 @@ import pytest
 from jax import export
 
 import jaxpool
-from jaxpool import _kernel_common as common
 from jaxpool import models
-
-
-@contextlib.contextmanager
-def recorded_paths():
-    """The kernel paths traced inside the block (jit caches cleared first)."""
-    jax.clear_caches()
-    common._path_log = []
-    try:
-        yield common._path_log
-    finally:
-        common._path_log = None
+from tests.oracle import recorded_paths
 
 
 def _compiled_cpu_text(function, *args):

@@ -6,7 +6,6 @@ with torch; here we make sure they reach every path of this family, and check th
 primitives against dense references. Every test here runs with the ``cpu`` family.
 """
 
-import contextlib
 import os
 import pathlib
 import subprocess
@@ -23,25 +22,14 @@ import torch.nn.functional as F
 
 import jaxpool
 from jaxpool import _geometry as geometry
-from jaxpool import _kernel_common as common
 from jaxpool import _kernels_cpu as kernels
+from tests.oracle import recorded_paths
 
 
 @pytest.fixture(autouse=True)
 def _cpu_family():
     with jaxpool.kernels("cpu"):
         yield
-
-
-@contextlib.contextmanager
-def recorded_paths():
-    """Records the implementation paths traced inside the block (clears jit caches)."""
-    jax.clear_caches()
-    common._path_log = []
-    try:
-        yield common._path_log
-    finally:
-        common._path_log = None
 
 
 def _windows(sizes, kernel, stride, padding, dilation=1, ceil_mode=False):

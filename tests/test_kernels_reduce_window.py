@@ -18,9 +18,8 @@ import torch.nn.functional as F
 
 import jaxpool
 from jaxpool import _geometry as geometry
-from jaxpool import _kernel_common as common
 from jaxpool import _kernels_reduce_window as reduce_window
-from tests.oracle import compare_with_torch, sample_input
+from tests.oracle import compare_with_torch, recorded_paths, sample_input
 
 
 @pytest.fixture(autouse=True)
@@ -163,12 +162,7 @@ def test_low_precision_and_integer_maxima_keep_their_dtype(dtype):
 
 
 def test_paths_are_logged_per_family():
-    jax.clear_caches()
-    common._path_log = []
-    try:
+    with recorded_paths() as paths:
         jaxpool.max_pool2d(X, 2)
         jaxpool.avg_pool2d(X, 2)
-        logged = list(common._path_log)
-    finally:
-        common._path_log = None
-    assert logged == ["reduce_window:max", "reduce_window:sum"]
+    assert paths == ["reduce_window:max", "reduce_window:sum"]
