@@ -77,3 +77,15 @@ def test_lower_bound_pins_are_the_declared_lower_bounds():
         assert name in pins, f"{name} is not pinned in .ci/lower-bounds.txt"
         # 0.9 and 0.9.0 name the same release.
         assert pins[name].removesuffix(".0") == declared[name].removesuffix(".0"), name
+
+
+def test_the_wheel_check_leaves_out_exactly_the_example_tests():
+    """.ci/wheel installs the library's test extra, not the example's: every test module
+    that imports the example must be left out there, and only those."""
+    script = (REPO / ".ci" / "wheel").read_text()
+    ignored = set(re.findall(r"--ignore=(tests/test_\w+\.py)", script))
+    example_tests = {
+        f"tests/{path.name}" for path in (REPO / "tests").glob("test_*.py")
+        if re.search(r"^(from|import) examples\b", path.read_text(), flags=re.M)
+    }
+    assert ignored == example_tests
