@@ -1,5 +1,6 @@
 """The README's Python examples run as written, and its commands are the ones CI runs."""
 
+import codeop
 import pathlib
 import re
 
@@ -33,6 +34,42 @@ def test_python_blocks_run_in_order(capsys):
     assert "[[ 3.5 5.5] [11.5 13.5]]" in out
     assert "[[ 5 7] [13 15]]" in out
     assert "(2, 7, 56, 64)" in out and "(2, 512)" in out and "(4, 10)" in out
+
+
+def _paste_error(source: str) -> str | None:
+    """What the plain ``python`` shell says when ``source`` is pasted into it, line by
+    line (its own rule: a blank line ends a compound statement, and a statement may not
+    follow one without it); None when every statement is accepted."""
+    buffer: list[str] = []
+    for number, line in enumerate([*source.splitlines(), ""], start=1):
+        buffer.append(line)
+        try:
+            statement = codeop.compile_command("\n".join(buffer), "<stdin>", "single")
+        except SyntaxError as error:
+            return f"line {number} ({line!r}): {error.msg}"
+        if statement is not None:
+            buffer = []
+    return None
+
+
+def test_the_paste_check_catches_what_the_shell_refuses():
+    assert _paste_error("class A:\n    x = 1\n\n    y = 2\n") is not None
+    assert _paste_error("for i in range(2):\n    pass\nprint(i)\n") is not None
+    assert _paste_error("class A:\n    x = 1\n    y = 2\n\nprint(A.y)\n") is None
+
+
+@pytest.mark.parametrize("document", ["README.md", "docs/learnable.md"])
+def test_python_blocks_paste_into_the_plain_python_shell(document):
+    text = (REPO / document).read_text()
+    for block in re.findall(r"```python\n(.*?)```", text, flags=re.S):
+        assert _paste_error(block) is None, (document, _paste_error(block), block[:200])
+
+
+def test_the_nnx_quick_start_runs_on_its_own(capsys):
+    """Pasted alone into a fresh shell, as an NNX user would."""
+    (block,) = [block for block in BLOCKS if "import jaxpool.nnx as jpn" in block]
+    exec(compile(_for_this_flax(block), "README.md", "exec"), {})
+    assert "(4, 10) 0.4975" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("placeholder", ["PERFORMANCE_SECTION", "TODO", "TBD"])
