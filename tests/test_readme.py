@@ -72,6 +72,16 @@ def test_the_nnx_quick_start_runs_on_its_own(capsys):
     assert "(4, 10) 0.4975" in capsys.readouterr().out
 
 
+def test_the_module_table_names_every_linen_module_and_its_nnx_twin():
+    import jaxpool.nnx
+
+    (table,) = re.findall(r"^\| linen: .*?(?=\n\n)", README, flags=re.S | re.M)
+    names = set(re.findall(r"`(?:jpn\.|models\.)?([A-Za-z_]\w*)", table))
+    twins = set(jaxpool.nnx.__all__) - {"load_variables", "variables"}
+    assert twins - names == set()
+    assert "jpn." in table and "NNX" in table.splitlines()[0]
+
+
 @pytest.mark.parametrize("placeholder", ["PERFORMANCE_SECTION", "TODO", "TBD"])
 def test_no_placeholders(placeholder):
     assert placeholder not in README
