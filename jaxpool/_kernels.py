@@ -130,7 +130,10 @@ def kernel_family() -> str:
 
 
 
-def _dispatch(family: str, on_cpu: Callable, elsewhere: Callable, *operands):
+def _dispatch(family: str, implementations: tuple[Callable, Callable], *operands, **static):
+    """Calls the ``cpu`` or the ``reduce_window`` implementation (in that order in
+    ``implementations``) with the same static arguments; ``auto`` stages both."""
+    on_cpu, elsewhere = (functools.partial(f, **static) for f in implementations)
     if family == "cpu":
         return on_cpu(*operands)
     if family == "reduce_window":
@@ -150,14 +153,9 @@ def window_max(
 
     See :func:`jaxpool._kernels_cpu.window_max` for the contract (both families keep it).
     """
-    axes, windows = tuple(axes), tuple(windows)
     return _dispatch(
-        family,
-        functools.partial(cpu.window_max, axes=axes, windows=windows, return_index=return_index),
-        functools.partial(
-            reduce_window.window_max, axes=axes, windows=windows, return_index=return_index
-        ),
-        x,
+        family, (cpu.window_max, reduce_window.window_max), x,
+        axes=tuple(axes), windows=tuple(windows), return_index=return_index,
     )
 
 
@@ -171,14 +169,9 @@ def window_average(
 ) -> jax.Array:
     """Window sums divided as torch divides them; see
     :func:`jaxpool._kernel_common.average_of_sums` for ``divisor``."""
-    axes, windows = tuple(axes), tuple(windows)
     return _dispatch(
-        family,
-        functools.partial(cpu.window_average, axes=axes, windows=windows, divisor=divisor),
-        functools.partial(
-            reduce_window.window_average, axes=axes, windows=windows, divisor=divisor
-        ),
-        x,
+        family, (cpu.window_average, reduce_window.window_average), x,
+        axes=tuple(axes), windows=tuple(windows), divisor=divisor,
     )
 
 
@@ -192,13 +185,7 @@ def window_hybrid(
     family: str = "auto",
 ) -> jax.Array:
     """``alpha * max + (1 - alpha) * average`` over each window (torch's rules for both)."""
-    axes, windows = tuple(axes), tuple(windows)
     return _dispatch(
-        family,
-        functools.partial(cpu.window_hybrid, axes=axes, windows=windows, divisor=divisor),
-        functools.partial(
-            reduce_window.window_hybrid, axes=axes, windows=windows, divisor=divisor
-        ),
-        x,
-        alpha,
+        family, (cpu.window_hybrid, reduce_window.window_hybrid), x, alpha,
+        axes=tuple(axes), windows=tuple(windows), divisor=divisor,
     )
