@@ -331,23 +331,27 @@ class GlobalMaxPool(GlobalPoolBase):
     pool_function = staticmethod(adaptive.global_max_pool)
 
 
+def _draw_key(rngs: RngsLike, collection: str) -> jax.Array:
+    """A key from ``rngs``: an ``nnx.Rngs`` (its ``collection`` stream), an
+    ``nnx.RngStream`` or a key itself."""
+    if isinstance(rngs, nnx.Rngs):
+        return rngs[collection]()
+    if isinstance(rngs, nnx.RngStream):
+        return rngs()
+    if isinstance(rngs, jax.Array):
+        return rngs
+    raise TypeError(
+        f"FractionalMaxPool: rngs must be an nnx.Rngs, an nnx.RngStream or a jax.random "
+        f"key, but got {type(rngs).__name__}: {rngs!r}"
+    )
+
+
 def _own_stream(rngs: RngsLike | None, collection: str) -> nnx.Rngs | None:
     """A stream of the module's own, seeded from ``rngs`` (as nnx.Dropout forks one):
     drawing from it never advances the caller's streams."""
     if rngs is None:
         return None
-    if isinstance(rngs, nnx.Rngs):
-        key = rngs[collection]()
-    elif isinstance(rngs, nnx.RngStream):
-        key = rngs()
-    elif isinstance(rngs, jax.Array):
-        key = rngs
-    else:
-        raise TypeError(
-            f"FractionalMaxPool: rngs must be an nnx.Rngs, an nnx.RngStream or a jax.random "
-            f"key, but got {type(rngs).__name__}: {rngs!r}"
-        )
-    return nnx.Rngs(**{collection: key})
+    return nnx.Rngs(**{collection: _draw_key(rngs, collection)})
 
 
 class FractionalMaxPool(nnx.Module):
@@ -429,15 +433,4 @@ class FractionalMaxPool(nnx.Module):
                 f"stream: pass rngs=nnx.Rngs({self.rng_collection}=0) at construction or to the "
                 "call"
             )
-        if isinstance(source, nnx.Rngs):
-            key = source[self.rng_collection]()
-        elif isinstance(source, nnx.RngStream):
-            key = source()
-        elif isinstance(source, jax.Array):
-            key = source
-        else:
-            raise TypeError(
-                f"FractionalMaxPool: rngs must be an nnx.Rngs, an nnx.RngStream or a jax.random "
-                f"key, but got {type(source).__name__}: {source!r}"
-            )
-        return self._pool(x, key)
+        return self._pool(x, _draw_key(source, self.rng_collection))
