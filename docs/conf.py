@@ -34,6 +34,8 @@ from sphinx.util.parsing import nested_parse_to_nodes
 REPO = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # document this checkout, installed or not
 
+from docs.docstrings import attribute_docstring  # noqa: E402 (needs the line above)
+
 # -- Project -----------------------------------------------------------------------
 
 project = "jaxpool"
@@ -130,32 +132,6 @@ def _groups(module) -> list[tuple[str | None, list[str]]]:
     if sorted(listed) != sorted(names):  # __all__ is computed: no grouping
         return [(None, names)]
     return [(title, group) for title, group in groups if group]
-
-
-def attribute_docstring(module, name: str) -> str | None:
-    """The string literal after ``NAME = ...`` where ``NAME`` is defined (PEP 257 style).
-
-    Follows one ``from jaxpool._x import NAME`` re-export to the defining module.
-    """
-    tree = ast.parse(inspect.getsource(module))
-    for node in tree.body:
-        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            if any((alias.asname or alias.name) == name for alias in node.names):
-                return attribute_docstring(importlib.import_module(node.module), name)
-    for node, following in zip(tree.body, [*tree.body[1:], None], strict=True):
-        targets = (
-            node.targets if isinstance(node, ast.Assign)
-            else [node.target] if isinstance(node, ast.AnnAssign) else []
-        )
-        if any(isinstance(t, ast.Name) and t.id == name for t in targets):
-            if (
-                isinstance(following, ast.Expr)
-                and isinstance(following.value, ast.Constant)
-                and isinstance(following.value.value, str)
-            ):
-                return inspect.cleandoc(following.value.value)
-            return None
-    return None
 
 
 class JaxpoolApi(SphinxDirective):

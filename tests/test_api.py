@@ -1,7 +1,6 @@
 """Tests of the public surface (jaxpool/__init__.py and the public submodules): names,
 signatures, docstrings, and the API reference pages."""
 
-import ast
 import importlib
 import inspect
 import pathlib
@@ -11,6 +10,7 @@ import pytest
 import torch.nn.functional as F
 
 import jaxpool
+from docs.docstrings import attribute_docstring
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 FUNCTIONS = [name for name in jaxpool.__all__ if name[0].islower()]
@@ -42,24 +42,6 @@ def _import(module_name):
         pytest.skip(f"{module_name} does not import here: {error}")
 
 
-def _attribute_docstring(module, name):
-    """The string after ``NAME = ...`` where NAME is defined, as Sphinx reads it (follows
-    one ``from jaxpool._x import NAME`` re-export; docs/conf.py does the same)."""
-    tree = ast.parse(inspect.getsource(module))
-    for node in tree.body:
-        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            if any((alias.asname or alias.name) == name for alias in node.names):
-                return _attribute_docstring(importlib.import_module(node.module), name)
-    for node, following in zip(tree.body, [*tree.body[1:], None], strict=True):
-        targets = node.targets if isinstance(node, ast.Assign) else (
-            [node.target] if isinstance(node, ast.AnnAssign) else [])
-        if any(isinstance(target, ast.Name) and target.id == name for target in targets):
-            if isinstance(following, ast.Expr) and isinstance(following.value, ast.Constant):
-                return following.value.value if isinstance(following.value.value, str) else None
-            return None
-    return None
-
-
 def _own_docstring(module, name):
     """The docstring written for this name: not inherited, not a dataclass's generated one."""
     value = getattr(module, name)
@@ -70,7 +52,7 @@ def _own_docstring(module, name):
     elif callable(value):
         doc = value.__doc__
     else:  # data: the string literal under its assignment, which Sphinx documents
-        doc = _attribute_docstring(module, name)
+        doc = attribute_docstring(module, name)
     return inspect.cleandoc(doc) if doc else None
 
 

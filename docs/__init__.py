@@ -1,0 +1,1 @@
+"""The documentation's Sphinx configuration and its helpers (not part of the package)."""
