@@ -11,34 +11,19 @@ import jaxpool
 # Implicit rank promotion hides shape bugs; make it an error everywhere in the tests.
 jax.config.update("jax_numpy_rank_promotion", "raise")
 
-settings.register_profile(
-    "ci",
-    max_examples=60,
+# Hypothesis profiles, chosen by HYPOTHESIS_PROFILE: how many examples, and whether the
+# run is the same every time (derandomized: "ci" and "lower-bounds").
+_PROFILE = dict(
     deadline=None,
-    derandomize=True,
     suppress_health_check=[
         HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.function_scoped_fixture,
     ],
 )
+settings.register_profile("ci", max_examples=60, derandomize=True, **_PROFILE)
 # The run at the lowest supported versions (.ci/run) checks that every path still works
 # there; the wide sweep over generated configurations is the main run's job.
-settings.register_profile(
-    "lower-bounds",
-    max_examples=15,
-    deadline=None,
-    derandomize=True,
-    suppress_health_check=[
-        HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.function_scoped_fixture,
-    ],
-)
-settings.register_profile(
-    "thorough",
-    max_examples=600,
-    deadline=None,
-    suppress_health_check=[
-        HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.function_scoped_fixture,
-    ],
-)
+settings.register_profile("lower-bounds", max_examples=15, derandomize=True, **_PROFILE)
+settings.register_profile("thorough", max_examples=600, **_PROFILE)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
