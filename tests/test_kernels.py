@@ -28,6 +28,14 @@ def _compiled_cpu_text(function, *args):
     return jax.jit(function).lower(*args).compile().as_text()
 
 
+@pytest.fixture(autouse=True)
+def _default_choice(monkeypatch):
+    """These tests check what the default, ``auto``, does: a ``JAXPOOL_KERNELS`` set in
+    the shell that runs the suite (``JAXPOOL_KERNELS=cpu pytest``) must not change it.
+    The tests of the variable set it themselves."""
+    monkeypatch.delenv("JAXPOOL_KERNELS", raising=False)
+
+
 X2 = jnp.asarray(np.random.default_rng(0).standard_normal((2, 9, 9, 3)).astype(np.float32))
 
 
