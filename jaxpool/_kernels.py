@@ -91,13 +91,14 @@ def kernels(family: str) -> Iterator[None]:
     Example:
       >>> import jax.numpy as jnp, jaxpool
       >>> x = jnp.arange(16.0).reshape(1, 4, 4, 1)
+      >>> before = jaxpool.kernel_family()     # 'auto', unless JAXPOOL_KERNELS is set
       >>> with jaxpool.kernels("reduce_window"):
       ...     y = jaxpool.max_pool2d(x, 2)
       >>> y[0, ..., 0]
       Array([[ 5.,  7.],
              [13., 15.]], dtype=float32)
-      >>> jaxpool.kernel_family()
-      'auto'
+      >>> jaxpool.kernel_family() == before    # the block's end restores the choice
+      True
     """
     token = _forced.set(_checked(family, "jaxpool.kernels: family"))
     try:
