@@ -34,6 +34,7 @@ import dataclasses
 import gzip
 import hashlib
 import http.client
+import math
 import os
 import pathlib
 import posixpath
@@ -66,8 +67,10 @@ __all__ = [
     "load_cifar10",
     "load_dataset",
     "load_digits",
+    "load_idx_dataset",
     "load_synthetic",
     "parse_cifar10_records",
+    "parse_idx",
     "steps_per_epoch",
 ]
 
@@ -88,7 +91,7 @@ CIFAR10_CHANNELS = 3
 CIFAR10_RECORD_BYTES = 1 + CIFAR10_IMAGE_SIZE * CIFAR10_IMAGE_SIZE * CIFAR10_CHANNELS
 """One record: a label byte (0-9), then 1024 red, 1024 green and 1024 blue bytes."""
 
-DATASET_NAMES = ("cifar10", "digits", "synthetic")
+DATASET_NAMES = ("cifar10", "fashion-mnist", "mnist", "digits", "synthetic")
 DATA_DIR_ENV_VAR = "JAXPOOL_DATA_DIR"
 """Environment variable naming the CIFAR-10 folder; default ``~/.cache/jaxpool/cifar10``."""
 
@@ -537,6 +540,244 @@ def load_cifar10(
     )
 
 
+# --------------------------------------------------------------- Fashion-MNIST and MNIST
+
+
+@dataclasses.dataclass(frozen=True)
+class IdxSource:
+    """Where an IDX dataset (MNIST's file format) is published and how to check it.
+
+    Attributes:
+      title: the dataset's name in messages.
+      folder_name: the folder under the cache (and under ``$JAXPOOL_DATA_DIR``).
+      url: the folder of the official gzipped files.
+      files: per split part, ``(file name without .gz, MD5 of the uncompressed file,
+        MD5 of the official .gz)``; the uncompressed MD5 checks a file gzipped or not,
+        whoever compressed it (Debian's .gz files differ from the official ones byte for
+        byte, but not in content).
+      class_names: a name per label.
+      system_folders: folders a system package installs the files into.
+      install_hint: how to get the files offline, for the error message.
+    """
+
+    title: str
+    folder_name: str
+    url: str
+    files: Mapping[str, tuple[str, str, str]]
+    class_names: tuple[str, ...]
+    system_folders: tuple[str, ...] = ()
+    install_hint: str = ""
+
+
+IDX_SPLIT_SIZES = {"train": 60_000, "test": 10_000}
+IDX_IMAGE_SIZE = 28
+IDX_SOURCES = {
+    "fashion-mnist": IdxSource(
+        title="Fashion-MNIST",
+        folder_name="fashion-mnist",
+        url="http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
+        files={
+            "train_images": ("train-images-idx3-ubyte", "f4a8712d7a061bf5bd6d2ca38dc4d50a",
+                             "8d4fb7e6c68d591d4c3dfef9ec88bf0d"),
+            "train_labels": ("train-labels-idx1-ubyte", "9018921c3c673c538a1fc5bad174d6f9",
+                             "25c81989df183df01b3e8a0aad5dffbe"),
+            "test_images": ("t10k-images-idx3-ubyte", "8181f5470baa50b63fa0f6fddb340f0a",
+                            "bef4ecab320f06d8554ea6380940ec79"),
+            "test_labels": ("t10k-labels-idx1-ubyte", "15d484375f8d13e6eb1aabb0c3f46965",
+                            "bb300cfdad3c16e7a12a480ee83cd310"),
+        },
+        class_names=("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal",
+                     "Shirt", "Sneaker", "Bag", "Ankle boot"),
+        system_folders=("/usr/share/datasets/fashion-mnist",),
+        install_hint=(
+            "on Debian or Ubuntu, 'sudo apt-get install dataset-fashion-mnist' installs them "
+            "into /usr/share/datasets/fashion-mnist (without root: 'apt-get download "
+            "dataset-fashion-mnist && dpkg-deb -x dataset-fashion-mnist_*.deb DIR', then "
+            "--data-dir DIR/usr/share/datasets/fashion-mnist)"
+        ),
+    ),
+    "mnist": IdxSource(
+        title="MNIST",
+        folder_name="mnist",
+        url="https://ossci-datasets.s3.amazonaws.com/mnist/",
+        files={
+            "train_images": ("train-images-idx3-ubyte", "6bbc9ace898e44ae57da46a324031adb",
+                             "f68b3c2dcbeaaa9fbdd348bbdeb94873"),
+            "train_labels": ("train-labels-idx1-ubyte", "a25bea736e30d166cdddb491f175f624",
+                             "d53e105ee54ea40749a09fcbcd1e9432"),
+            "test_images": ("t10k-images-idx3-ubyte", "2646ac647ad5339dbf082846283269ea",
+                            "9fb629c4189551a2d022fa330f9573f3"),
+            "test_labels": ("t10k-labels-idx1-ubyte", "27ae3e4e09519cfbb04c329615203637",
+                            "ec29112dd5afa0611ce80d1b7f02629c"),
+        },
+        class_names=tuple(str(digit) for digit in range(10)),
+    ),
+}
+
+
+def parse_idx(data: bytes, *, source: str, ndim: int) -> np.ndarray:
+    """Decodes an IDX file of unsigned bytes (MNIST's format): a 4-byte magic number
+    ``0x0000 08 <ndim>``, ``ndim`` big-endian uint32 sizes, then the values row-major.
+
+    Raises:
+      ValueError: if the magic number, the rank or the length is wrong.
+    """
+    header = 4 + 4 * ndim
+    if len(data) < header or data[:3] != b"\x00\x00\x08" or data[3] != ndim:
+        raise ValueError(
+            f"{source}: not an IDX file of unsigned bytes with {ndim} dimension(s) "
+            f"(magic number {data[:4].hex() or 'missing'}, expected 000008{ndim:02x})"
+        )
+    shape = tuple(int(size) for size in np.frombuffer(data, ">u4", ndim, offset=4))
+    if len(data) != header + math.prod(shape):
+        raise ValueError(
+            f"{source}: the header announces shape {shape} ({math.prod(shape)} values), but "
+            f"the file holds {len(data) - header} bytes after its {header}-byte header"
+        )
+    return np.frombuffer(data, np.uint8, offset=header).reshape(shape)
+
+
+def _idx_candidates(source: IdxSource, data_dir) -> list[pathlib.Path]:
+    if data_dir is not None:
+        return [pathlib.Path(os.path.abspath(os.path.expanduser(os.fspath(data_dir))))]
+    folders = []
+    configured = os.environ.get(DATA_DIR_ENV_VAR, "")
+    if configured:
+        root = pathlib.Path(os.path.abspath(os.path.expanduser(configured)))
+        folders += [root, root / source.folder_name]
+    folders.append(_idx_cache(source))
+    return folders + [pathlib.Path(folder) for folder in source.system_folders]
+
+
+def _idx_cache(source: IdxSource) -> pathlib.Path:
+    return pathlib.Path(os.path.abspath(os.path.expanduser(
+        os.path.join("~", ".cache", "jaxpool", source.folder_name))))
+
+
+def _read_idx_file(folder: pathlib.Path, name: str) -> tuple[bytes, pathlib.Path] | None:
+    """The uncompressed bytes of ``name`` or ``name.gz`` in ``folder``, or None."""
+    for path in (folder / name, folder / f"{name}.gz"):
+        if path.is_file():
+            raw = path.read_bytes()
+            if raw[:2] == b"\x1f\x8b":  # gzip's magic number, whatever the file's name
+                try:
+                    raw = gzip.decompress(raw)
+                except (OSError, EOFError, zlib.error) as error:
+                    raise ValueError(f"{path}: not a readable gzip file: {error}") from error
+            return raw, path
+    return None
+
+
+def load_idx_dataset(
+    name: str,
+    data_dir: str | os.PathLike[str] | None = None,
+    *,
+    download: bool = True,
+    check_checksums: bool = True,
+    timeout: float = 60.0,
+) -> Dataset:
+    """Loads Fashion-MNIST or MNIST from the four official IDX files.
+
+    The files (``train-images-idx3-ubyte``, ``train-labels-idx1-ubyte``,
+    ``t10k-images-idx3-ubyte``, ``t10k-labels-idx1-ubyte``, each gzipped or not) are
+    looked for in ``data_dir`` alone when it is given; else in ``$JAXPOOL_DATA_DIR`` (and
+    its ``<name>/`` subfolder), the cache ``~/.cache/jaxpool/<name>`` and, for
+    Fashion-MNIST, Debian's ``/usr/share/datasets/fashion-mnist``. The first folder that
+    holds all four is used. If none does and ``download`` is true, the official .gz
+    files are downloaded into ``data_dir`` or the cache, each to a temporary name,
+    checked against its official MD5 and renamed.
+
+    Args:
+      name: 'fashion-mnist' or 'mnist'.
+      data_dir: the one folder to look in (and download to).
+      download: whether to download missing files.
+      check_checksums: check each file's content against the official MD5 and the split
+        sizes (60,000 / 10,000); ``False`` accepts any well-formed IDX files (tests).
+      timeout: seconds for each network operation of a download.
+
+    Returns:
+      A :class:`Dataset`: uint8 ``(N, 28, 28, 1)`` images (one grey channel), int32
+      labels, 10 classes.
+
+    Raises:
+      DatasetUnavailableError: the files are nowhere and cannot be downloaded; the
+        message names both ways to get them.
+      ChecksumError: a file's content is not the official one.
+      ValueError: a file is malformed, or images and labels disagree.
+    """
+    if name not in IDX_SOURCES:
+        raise ValueError(f"load_idx_dataset: unknown dataset {name!r}; expected one of "
+                         f"{', '.join(map(repr, IDX_SOURCES))}")
+    source = IDX_SOURCES[name]
+    folders = _idx_candidates(source, data_dir)
+    contents: dict[str, tuple[bytes, pathlib.Path]] | None = None
+    for folder in folders:
+        found = {part: _read_idx_file(folder, file_name)
+                 for part, (file_name, _, _) in source.files.items()}
+        if all(found.values()):
+            contents = {part: entry for part, entry in found.items() if entry is not None}
+            break
+    if contents is None:
+        target = folders[0] if data_dir is not None else _idx_cache(source)
+        names = ", ".join(f"{file_name}.gz" for file_name, _, _ in source.files.values())
+        reason = f"{names} (gzipped or not) are not all in {' or '.join(map(str, folders))}"
+        error: BaseException | None = None
+        if download:
+            try:
+                for file_name, _, gz_md5 in source.files.values():
+                    if _read_idx_file(target, file_name) is None:
+                        download_file(source.url + file_name + ".gz", target / f"{file_name}.gz",
+                                      md5=gz_md5, timeout=timeout)
+                return load_idx_dataset(name, target, download=False,
+                                        check_checksums=check_checksums)
+            except (OSError, http.client.HTTPException) as caught:
+                error = caught
+        ways = [f"download them from {source.url} into {target} (with a network this "
+                "loader does it itself)"]
+        if source.install_hint:
+            ways.append(source.install_hint)
+        raise DatasetUnavailableError(
+            f"{source.title} is not available: {reason}"
+            + (f", and downloading failed: {error}" if error else ", and download=False")
+            + ".\nTo get the files, " + "; or ".join(ways) + "; or pass --data-dir with the "
+            "folder that holds them."
+        ) from error
+
+    arrays = {}
+    for part, (raw, path) in contents.items():
+        file_name, raw_md5, _ = source.files[part]
+        if check_checksums:
+            actual = hashlib.md5(raw, usedforsecurity=False).hexdigest()
+            if actual != raw_md5:
+                raise ChecksumError(
+                    f"{path}: the content's MD5 is {actual}, but the official {file_name} has "
+                    f"{raw_md5}; the file is corrupt, truncated or another dataset's"
+                )
+        arrays[part] = parse_idx(raw, source=str(path), ndim=3 if part.endswith("images") else 1)
+    splits = []
+    for split, size in IDX_SPLIT_SIZES.items():
+        images, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]
+        where = contents[f"{split}_images"][1]
+        if images.shape[1:] != (IDX_IMAGE_SIZE, IDX_IMAGE_SIZE):
+            raise ValueError(f"{where}: images of shape {images.shape[1:]}, expected 28x28")
+        if len(images) != len(labels) or (check_checksums and len(images) != size):
+            raise ValueError(
+                f"{where}: {len(images)} images and {len(labels)} labels in the {split} split"
+                + (f"; the official split has {size} of each" if check_checksums else "")
+            )
+        if labels.size and labels.max() >= len(source.class_names):
+            raise ValueError(f"{contents[f'{split}_labels'][1]}: label {labels.max()} is out of "
+                             f"range 0-{len(source.class_names) - 1}")
+        splits.append((np.ascontiguousarray(images[..., None]), labels.astype(np.int32)))
+    location = contents["train_images"][1].parent
+    return _make_dataset(
+        name, splits[0], splits[1], class_names=source.class_names,
+        description=(f"{source.title} (official IDX files; {len(splits[0][1]):,} train / "
+                     f"{len(splits[1][1]):,} test 28x28 grey images, 10 classes, from "
+                     f"{location})"),
+    )
+
+
 # -------------------------------------------------------------------------------- digits
 
 
@@ -692,6 +933,8 @@ def load_dataset(
     """
     if name == "cifar10":
         return load_cifar10(data_dir, download=download, url=url, md5=md5)
+    if name in IDX_SOURCES:
+        return load_idx_dataset(name, data_dir, download=download)
     if name == "digits":
         return load_digits()
     if name == "synthetic":

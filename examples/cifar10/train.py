@@ -76,6 +76,8 @@ OPTIMIZERS = ("sgd", "adamw")
 # Flax APIs of the model: linen (jaxpool.models) or NNX (jaxpool.nnx); the same loop trains both.
 APIS = ("linen", "nnx")
 SCHEDULES = ("cosine", "onecycle")
+# Where a mirrored image is another class or none (digits); clothes stay clothes.
+NO_FLIP_DATASETS = frozenset({"digits", "mnist"})
 DEFAULT_LEARNING_RATES = {"sgd": 0.1, "adamw": 3e-3}
 # Fields of TrainConfig that may change when a run is resumed: they do not affect training.
 RESUMABLE_CHANGES = frozenset({"data_dir", "eval_batch_size"})
@@ -210,7 +212,7 @@ def resolve_config(config: TrainConfig, dataset: data.Dataset) -> TrainConfig:
         config,
         lr=DEFAULT_LEARNING_RATES[config.optimizer] if config.lr is None else config.lr,
         width=models.make_model(config.model).width if config.width is None else config.width,
-        flip=(dataset.name != "digits") if config.flip is None else config.flip,
+        flip=dataset.name not in NO_FLIP_DATASETS if config.flip is None else config.flip,
         crop_padding=max(1, height // 8) if config.crop_padding is None else config.crop_padding,
     )
 
