@@ -6,15 +6,10 @@ before any computation.
 
 from __future__ import annotations
 
-import math
-import numbers
 from typing import Any
 
 import jax
 import jax.numpy as jnp
-import numpy as np
-
-from jaxpool._geometry import along
 
 
 def as_array(x: Any, name: str, op: str, *, kind: str = "any") -> jax.Array:
@@ -56,23 +51,3 @@ def as_array(x: Any, name: str, op: str, *, kind: str = "any") -> jax.Array:
             f"{op}: {name} must have a floating or integer dtype, but got dtype {dtype}"
         )
     return array
-
-
-def as_real(value: Any, name: str, op: str) -> float:
-    """A real Python number (not bool, not NaN)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(
-            f"{op}: {name} must be a real number, but got {value!r} of type {type(value).__name__}"
-        )
-    value = float(value)
-    if math.isnan(value):
-        raise ValueError(f"{op}: {name} must not be NaN, but got {name}={value!r}")
-    return value
-
-
-def outer_over_axes(vectors, axes, ndim: int, dtype=np.float32) -> np.ndarray:
-    """Product of per-axis 1-D static arrays, shaped to broadcast against an ``ndim`` array."""
-    result = np.ones([1] * ndim, dtype=np.float64)
-    for vector, axis in zip(vectors, axes, strict=True):
-        result = result * along(np.asarray(vector, np.float64), axis, ndim)
-    return result.astype(dtype)

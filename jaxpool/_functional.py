@@ -21,7 +21,7 @@ from jax.typing import ArrayLike
 from jaxpool import _geometry as geometry
 from jaxpool import _jax_internals as internals
 from jaxpool import _kernels as kernels
-from jaxpool._checks import as_array, as_real
+from jaxpool._checks import as_array
 from jaxpool._kernel_common import index_dtype
 
 # The kernel family is a static argument: a trace is never reused across families.
@@ -132,22 +132,14 @@ def _avg_pool(
 ) -> jax.Array:
     windows = average_windows(op, n, x, kernel_size, stride, padding, ceil_mode,
                               count_include_pad, channels_first)
-    divisor: str | int = windows.divisor
-    if divisor_override is not None:
-        divisor = geometry.as_int(divisor_override, "divisor_override", op)
-        if divisor == 0:
-            raise ValueError(f"{op}: divisor must be not zero, but got divisor_override=0")
+    override = geometry.check_divisor_override(op, divisor_override)
+    divisor: str | int = windows.divisor if override is None else override
     return _window_average(windows.array, axes=windows.axes, windows=windows.config.axes,
                            divisor=divisor, family=kernels.kernel_family())
 
 
 def _lp_pool(op, n, x, norm_type, kernel_size, stride, ceil_mode, channels_first) -> jax.Array:
-    norm_type = as_real(norm_type, "norm_type", op)
-    if norm_type <= 0:
-        raise ValueError(
-            f"{op}: norm_type must be positive (p > 0; use float('inf') for max pooling), "
-            f"but got norm_type={norm_type!r}"
-        )
+    norm_type = geometry.check_norm_type(op, norm_type)
     # torch's lp_pool goes through avg_pool (no padding), so it refuses what avg_pool does.
     windows = average_windows(op, n, x, kernel_size, stride, 0, ceil_mode, True, channels_first)
     return _lp_impl(windows.array, norm_type=norm_type, axes=windows.axes,
@@ -308,33 +300,10 @@ def _fractional_max_pool(
     channels_first = geometry.as_bool(channels_first, "channels_first", op)
     return_indices = geometry.as_bool(return_indices, "return_indices", op)
     axes = geometry.spatial_axes(array.shape, n, channels_first, op)
-    kernel = geometry.as_tuple(kernel_size, n, "kernel_size", op)
-    if any(k <= 0 for k in kernel):
-        raise ValueError(
-            f"{op}: kernel size should be greater than zero, but got kernel_size={kernel_size!r}"
-        )
+    fractional = geometry.check_fractional(op, n, kernel_size, output_size, output_ratio)
+    kernel = fractional.kernel
     size = _spatial_size(array, axes)
-    if (output_size is None) == (output_ratio is None):
-        raise ValueError(
-            f"{op} requires specifying exactly one of output_size or output_ratio, but got "
-            f"output_size={output_size!r} and output_ratio={output_ratio!r}"
-        )
-    if output_size is not None:
-        out = geometry.as_tuple(output_size, n, "output_size", op)
-    else:
-        ratios = output_ratio if isinstance(output_ratio, Sequence) else (output_ratio,) * n
-        if len(ratios) != n:
-            raise ValueError(
-                f"{op}: output_ratio must be a number or a tuple of {n} numbers, but got "
-                f"output_ratio={output_ratio!r}"
-            )
-        ratios = tuple(as_real(r, "output_ratio", op) for r in ratios)
-        if not all(0 < r < 1 for r in ratios):
-            raise ValueError(
-                f"{op}: output_ratio must be between 0 and 1 (exclusive), but got "
-                f"output_ratio={output_ratio!r}"
-            )
-        out = tuple(int(size[i] * ratios[i]) for i in range(n))
+    out = fractional.output(size)
     if any(o < 1 for o in out):
         raise ValueError(
             f"{op}: output_size must be positive in every dimension, but got {out} "

@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 import numbers
-from collections.abc import Sequence
-from typing import Any, cast
+from collections.abc import Mapping, Sequence
+from typing import Any, NamedTuple, cast
 
 import numpy as np
 
@@ -93,6 +94,18 @@ def as_tuple(value: Any, n: int, name: str, op: str, *, allow_none: bool = False
         noun = "a single int" if n == 1 else f"a single int, or a tuple of {n} ints"
         raise ValueError(f"{op}: {name} must either be {noun}, but got {name}={value!r}")
     return tuple(check(entry) for entry in entries)
+
+
+def as_real(value: Any, name: str, op: str) -> float:
+    """A real Python number (not bool, not NaN)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(
+            f"{op}: {name} must be a real number, but got {value!r} of type {type(value).__name__}"
+        )
+    value = float(value)
+    if math.isnan(value):
+        raise ValueError(f"{op}: {name} must not be NaN, but got {name}={value!r}")
+    return value
 
 
 def as_bool(value: Any, name: str, op: str) -> bool:
@@ -357,6 +370,239 @@ def adaptive_bounds(length: int, size: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 # ----------------------------------------------------------------------------------
+# Configuration checks: what can be refused before any input is seen
+#
+# The ops run these at trace time (through the window builders below); the Flax modules
+# of both APIs run them at construction, through check_pooling_config, so a bad
+# configuration fails where it is written, with the same message.
+
+
+class Window(NamedTuple):
+    """A sliding window's arguments as :func:`check_window` accepts them, normalised."""
+
+    kernel: tuple[int, ...]
+    strides: tuple[int, ...]
+    dilations: tuple[int, ...]
+    padding: Padding
+    ceil_mode: bool
+
+
+def check_window(
+    op: str, n: int, kernel_size: Any, stride: Any, padding: Any, dilation: Any, ceil_mode: Any
+) -> Window:
+    """torch's checks of a sliding window over ``n`` spatial dims that need no input.
+
+    Kernel, stride and dilation must be positive ints (or tuples of ``n``), padding
+    non-negative and, for torch's int padding, at most half the effective kernel (and
+    half the plain kernel, as torch checks both); 'SAME' padding has no ceil mode.
+    The output size, which needs the input's, is :func:`sliding_windows`'s check.
+    """
+    kernel = as_tuple(kernel_size, n, "kernel_size", op)
+    no_stride = stride is None or (isinstance(stride, Sequence) and len(stride) == 0)
+    strides = kernel if no_stride else as_tuple(stride, n, "stride", op)  # torch: [] means None
+    dilations = as_tuple(dilation, n, "dilation", op)
+    ceil = as_bool(ceil_mode, "ceil_mode", op)
+    if any(k <= 0 for k in kernel):
+        raise ValueError(
+            f"{op}: kernel size should be greater than zero, but got kernel_size={kernel_size!r}"
+        )
+    if any(s <= 0 for s in strides):
+        raise ValueError(f"{op}: stride should be greater than zero, but got stride={stride!r}")
+    if any(d <= 0 for d in dilations):
+        raise ValueError(
+            f"{op}: dilation should be greater than zero, but got dilation={dilation!r}"
+        )
+    pad = normalize_padding(padding, n, op)
+    if pad.mode == "SAME" and ceil:
+        raise ValueError(
+            f"{op}: ceil_mode=True has no meaning with padding='SAME' (whose output size is "
+            "ceil(L / stride)); use explicit padding with ceil_mode"
+        )
+    if pad.mode == "torch" and pad.pairs is not None:
+        for i, (p, _) in enumerate(pad.pairs):
+            if p > (dilations[i] * (kernel[i] - 1) + 1) // 2:
+                raise ValueError(
+                    f"{op}: pad should be at most half of effective kernel size, but got "
+                    f"padding={padding!r}, kernel_size={kernel_size!r} and dilation={dilation!r}"
+                )
+            if p > kernel[i] // 2:  # torch checks the plain kernel too, dilated or not
+                raise ValueError(
+                    f"{op}: pad should be smaller than or equal to half of kernel size, but got "
+                    f"padding={padding!r} and kernel_size={kernel_size!r}"
+                )
+    return Window(kernel, strides, dilations, pad, ceil)
+
+
+def check_global_form(op: str, stride: Any, padding: Any, ceil_mode: Any) -> None:
+    """The global form of a pooling (``kernel_size=None``, one window over the map) takes
+    no window arguments: ``stride``, ``padding`` and ``ceil_mode`` must keep their
+    defaults (None, 0, False)."""
+    ceil_mode = as_bool(ceil_mode, "ceil_mode", op)
+    zero_padding = _is_int(padding) and padding == 0
+    for name, value, unset in (("stride", stride, stride is None),
+                               ("padding", padding, zero_padding),
+                               ("ceil_mode", ceil_mode, not ceil_mode)):
+        if not unset:
+            raise ValueError(
+                f"{op}: {name} only applies to windowed pooling, not to the global form "
+                f"(kernel_size=None), but got {name}={value!r}"
+            )
+
+
+def check_keepdims(keepdims: Any, kernel_size: Any, op: str) -> bool:
+    """``keepdims`` as a bool; True is refused for windowed pooling (it has no meaning there)."""
+    keepdims = as_bool(keepdims, "keepdims", op)
+    if keepdims and kernel_size is not None:
+        raise ValueError(
+            f"{op}: keepdims=True only applies to the global form (kernel_size=None); windowed "
+            f"pooling always keeps the spatial dims, but got kernel_size={kernel_size!r}"
+        )
+    return keepdims
+
+
+def check_adaptive_output_size(op: str, n: int, output_size: Any) -> tuple[int | None, ...]:
+    """An adaptive pooling's ``output_size``: positive ints, ``None`` keeping a dim."""
+    sizes = as_tuple(output_size, n, "output_size", op, allow_none=True)
+    if any(s is not None and s <= 0 for s in sizes):
+        raise ValueError(
+            f"{op}: elements of output_size must be greater than 0, but got "
+            f"output_size={output_size!r}"
+        )
+    return sizes
+
+
+class Fractional(NamedTuple):
+    """Fractional max pooling's arguments as :func:`check_fractional` accepts them."""
+
+    kernel: tuple[int, ...]
+    output_size: tuple[int, ...] | None
+    output_ratio: tuple[float, ...] | None
+
+    def output(self, spatial_size: tuple[int, ...]) -> tuple[int, ...]:
+        """The output size: ``output_size``, or ``floor(L * output_ratio)`` per dim."""
+        if self.output_ratio is None:
+            return cast("tuple[int, ...]", self.output_size)
+        return tuple(int(length * r) for length, r in zip(spatial_size, self.output_ratio,
+                                                          strict=True))
+
+
+def check_fractional(
+    op: str, n: int, kernel_size: Any, output_size: Any, output_ratio: Any
+) -> Fractional:
+    """Fractional max pooling's kernel and exactly one of ``output_size`` (ints >= 1)
+    and ``output_ratio`` (in (0, 1)); the other is None."""
+    kernel = as_tuple(kernel_size, n, "kernel_size", op)
+    if any(k <= 0 for k in kernel):
+        raise ValueError(
+            f"{op}: kernel size should be greater than zero, but got kernel_size={kernel_size!r}"
+        )
+    if (output_size is None) == (output_ratio is None):
+        raise ValueError(
+            f"{op} requires specifying exactly one of output_size or output_ratio, but got "
+            f"output_size={output_size!r} and output_ratio={output_ratio!r}"
+        )
+    if output_size is not None:
+        sizes = as_tuple(output_size, n, "output_size", op)
+        if any(o < 1 for o in sizes):
+            raise ValueError(
+                f"{op}: output_size must be positive in every dimension, but got "
+                f"output_size={output_size!r}"
+            )
+        return Fractional(kernel, sizes, None)
+    ratios = output_ratio if isinstance(output_ratio, Sequence) else (output_ratio,) * n
+    if len(ratios) != n:
+        raise ValueError(
+            f"{op}: output_ratio must be a number or a tuple of {n} numbers, but got "
+            f"output_ratio={output_ratio!r}"
+        )
+    ratios = tuple(as_real(r, "output_ratio", op) for r in ratios)
+    if not all(0 < r < 1 for r in ratios):
+        raise ValueError(
+            f"{op}: output_ratio must be between 0 and 1 (exclusive), but got "
+            f"output_ratio={output_ratio!r}"
+        )
+    return Fractional(kernel, None, ratios)
+
+
+def check_divisor_override(op: str, divisor_override: Any) -> int | None:
+    """Average pooling's ``divisor_override``: None or a non-zero int (torch's rule)."""
+    if divisor_override is None:
+        return None
+    divisor = as_int(divisor_override, "divisor_override", op)
+    if divisor == 0:
+        raise ValueError(f"{op}: divisor must be not zero, but got divisor_override=0")
+    return divisor
+
+
+def check_norm_type(op: str, norm_type: Any) -> float:
+    """LP pooling's power: a real number > 0 (``inf`` is max pooling of ``|x|``)."""
+    value = as_real(norm_type, "norm_type", op)
+    if value <= 0:
+        raise ValueError(
+            f"{op}: norm_type must be positive (p > 0; use float('inf') for max pooling), "
+            f"but got norm_type={value!r}"
+        )
+    return value
+
+
+def check_eps(op: str, eps: Any) -> float:
+    """A clamp's lower bound (GeM's ``eps``): a real number > 0."""
+    value = as_real(eps, "eps", op)
+    if not value > 0:
+        raise ValueError(f"{op}: eps must be positive, but got eps={value!r}")
+    return value
+
+
+# The options that are flags, in every op and module that takes them.
+FLAGS = ("ceil_mode", "count_include_pad", "return_indices", "keepdims", "channels_first")
+
+
+def _check_sizes(op: str, n: int, config: Mapping[str, Any]) -> None:
+    """The window, global form, adaptive or fractional sizes in ``config``."""
+    if "kernel_size" not in config:
+        if "output_size" in config:
+            check_adaptive_output_size(op, n, config["output_size"])
+        return
+    kernel_size = config["kernel_size"]
+    if "output_ratio" in config:
+        check_fractional(op, n, kernel_size, config.get("output_size"), config["output_ratio"])
+    elif kernel_size is None:
+        check_global_form(op, config.get("stride"), config.get("padding", 0),
+                          config.get("ceil_mode", False))
+    else:
+        check_window(op, n, kernel_size, config.get("stride"), config.get("padding", 0),
+                     config.get("dilation", 1), config.get("ceil_mode", False))
+    if "keepdims" in config:
+        check_keepdims(config["keepdims"], kernel_size, op)
+
+
+def check_pooling_config(op: str, n: int, config: Mapping[str, Any]) -> None:
+    """Checks a pooling configuration over ``n`` spatial dims before any input is seen.
+
+    Every argument in ``config`` that the rules above can judge from its value alone is
+    checked by its name, with the op's messages: the flags, a window (``kernel_size``
+    with ``stride``, ``padding``, ``dilation``, ``ceil_mode``; ``kernel_size=None`` is
+    the global form), ``keepdims``, an adaptive ``output_size``, fractional pooling's
+    ``output_size``/``output_ratio``, ``divisor_override``, ``norm_type``, ``eps``. Other
+    names are left to the op, which checks them with the input. The Flax modules of both
+    APIs call this at construction, where ``op`` is the module's name.
+
+    Raises:
+      TypeError, ValueError: as the op would for the same arguments.
+    """
+    for name in FLAGS:
+        if name in config:
+            as_bool(config[name], name, op)
+    _check_sizes(op, n, config)
+    if "divisor_override" in config:
+        check_divisor_override(op, config["divisor_override"])
+    if "norm_type" in config:
+        check_norm_type(op, config["norm_type"])
+    if "eps" in config:
+        check_eps(op, config["eps"])
+
+
+# ----------------------------------------------------------------------------------
 # Whole-input checks
 
 
@@ -411,52 +657,21 @@ def sliding_windows(
 ) -> WindowConfig:
     """Validates torch-style pooling arguments and builds the windows of every axis.
 
-    Applies torch's checks with torch's wording: kernel, stride and dilation must be
-    positive, padding non-negative and (for int padding) at most half the effective
-    kernel, and the output at least 1 in every dimension. Flax-style padding ('SAME',
-    'VALID', explicit pairs) skips the half-kernel rule but must not create a window that
-    lies entirely in padding (it would give -inf or 0/0).
+    :func:`check_window`'s checks first (those that need no input), then the output at
+    least 1 in every dimension. Flax-style padding ('SAME', 'VALID', explicit pairs)
+    skips the half-kernel rule but must not create a window that lies entirely in
+    padding (it would give -inf or 0/0).
     """
     n = len(spatial_size)
-    kernel = as_tuple(kernel_size, n, "kernel_size", op)
-    no_stride = stride is None or (isinstance(stride, Sequence) and len(stride) == 0)
-    strides = kernel if no_stride else as_tuple(stride, n, "stride", op)  # torch: [] means None
-    dilations = as_tuple(dilation, n, "dilation", op)
-    ceil = as_bool(ceil_mode, "ceil_mode", op)
-    if any(k <= 0 for k in kernel):
-        raise ValueError(
-            f"{op}: kernel size should be greater than zero, but got kernel_size={kernel_size!r}"
-        )
-    if any(s <= 0 for s in strides):
-        raise ValueError(f"{op}: stride should be greater than zero, but got stride={stride!r}")
-    if any(d <= 0 for d in dilations):
-        raise ValueError(
-            f"{op}: dilation should be greater than zero, but got dilation={dilation!r}"
-        )
-    pad = normalize_padding(padding, n, op)
-    if pad.mode == "SAME" and ceil:
-        raise ValueError(
-            f"{op}: ceil_mode=True has no meaning with padding='SAME' (whose output size is "
-            "ceil(L / stride)); use explicit padding with ceil_mode"
-        )
+    kernel, strides, dilations, pad, ceil = check_window(
+        op, n, kernel_size, stride, padding, dilation, ceil_mode
+    )
     if pad.pairs is None:  # 'SAME'
         pairs = tuple(
             _same_padding(spatial_size[i], kernel[i], strides[i], dilations[i]) for i in range(n)
         )
     else:
         pairs = pad.pairs
-    if pad.mode == "torch":
-        for i, (p, _) in enumerate(pairs):
-            if p > (dilations[i] * (kernel[i] - 1) + 1) // 2:
-                raise ValueError(
-                    f"{op}: pad should be at most half of effective kernel size, but got "
-                    f"padding={padding!r}, kernel_size={kernel_size!r} and dilation={dilation!r}"
-                )
-            if p > kernel[i] // 2:  # torch checks the plain kernel too, dilated or not
-                raise ValueError(
-                    f"{op}: pad should be smaller than or equal to half of kernel size, but got "
-                    f"padding={padding!r} and kernel_size={kernel_size!r}"
-                )
     outputs = tuple(
         _output_length(spatial_size[i], kernel[i], strides[i], *pairs[i], dilations[i], ceil)
         if pad.mode != "SAME"
@@ -515,13 +730,8 @@ def check_average_input(op: str, spatial_size: tuple[int, ...], kernel_size: Any
 def adaptive_windows(op: str, spatial_size: tuple[int, ...], output_size: Any) -> WindowConfig:
     """Validates ``output_size`` (``None`` entries keep a dim) and builds adaptive windows."""
     n = len(spatial_size)
-    sizes = as_tuple(output_size, n, "output_size", op, allow_none=True)
+    sizes = check_adaptive_output_size(op, n, output_size)
     resolved = tuple(spatial_size[i] if s is None else s for i, s in enumerate(sizes))
-    if any(s <= 0 for s in resolved):
-        raise ValueError(
-            f"{op}: elements of output_size must be greater than 0, but got "
-            f"output_size={output_size!r}"
-        )
     return WindowConfig(
         axes=tuple(AxisWindows.make_adaptive(spatial_size[i], resolved[i]) for i in range(n))
     )

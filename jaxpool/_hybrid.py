@@ -50,7 +50,8 @@ from jax.typing import ArrayLike
 from jaxpool import _geometry as geometry
 from jaxpool import _kernels as kernels
 from jaxpool._checks import as_array
-from jaxpool._functional import _spatial_size, as_real, average_windows
+from jaxpool._functional import _spatial_size, average_windows
+from jaxpool._geometry import check_keepdims
 
 _window_hybrid = jax.jit(
     kernels.window_hybrid, static_argnames=("axes", "windows", "divisor", "family")
@@ -111,34 +112,12 @@ def _alpha_operand(alpha: jax.Array, out_shape: tuple, channel_axis: int, op: st
     )
 
 
-def check_keepdims(keepdims: Any, kernel_size: Any, op: str) -> bool:
-    """``keepdims`` as a bool; True is refused for windowed pooling (it has no meaning there)."""
-    keepdims = geometry.as_bool(keepdims, "keepdims", op)
-    if keepdims and kernel_size is not None:
-        raise ValueError(
-            f"{op}: keepdims=True only applies to the global form (kernel_size=None); windowed "
-            f"pooling always keeps the spatial dims, but got kernel_size={kernel_size!r}"
-        )
-    return keepdims
-
-
 def _windows(op, n, array, kernel_size, stride, padding, ceil_mode, channels_first):
     """Spatial axes and window configuration: sliding windows, or one global window."""
     axes = geometry.spatial_axes(array.shape, n, channels_first, op)
     size = _spatial_size(array, axes)
     if kernel_size is None:
-        ceil_mode = geometry.as_bool(ceil_mode, "ceil_mode", op)
-        zero_padding = (
-            isinstance(padding, numbers.Integral) and not isinstance(padding, bool) and padding == 0
-        )
-        for name, value, unset in (("stride", stride, stride is None),
-                                   ("padding", padding, zero_padding),
-                                   ("ceil_mode", ceil_mode, not ceil_mode)):
-            if not unset:
-                raise ValueError(
-                    f"{op}: {name} only applies to windowed pooling, not to the global form "
-                    f"(kernel_size=None), but got {name}={value!r}"
-                )
+        geometry.check_global_form(op, stride, padding, ceil_mode)
         return axes, geometry.global_windows(size)
     return axes, geometry.sliding_windows(op, size, kernel_size, stride, padding, 1, ceil_mode)
 
@@ -491,9 +470,7 @@ def gem_pool(
     n = geometry.check_spatial_dims(spatial_dims, op)
     array = as_array(x, "input", op, kind="float")
     power = _scalar_parameter(p, "p", op)
-    eps = as_real(eps, "eps", op)
-    if not eps > 0:
-        raise ValueError(f"{op}: eps must be positive, but got eps={eps!r}")
+    eps = geometry.check_eps(op, eps)
     channels_first = geometry.as_bool(channels_first, "channels_first", op)
     count_include_pad = geometry.as_bool(count_include_pad, "count_include_pad", op)
     keepdims = check_keepdims(keepdims, kernel_size, op)

@@ -2,6 +2,7 @@
 
 import itertools
 
+import jax
 import numpy as np
 import pytest
 import torch
@@ -116,3 +117,50 @@ def test_as_tuple_broadcasts():
     assert geometry.as_tuple([4], 3, "k", "op") == (4, 4, 4)
     assert geometry.as_tuple(np.int64(2), 1, "k", "op") == (2,)
     assert geometry.as_tuple((None, 2), 2, "k", "op", allow_none=True) == (None, 2)
+
+
+# ----------------------------------------------------------------------------------
+# Configuration checks: what is refused before any input is seen
+
+CONFIG_CASES = [
+    # (rank, configuration, the op it must agree with, error, message)
+    (2, dict(kernel_size=(2, 2), stride=0), lambda x: jaxpool.max_pool2d(x, 2, 0), ValueError, "stride should be greater than zero"),
+    (2, dict(kernel_size=(2, 2), padding=2), lambda x: jaxpool.max_pool2d(x, 2, padding=2), ValueError, "pad should be at most half of effective kernel size"),
+    (2, dict(kernel_size=(3, 3), padding=2, dilation=2), lambda x: jaxpool.max_pool2d(x, 3, padding=2, dilation=2), ValueError, "pad should be smaller than or equal to half of kernel size"),
+    (2, dict(kernel_size=(2, 2), padding="SAME", ceil_mode=True), lambda x: jaxpool.max_pool2d(x, 2, padding="SAME", ceil_mode=True), ValueError, "ceil_mode=True has no meaning with padding='SAME'"),
+    (2, dict(kernel_size=(2, 2), ceil_mode=1), lambda x: jaxpool.avg_pool2d(x, 2, ceil_mode=1), TypeError, "ceil_mode must be a bool"),
+    (2, dict(kernel_size=(2, 2), divisor_override=0), lambda x: jaxpool.avg_pool2d(x, 2, divisor_override=0), ValueError, "divisor must be not zero"),
+    (2, dict(norm_type=-1.0, kernel_size=(2, 2)), lambda x: jaxpool.lp_pool2d(x, -1.0, 2), ValueError, "norm_type must be positive"),
+    (2, dict(output_size=(0, 2)), lambda x: jaxpool.adaptive_avg_pool2d(x, (0, 2)), ValueError, "elements of output_size must be greater than 0"),
+    (2, dict(kernel_size=(2, 2), output_size=None, output_ratio=1.5), lambda x: jaxpool.fractional_max_pool2d(x, 2, output_ratio=1.5, key=jax.random.key(0)), ValueError, "output_ratio must be between 0 and 1"),
+    (2, dict(kernel_size=(2, 2), output_size=(0, 3), output_ratio=None), lambda x: jaxpool.fractional_max_pool2d(x, 2, (0, 3), key=jax.random.key(0)), ValueError, "output_size must be positive in every dimension"),
+    (2, dict(kernel_size=None, stride=2), lambda x: jaxpool.soft_pool(x, stride=2), ValueError, "stride only applies to windowed pooling"),
+    (2, dict(kernel_size=(2, 2), keepdims=True), lambda x: jaxpool.soft_pool(x, 2, keepdims=True), ValueError, "keepdims=True only applies to the global form"),
+    (2, dict(kernel_size=None, eps=0.0), lambda x: jaxpool.gem_pool(x, 3.0, eps=0.0), ValueError, "eps must be positive"),
+    (2, dict(spatial_dims=2, keepdims="no"), lambda x: jaxpool.global_avg_pool(x, keepdims="no"), TypeError, "keepdims must be a bool"),
+]
+
+
+@pytest.mark.parametrize("n, config, op, error, message", CONFIG_CASES)
+def test_config_check_refuses_what_the_op_refuses(n, config, op, error, message):
+    """check_pooling_config (the modules' check at construction) and the op (at trace
+    time) refuse the same configuration with the same message."""
+    with pytest.raises(error, match=message):
+        geometry.check_pooling_config("op", n, config)
+    with pytest.raises(error, match=message):
+        op(jax.numpy.ones((1, 9, 9, 2)))
+
+
+def test_config_check_accepts_what_only_the_input_can_refuse():
+    # A dilated window that steps over a small input, a large kernel, a big output:
+    # whether they fit is the input's question, asked at the call.
+    geometry.check_pooling_config("op", 2, dict(kernel_size=(2, 2), padding=1, dilation=3))
+    geometry.check_pooling_config("op", 2, dict(kernel_size=(56, 56)))
+    geometry.check_pooling_config(
+        "op", 3, dict(kernel_size=(2, 2, 2), output_size=(40, 1, 3), output_ratio=None))
+    geometry.check_pooling_config("op", 2, dict(kernel_size=None, spatial_dims=2, eps=1e-6))
+
+
+def test_fractional_output_comes_from_the_size_or_the_ratio():
+    assert geometry.check_fractional("op", 2, 2, (3, 4), None).output((9, 9)) == (3, 4)
+    assert geometry.check_fractional("op", 2, 2, None, 0.5).output((9, 11)) == (4, 5)
