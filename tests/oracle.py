@@ -1,8 +1,10 @@
-"""Shared test helpers: run torch.nn.functional as the oracle on jaxpool's layouts.
+"""Shared test helpers: run torch as the oracle on jaxpool's layouts.
 
 jaxpool takes ``(*batch, *spatial, C)`` (or ``(*batch, C, *spatial)``); torch takes
 ``(N, C, *spatial)``. These helpers move between the two, call both, and compare
-forward values, indices and vector-Jacobian products.
+forward values, indices and vector-Jacobian products; they also hold the PyTorch
+modules of the hybrid-pooling tutorial (``HybridPooling``, ``HybridPoolingWithAttention``,
+``HybridResNetBlock``) that jaxpool's learnable modules reproduce.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import torch
+import torch.nn.functional as F
+from torch import nn
 
 import jaxpool
 from jaxpool import _kernel_common
@@ -145,3 +149,88 @@ def recorded_paths():
         yield _kernel_common._path_log
     finally:
         _kernel_common._path_log = None
+
+
+TOLERANCE = dict(rtol=1e-5, atol=1e-5)  # the learnable modules against the tutorial's
+
+
+# ----------------------------------------------------------------------------------
+# The PyTorch modules of the hybrid-pooling tutorial that jaxpool reproduces
+
+
+class HybridPooling(nn.Module):
+    def __init__(self, kernel_size=2, stride=2):
+        super().__init__()
+        self.max_pool = nn.MaxPool2d(kernel_size, stride)
+        self.avg_pool = nn.AvgPool2d(kernel_size, stride)
+        self.weight = nn.Parameter(torch.rand(1))
+
+    def forward(self, x):
+        alpha = torch.sigmoid(self.weight)
+        return alpha * self.max_pool(x) + (1 - alpha) * self.avg_pool(x)
+
+
+class HybridPoolingWithAttention(nn.Module):
+    def __init__(self, channels, kernel_size=2, stride=2, reduction=4):
+        super().__init__()
+        self.max_pool = nn.MaxPool2d(kernel_size, stride)
+        self.avg_pool = nn.AvgPool2d(kernel_size, stride)
+        hidden = max(1, channels // reduction)  # the tutorial's channels // 4 is 0 for C < 4
+        self.fc = nn.Sequential(
+            nn.Linear(channels, hidden),
+            nn.ReLU(),
+            nn.Linear(hidden, channels),
+            nn.Sigmoid(),
+        )
+
+    def forward(self, x):
+        b, c, _, _ = x.size()
+        attention = self.fc(x.mean(dim=(2, 3))).view(b, c, 1, 1)
+        return attention * self.max_pool(x) + (1 - attention) * self.avg_pool(x)
+
+
+class TorchHybridResNetBlock(nn.Module):
+    def __init__(self, in_channels, out_channels):
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=1)
+        self.bn1 = nn.BatchNorm2d(out_channels)
+        self.conv2 = nn.Conv2d(out_channels, out_channels, kernel_size=3, padding=1)
+        self.bn2 = nn.BatchNorm2d(out_channels)
+        self.pool = HybridPoolingWithAttention(out_channels)
+        self.shortcut = nn.Identity()
+        if in_channels != out_channels:  # the tutorial's residual addition fails here
+            self.shortcut = nn.Sequential(
+                nn.Conv2d(in_channels, out_channels, kernel_size=1, bias=False),
+                nn.BatchNorm2d(out_channels),
+            )
+
+    def forward(self, x):
+        residual = self.shortcut(x)
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        out = out + residual
+        out = F.relu(out)
+        return self.pool(out)
+
+
+def nhwc(t: torch.Tensor) -> np.ndarray:
+    """A torch output ``(N, C, H, W)`` as a NumPy array in jaxpool's ``(N, H, W, C)``."""
+    return np.moveaxis(t.detach().numpy(), 1, -1)
+
+
+def run_torch(module, x_nhwc, cotangent_nhwc):
+    """Output, input gradient and {name: gradient} of every parameter."""
+    x = torch.tensor(np.moveaxis(x_nhwc, -1, 1), requires_grad=True)
+    out = module(x)
+    module.zero_grad()
+    out.backward(torch.tensor(np.moveaxis(cotangent_nhwc, -1, 1)))
+    grads = {name: p.grad.clone() for name, p in module.named_parameters()}
+    return out, x.grad, grads
+
+
+def torch_grads_as_flax(converter, torch_module, grads):
+    """Converts torch parameter gradients to the Flax params layout (same converter)."""
+    state = dict(grads)
+    for name, buffer in torch_module.named_buffers():
+        state.setdefault(name, torch.zeros_like(buffer))  # running stats: not gradients
+    return converter(state)["params"]

@@ -11,22 +11,21 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import jaxpool
+from tests.helpers import TUTORIAL_GRID
 from tests.oracle import FamilyTestCase, compare_with_torch, sample_input
 
 # Every test function runs once per kernel family (conftest.py); the TestCase classes
 # have a subclass per family.
 PER_KERNEL_FAMILY = True
 
-SEED_GRID = jnp.array([[1.0, 3, 2, 4], [5, 6, 8, 7], [4, 2, 1, 0], [9, 7, 3, 2]])
-
 
 def test_seed_grid_global_average_and_max():
-    x = SEED_GRID[None, :, :, None]
+    x = TUTORIAL_GRID[None, :, :, None]
     # The seed article prints 4.25 for this grid, but its 16 values sum to 64: the
     # average is 4.0 (torch agrees), so that is what we check.
-    assert float(SEED_GRID.sum()) == 64.0
+    assert float(TUTORIAL_GRID.sum()) == 64.0
     np.testing.assert_array_equal(jaxpool.global_avg_pool(x), [[4.0]])
-    torch_average = F.adaptive_avg_pool2d(torch.tensor(np.asarray(SEED_GRID))[None, None], 1)
+    torch_average = F.adaptive_avg_pool2d(torch.tensor(np.asarray(TUTORIAL_GRID))[None, None], 1)
     assert float(torch_average) == 4.0
     np.testing.assert_array_equal(jaxpool.global_max_pool(x), [[9.0]])
 

@@ -3,7 +3,6 @@ signatures, docstrings, and the API reference pages."""
 
 import importlib
 import inspect
-import pathlib
 import pkgutil
 
 import pytest
@@ -11,8 +10,8 @@ import torch.nn.functional as F
 
 import jaxpool
 from docs.docstrings import attribute_docstring
+from tests.helpers import REPO
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
 FUNCTIONS = [name for name in jaxpool.__all__ if name[0].islower()]
 MODULES = [name for name in jaxpool.__all__ if name[0].isupper()]
 # Public functions that are not pooling ops (no input array, no layout).

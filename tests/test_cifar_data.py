@@ -26,8 +26,8 @@ import numpy as np
 import pytest
 
 from examples.cifar10 import data
+from tests.helpers import REPO
 
-REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 RECORD = data.CIFAR10_RECORD_BYTES
 TRAIN_RECORDS_PER_FILE = 4
 TEST_RECORDS = 6
@@ -545,7 +545,7 @@ def test_killed_download_never_passes_for_complete(
         "import sys; from examples.cifar10 import data; "
         "data.download_file(sys.argv[1], sys.argv[2], md5=sys.argv[3])"
     )
-    environment = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    environment = {**os.environ, "PYTHONPATH": str(REPO)}
     process = subprocess.Popen(
         [sys.executable, "-c", script, url, str(target / data.CIFAR10_ARCHIVE_NAME),
          md5_of(payload)],

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from examples.cifar10 import compare, data, train
-from tests.test_train import LAUNCHES, run_cli
+from tests.helpers import LAUNCHES, run_cli
 
 # Two-sided 95 % critical values t_{0.975, df} from any statistics table.
 T_TABLE_975 = {1: 12.706205, 2: 4.302653, 3: 3.182446, 4: 2.776445, 9: 2.262157, 29: 2.045230}

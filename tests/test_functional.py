@@ -18,6 +18,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 import jaxpool
+from tests.helpers import TUTORIAL_GRID
 from tests.oracle import FamilyTestCase, compare_with_torch, sample_input
 
 # Every test function runs once per kernel family (conftest.py); the TestCase classes
@@ -28,7 +29,6 @@ PER_KERNEL_FAMILY = True
 # The seed articles' examples, exactly
 
 SIXTEEN = jnp.arange(1.0, 17.0).reshape(4, 4)
-SEED_GRID = jnp.array([[1.0, 3, 2, 4], [5, 6, 8, 7], [4, 2, 1, 0], [9, 7, 3, 2]])
 
 
 def test_seed_max_pool_example():
@@ -42,12 +42,12 @@ def test_seed_avg_pool_example():
 
 
 def test_seed_grid_max_pool_example():
-    out = jaxpool.max_pool2d(SEED_GRID[None, :, :, None], 2, 2)[0, ..., 0]
+    out = jaxpool.max_pool2d(TUTORIAL_GRID[None, :, :, None], 2, 2)[0, ..., 0]
     np.testing.assert_array_equal(out, [[6, 8], [9, 3]])
 
 
 def test_seed_examples_channels_first_match():
-    out = jaxpool.max_pool2d(SEED_GRID[None, None], 2, 2, channels_first=True)
+    out = jaxpool.max_pool2d(TUTORIAL_GRID[None, None], 2, 2, channels_first=True)
     np.testing.assert_array_equal(out[0, 0], [[6, 8], [9, 3]])
 
 

@@ -10,21 +10,18 @@ import torch.nn.functional as F
 
 from jaxpool import _geometry as geometry
 from jaxpool import _kernel_common as common
-
-
-def _windows(sizes, kernel, stride, padding, dilation=1, ceil_mode=False):
-    return geometry.sliding_windows("test", sizes, kernel, stride, padding, dilation, ceil_mode).axes
+from tests.helpers import axis_windows
 
 
 def test_plan_innermost_axes_first_and_joint_taps():
-    (stage,) = common.plan_stages((1, 2), _windows((9, 9), 3, 2, 1))
+    (stage,) = common.plan_stages((1, 2), axis_windows((9, 9), 3, 2, 1))
     assert stage.kind == "taps" and stage.axes == (1, 2)  # 9 taps: one joint stage
-    stages = common.plan_stages((1, 2), _windows((20, 20), 5, 1, 2))
+    stages = common.plan_stages((1, 2), axis_windows((20, 20), 5, 1, 2))
     assert [s.axes for s in stages] == [(2,), (1,)]  # 25 taps: separable, W first
 
 
 def test_plan_blocks_threshold_and_joint_blocks():
-    tiles = _windows((8, 8), 2, 2, 0)
+    tiles = axis_windows((8, 8), 2, 2, 0)
     assert [s.kind for s in common.plan_stages((1, 2), tiles)] == ["blocks", "blocks"]
     assert [s.kind for s in common.plan_stages((1, 2), tiles, blocks_min_kernel=4)] == ["taps"]
     joint = common.plan_stages((1, 2), tiles, joint_blocks=True)
@@ -56,7 +53,7 @@ def test_adaptive_average_divides_axis_by_axis_as_torch():
 
 @pytest.mark.parametrize("divisor", ["with_padding", "without_padding", 5])
 def test_average_of_sums_divisors(divisor):
-    windows = _windows((6,), 3, 2, 1, ceil_mode=True)  # last window [5, 8) clipped to [5, 7)
+    windows = axis_windows((6,), 3, 2, 1, ceil_mode=True)  # last window [5, 8) clipped to [5, 7)
     sums = jnp.full((1, 4, 1), 6.0)
     out = np.asarray(common.average_of_sums(sums, (1,), windows, divisor))[0, :, 0]
     if divisor == "with_padding":  # the ceil-mode overhang past the right padding is not counted

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 import jaxpool
 from jaxpool import _geometry as geometry
 from jaxpool import _kernels_cpu as kernels
+from tests.helpers import axis_windows
 from tests.oracle import recorded_paths
 
 
@@ -32,19 +33,13 @@ def _cpu_family():
         yield
 
 
-def _windows(sizes, kernel, stride, padding, dilation=1, ceil_mode=False):
-    return geometry.sliding_windows("test", sizes, kernel, stride, padding, dilation, ceil_mode)
-
-
 def test_plan_joint_small_kernels():
-    config = _windows((9, 9), 3, 2, 1)
-    (stage,) = kernels.plan_stages((1, 2), config.axes)
+    (stage,) = kernels.plan_stages((1, 2), axis_windows((9, 9), 3, 2, 1))
     assert stage.kind == "taps" and stage.axes == (1, 2)
 
 
 def test_plan_separable_large_kernels_innermost_first():
-    config = _windows((20, 20), 5, 1, 2)
-    stages = kernels.plan_stages((1, 2), config.axes)
+    stages = kernels.plan_stages((1, 2), axis_windows((20, 20), 5, 1, 2))
     assert [s.axes for s in stages] == [(2,), (1,)]
     assert all(s.kind == "taps" for s in stages)
 
@@ -95,12 +90,12 @@ def _dense(function, shape):
 
 
 STAGES = [
-    kernels.Stage("taps", (0, 1), _windows((7, 6), 3, 2, 1).axes),
-    kernels.Stage("taps", (0, 1), _windows((7, 6), (2, 3), (3, 1), (1, 1), (2, 1), True).axes),
-    kernels.Stage("taps", (1,), _windows((9,), 2, 3, 0).axes),  # stride > kernel: gaps
+    kernels.Stage("taps", (0, 1), axis_windows((7, 6), 3, 2, 1)),
+    kernels.Stage("taps", (0, 1), axis_windows((7, 6), (2, 3), (3, 1), (1, 1), (2, 1), True)),
+    kernels.Stage("taps", (1,), axis_windows((9,), 2, 3, 0)),  # stride > kernel: gaps
     kernels.Stage("taps", (1,), geometry.adaptive_windows("t", (56,), 5).axes),  # tiled: stride 11
-    kernels.Stage("taps", (0, 1), _windows((13, 9), (5, 2), 4, (2, 1), 1, True).axes),  # tiled, 2-D
-    kernels.Stage("blocks", (1,), _windows((10,), 4, 4, 1, 1, True).axes),
+    kernels.Stage("taps", (0, 1), axis_windows((13, 9), (5, 2), 4, (2, 1), 1, True)),  # tiled, 2-D
+    kernels.Stage("blocks", (1,), axis_windows((10,), 4, 4, 1, 1, True)),
     kernels.Stage("adaptive", (0,), geometry.adaptive_windows("t", (10,), 4).axes),
     kernels.Stage("adaptive", (1,), geometry.adaptive_windows("t", (3,), 7).axes),  # upsampling
 ]

@@ -23,8 +23,15 @@ from torch import nn
 import jaxpool
 from jaxpool import torch_compat
 from jaxpool.models import HybridResNetBlock
-
-TOLERANCE = dict(rtol=1e-5, atol=1e-5)
+from tests.oracle import (
+    TOLERANCE,
+    HybridPooling,
+    HybridPoolingWithAttention,
+    TorchHybridResNetBlock,
+    nhwc,
+    run_torch,
+    torch_grads_as_flax,
+)
 
 
 def assert_parameter_gradients_close(actual, expected):
@@ -44,80 +51,7 @@ def assert_parameter_gradients_close(actual, expected):
 
 
 # ----------------------------------------------------------------------------------
-# The seed's modules (PyTorch)
-
-
-class HybridPooling(nn.Module):
-    def __init__(self, kernel_size=2, stride=2):
-        super().__init__()
-        self.max_pool = nn.MaxPool2d(kernel_size, stride)
-        self.avg_pool = nn.AvgPool2d(kernel_size, stride)
-        self.weight = nn.Parameter(torch.rand(1))
-
-    def forward(self, x):
-        alpha = torch.sigmoid(self.weight)
-        return alpha * self.max_pool(x) + (1 - alpha) * self.avg_pool(x)
-
-
-class HybridPoolingWithAttention(nn.Module):
-    def __init__(self, channels, kernel_size=2, stride=2, reduction=4):
-        super().__init__()
-        self.max_pool = nn.MaxPool2d(kernel_size, stride)
-        self.avg_pool = nn.AvgPool2d(kernel_size, stride)
-        hidden = max(1, channels // reduction)  # the seed's channels // 4 is 0 for C < 4
-        self.fc = nn.Sequential(
-            nn.Linear(channels, hidden),
-            nn.ReLU(),
-            nn.Linear(hidden, channels),
-            nn.Sigmoid(),
-        )
-
-    def forward(self, x):
-        b, c, _, _ = x.size()
-        attention = self.fc(x.mean(dim=(2, 3))).view(b, c, 1, 1)
-        return attention * self.max_pool(x) + (1 - attention) * self.avg_pool(x)
-
-
-class SeedHybridResNetBlock(nn.Module):
-    def __init__(self, in_channels, out_channels):
-        super().__init__()
-        self.conv1 = nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=1)
-        self.bn1 = nn.BatchNorm2d(out_channels)
-        self.conv2 = nn.Conv2d(out_channels, out_channels, kernel_size=3, padding=1)
-        self.bn2 = nn.BatchNorm2d(out_channels)
-        self.pool = HybridPoolingWithAttention(out_channels)
-        self.shortcut = nn.Identity()
-        if in_channels != out_channels:  # the seed's residual addition fails here
-            self.shortcut = nn.Sequential(
-                nn.Conv2d(in_channels, out_channels, kernel_size=1, bias=False),
-                nn.BatchNorm2d(out_channels),
-            )
-
-    def forward(self, x):
-        residual = self.shortcut(x)
-        out = F.relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
-        out = out + residual
-        out = F.relu(out)
-        return self.pool(out)
-
-
-# ----------------------------------------------------------------------------------
 # Helpers
-
-
-def _nhwc(t: torch.Tensor) -> np.ndarray:
-    return np.moveaxis(t.detach().numpy(), 1, -1)
-
-
-def _run_torch(module, x_nhwc, cotangent_nhwc):
-    """Output, input gradient and {name: gradient} of every parameter."""
-    x = torch.tensor(np.moveaxis(x_nhwc, -1, 1), requires_grad=True)
-    out = module(x)
-    module.zero_grad()
-    out.backward(torch.tensor(np.moveaxis(cotangent_nhwc, -1, 1)))
-    grads = {name: p.grad.clone() for name, p in module.named_parameters()}
-    return out, x.grad, grads
 
 
 def _run_flax(module, variables, x, cotangent, **kwargs):
@@ -134,14 +68,6 @@ def _run_flax(module, variables, x, cotangent, **kwargs):
     return out, x_grad, params_grad, updates
 
 
-def _torch_grads_as_flax(converter, torch_module, grads):
-    """Converts torch parameter gradients to the Flax params layout (same converter)."""
-    state = dict(grads)
-    for name, buffer in torch_module.named_buffers():
-        state.setdefault(name, torch.zeros_like(buffer))  # running stats: not gradients
-    return converter(state)["params"]
-
-
 # ----------------------------------------------------------------------------------
 # HybridPool
 
@@ -152,12 +78,12 @@ def test_hybrid_pool_matches_the_seed_module():
     rng = np.random.default_rng(0)
     x = rng.standard_normal((2, 8, 10, 3)).astype(np.float32)
     cotangent = rng.standard_normal((2, 4, 5, 3)).astype(np.float32)
-    t_out, t_gx, t_grads = _run_torch(seed, x, cotangent)
+    t_out, t_gx, t_grads = run_torch(seed, x, cotangent)
     variables = torch_compat.hybrid_pool_variables(seed)
     pool = jaxpool.HybridPool(kernel_size=(2, 2), stride=(2, 2))
     out, gx, gparams, _ = _run_flax(pool, variables, x, cotangent)
-    chex.assert_trees_all_close(out, _nhwc(t_out), **TOLERANCE)
-    chex.assert_trees_all_close(gx, _nhwc(t_gx), **TOLERANCE)
+    chex.assert_trees_all_close(out, nhwc(t_out), **TOLERANCE)
+    chex.assert_trees_all_close(gx, nhwc(t_gx), **TOLERANCE)
     chex.assert_trees_all_close(gparams["mix_logit"], t_grads["weight"].numpy()[0], **TOLERANCE)
 
 
@@ -168,13 +94,13 @@ def test_hybrid_pool_per_channel_matches_a_per_channel_seed():
     rng = np.random.default_rng(1)
     x = rng.standard_normal((2, 9, 9, 4)).astype(np.float32)
     cotangent = rng.standard_normal((2, 4, 4, 4)).astype(np.float32)
-    t_out, t_gx, t_grads = _run_torch(seed, x, cotangent)
+    t_out, t_gx, t_grads = run_torch(seed, x, cotangent)
     variables = torch_compat.hybrid_pool_variables(seed, per_channel=True)
     pool = jaxpool.HybridPool(kernel_size=(3, 3), stride=(2, 2), per_channel=True)
     chex.assert_trees_all_equal_shapes(pool.init(jax.random.key(0), x), variables)
     out, gx, gparams, _ = _run_flax(pool, variables, x, cotangent)
-    chex.assert_trees_all_close(out, _nhwc(t_out), **TOLERANCE)
-    chex.assert_trees_all_close(gx, _nhwc(t_gx), **TOLERANCE)
+    chex.assert_trees_all_close(out, nhwc(t_out), **TOLERANCE)
+    chex.assert_trees_all_close(gx, nhwc(t_gx), **TOLERANCE)
     chex.assert_trees_all_close(gparams["mix_logit"], t_grads["weight"].numpy().reshape(-1), **TOLERANCE)
 
 
@@ -216,14 +142,14 @@ def test_attention_hybrid_pool_matches_the_seed_module(channels):
     rng = np.random.default_rng(channels)
     x = rng.standard_normal((3, 6, 8, channels)).astype(np.float32)
     cotangent = rng.standard_normal((3, 3, 4, channels)).astype(np.float32)
-    t_out, t_gx, t_grads = _run_torch(seed, x, cotangent)
+    t_out, t_gx, t_grads = run_torch(seed, x, cotangent)
     variables = torch_compat.attention_hybrid_pool_variables(seed)
     pool = jaxpool.AttentionHybridPool(kernel_size=(2, 2), stride=(2, 2))
     chex.assert_trees_all_equal_shapes(jax.eval_shape(pool.init, jax.random.key(0), x), variables)
     out, gx, gparams, _ = _run_flax(pool, variables, x, cotangent)
-    chex.assert_trees_all_close(out, _nhwc(t_out), **TOLERANCE)
-    chex.assert_trees_all_close(gx, _nhwc(t_gx), **TOLERANCE)
-    expected = _torch_grads_as_flax(torch_compat.attention_hybrid_pool_variables, seed, t_grads)
+    chex.assert_trees_all_close(out, nhwc(t_out), **TOLERANCE)
+    chex.assert_trees_all_close(gx, nhwc(t_gx), **TOLERANCE)
+    expected = torch_grads_as_flax(torch_compat.attention_hybrid_pool_variables, seed, t_grads)
     assert_parameter_gradients_close(gparams, expected)
 
 
@@ -261,7 +187,7 @@ def test_attention_hybrid_pool_global_form_and_layouts():
 @pytest.mark.parametrize("in_channels, out_channels", [(4, 4), (3, 8)])
 def test_hybrid_resnet_block_matches_the_seed_block(train, in_channels, out_channels):
     torch.manual_seed(in_channels * 10 + out_channels)
-    seed = SeedHybridResNetBlock(in_channels, out_channels)
+    seed = TorchHybridResNetBlock(in_channels, out_channels)
     with torch.no_grad():  # non-trivial running statistics and affine parameters
         for module in seed.modules():
             if isinstance(module, nn.BatchNorm2d):
@@ -274,14 +200,14 @@ def test_hybrid_resnet_block_matches_the_seed_block(train, in_channels, out_chan
     x = rng.standard_normal((2, 8, 8, in_channels)).astype(np.float32)
     cotangent = rng.standard_normal((2, 4, 4, out_channels)).astype(np.float32)
     variables = torch_compat.hybrid_resnet_block_variables(seed)  # before the torch step
-    t_out, t_gx, t_grads = _run_torch(seed, x, cotangent)
+    t_out, t_gx, t_grads = run_torch(seed, x, cotangent)
 
     block = HybridResNetBlock(features=out_channels)
     chex.assert_trees_all_equal_shapes(jax.eval_shape(block.init, jax.random.key(0), x), variables)
     out, gx, gparams, updates = _run_flax(block, variables, x, cotangent, train=train)
-    chex.assert_trees_all_close(out, _nhwc(t_out), **TOLERANCE)
-    chex.assert_trees_all_close(gx, _nhwc(t_gx), **TOLERANCE)
-    expected = _torch_grads_as_flax(torch_compat.hybrid_resnet_block_variables, seed, t_grads)
+    chex.assert_trees_all_close(out, nhwc(t_out), **TOLERANCE)
+    chex.assert_trees_all_close(gx, nhwc(t_gx), **TOLERANCE)
+    expected = torch_grads_as_flax(torch_compat.hybrid_resnet_block_variables, seed, t_grads)
     assert_parameter_gradients_close(gparams, expected)
     stats_after = torch_compat.hybrid_resnet_block_variables(seed)["batch_stats"]
     if train:
@@ -334,7 +260,7 @@ def test_gem_pool_matches_timm_gem():
     chex.assert_trees_all_close(variables["params"]["p"], jnp.float32(2.5))
     out, gx, gparams, _ = _run_flax(pool, variables, x, cotangent)
     chex.assert_trees_all_close(out, t_out.detach().numpy(), **TOLERANCE)
-    chex.assert_trees_all_close(gx, _nhwc(t_x.grad), **TOLERANCE)
+    chex.assert_trees_all_close(gx, nhwc(t_x.grad), **TOLERANCE)
     chex.assert_trees_all_close(gparams["p"], seed.p.grad.numpy()[0], rtol=1e-4, atol=1e-5)
     fixed = jaxpool.GeMPool(initial_p=2.5, learn_p=False)
     assert fixed.init(jax.random.key(0), x) == {}

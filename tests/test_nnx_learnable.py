@@ -17,13 +17,13 @@ import jaxpool
 import jaxpool.nnx as jpn
 from jaxpool import torch_compat
 from tests.nnx_helpers import assert_twins_agree, linen_run, nnx_run, nnx_twin, random_variables
-from tests.test_learnable import (
+from tests.oracle import (
     TOLERANCE,
     HybridPooling,
     HybridPoolingWithAttention,
-    _nhwc,
-    _run_torch,
-    _torch_grads_as_flax,
+    nhwc,
+    run_torch,
+    torch_grads_as_flax,
 )
 
 X = np.random.default_rng(0).standard_normal((2, 7, 6, 3)).astype(np.float32)
@@ -177,12 +177,12 @@ def test_hybrid_pool_matches_the_seed_module():
     rng = np.random.default_rng(0)
     x = rng.standard_normal((2, 8, 10, 3)).astype(np.float32)
     cotangent = rng.standard_normal((2, 4, 5, 3)).astype(np.float32)
-    t_out, t_gx, t_grads = _run_torch(seed, x, cotangent)
+    t_out, t_gx, t_grads = run_torch(seed, x, cotangent)
     pool = jpn.HybridPool(kernel_size=(2, 2), stride=(2, 2))
     jpn.load_variables(pool, torch_compat.hybrid_pool_variables(seed))
     out, gx, gparams, _ = nnx_run(pool, x, cotangent)
-    chex.assert_trees_all_close(out, _nhwc(t_out), **TOLERANCE)
-    chex.assert_trees_all_close(gx, _nhwc(t_gx), **TOLERANCE)
+    chex.assert_trees_all_close(out, nhwc(t_out), **TOLERANCE)
+    chex.assert_trees_all_close(gx, nhwc(t_gx), **TOLERANCE)
     chex.assert_trees_all_close(gparams["mix_logit"], t_grads["weight"].numpy()[0], **TOLERANCE)
 
 
@@ -195,14 +195,14 @@ def test_attention_hybrid_pool_matches_the_seed_module(channels):
     rng = np.random.default_rng(channels)
     x = rng.standard_normal((3, 6, 8, channels)).astype(np.float32)
     cotangent = rng.standard_normal((3, 3, 4, channels)).astype(np.float32)
-    t_out, t_gx, t_grads = _run_torch(seed, x, cotangent)
+    t_out, t_gx, t_grads = run_torch(seed, x, cotangent)
     pool = nnx_twin(lambda: jpn.AttentionHybridPool(channels, kernel_size=(2, 2), stride=(2, 2),
                                                     rngs=nnx.Rngs(0)),
                     torch_compat.attention_hybrid_pool_variables(seed))
     out, gx, gparams, _ = nnx_run(pool, x, cotangent)
-    chex.assert_trees_all_close(out, _nhwc(t_out), **TOLERANCE)
-    chex.assert_trees_all_close(gx, _nhwc(t_gx), **TOLERANCE)
-    expected = _torch_grads_as_flax(torch_compat.attention_hybrid_pool_variables, seed, t_grads)
+    chex.assert_trees_all_close(out, nhwc(t_out), **TOLERANCE)
+    chex.assert_trees_all_close(gx, nhwc(t_gx), **TOLERANCE)
+    expected = torch_grads_as_flax(torch_compat.attention_hybrid_pool_variables, seed, t_grads)
     chex.assert_trees_all_close(gparams, expected, **TOLERANCE)
 
 

@@ -26,12 +26,12 @@ from tests.nnx_helpers import (
     optimizer_update,
     random_variables,
 )
-from tests.test_learnable import (
+from tests.oracle import (
     TOLERANCE,
-    SeedHybridResNetBlock,
-    _nhwc,
-    _run_torch,
-    _torch_grads_as_flax,
+    TorchHybridResNetBlock,
+    nhwc,
+    run_torch,
+    torch_grads_as_flax,
 )
 
 RNG = np.random.default_rng(0)
@@ -115,7 +115,7 @@ def test_hybrid_resnet_block_matches_the_seed_block(train, in_features, out_feat
     import torch
 
     torch.manual_seed(in_features * 10 + out_features)
-    seed = SeedHybridResNetBlock(in_features, out_features)
+    seed = TorchHybridResNetBlock(in_features, out_features)
     with torch.no_grad():  # non-trivial running statistics and affine parameters
         for module in seed.modules():
             if isinstance(module, torch.nn.BatchNorm2d):
@@ -127,14 +127,14 @@ def test_hybrid_resnet_block_matches_the_seed_block(train, in_features, out_feat
     x = RNG.standard_normal((2, 8, 8, in_features)).astype(np.float32)
     cotangent = _cotangent((2, 4, 4, out_features))
     variables = torch_compat.hybrid_resnet_block_variables(seed)  # before the torch step
-    t_out, t_gx, t_grads = _run_torch(seed, x, cotangent)
+    t_out, t_gx, t_grads = run_torch(seed, x, cotangent)
     block = nnx_twin(lambda: jpn.HybridResNetBlock(in_features, out_features, rngs=nnx.Rngs(0)),
                      variables)
     block.train() if train else block.eval()
     out, gx, gparams, stats = nnx_run(block, x, cotangent)
-    chex.assert_trees_all_close(out, _nhwc(t_out), **TOLERANCE)
-    chex.assert_trees_all_close(gx, _nhwc(t_gx), **TOLERANCE)
-    expected = _torch_grads_as_flax(torch_compat.hybrid_resnet_block_variables, seed, t_grads)
+    chex.assert_trees_all_close(out, nhwc(t_out), **TOLERANCE)
+    chex.assert_trees_all_close(gx, nhwc(t_gx), **TOLERANCE)
+    expected = torch_grads_as_flax(torch_compat.hybrid_resnet_block_variables, seed, t_grads)
     chex.assert_trees_all_equal_structs(gparams, expected)
     chex.assert_trees_all_close(gparams, expected, **TOLERANCE)
     stats_after = torch_compat.hybrid_resnet_block_variables(seed)["batch_stats"]

@@ -6,7 +6,6 @@ installed in a fresh venv, where the package comes from site-packages, not this 
 
 import importlib.resources
 import os
-import pathlib
 import re
 import subprocess
 import sys
@@ -14,8 +13,7 @@ import sys
 import pytest
 
 import jaxpool
-
-REPO = pathlib.Path(__file__).resolve().parents[1]
+from tests.helpers import REPO
 
 
 def test_version_is_the_one_declared_in_pyproject():

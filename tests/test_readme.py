@@ -1,13 +1,13 @@
 """The README's Python examples run as written, and its commands are the ones CI runs."""
 
 import codeop
-import pathlib
 import re
 
 import flax
 import pytest
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
+from tests.helpers import REPO
+
 README = (REPO / "README.md").read_text()
 BLOCKS = re.findall(r"```python\n(.*?)```", README, flags=re.S)
 FLAX_VERSION = tuple(int(part) for part in flax.__version__.split(".")[:2])

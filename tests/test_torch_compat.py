@@ -14,10 +14,7 @@ import torch
 
 from jaxpool import torch_compat
 from jaxpool.models import BatchNorm
-
-
-def _nhwc(t):
-    return np.moveaxis(t.detach().numpy(), 1, -1)
+from tests.oracle import nhwc
 
 
 @pytest.mark.parametrize("n", [1, 2, 3])
@@ -58,7 +55,7 @@ def test_batch_norm_variables_give_torch_outputs():
     bn.eval()
     params, stats = torch_compat.batch_norm_variables(bn)
     x = np.random.default_rng(1).standard_normal((2, 4, 4, 3)).astype(np.float32)
-    expected = _nhwc(bn(torch.tensor(np.moveaxis(x, -1, 1))))
+    expected = nhwc(bn(torch.tensor(np.moveaxis(x, -1, 1))))
     for flax_bn in (nn.BatchNorm(use_running_average=True, epsilon=1e-5), BatchNorm(use_running_average=True)):
         out = flax_bn.apply({"params": params, "batch_stats": stats}, x)
         chex.assert_trees_all_close(out, expected, rtol=1e-5, atol=1e-5)

@@ -22,8 +22,8 @@ import numpy as np
 import pytest
 
 from examples.cifar10 import data, train
+from tests.helpers import LAUNCHES, REPO, run_cli
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
 DATASET = data.load_synthetic(image_size=8, channels=1, train_size=48, test_size=20, seed=3)
 # fast_compile: unoptimised XLA code compiles several times faster; these runs are tiny.
 CONFIG = train.TrainConfig(dataset="synthetic", model="hybrid_resnet", pool="hybrid", width=2,
@@ -554,26 +554,6 @@ def test_cli_runs_and_resumes(tmp_path, capsys):
     assert "resumed from" in printed and "final test accuracy" in printed
     epochs = [json.loads(line)["epoch"] for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert epochs == [1, 2]
-
-
-# The three ways to start the CLI: as a module from the repository's root, and by path
-# from the root and from another folder. Without PYTHONPATH, as a user's shell has it.
-LAUNCHES = {
-    "module": (["-m", "examples.cifar10.{script}"], "repository"),
-    "path": (["examples/cifar10/{script}.py"], "repository"),
-    "path-elsewhere": ([str(REPO / "examples" / "cifar10" / "{script}.py")], "elsewhere"),
-}
-
-
-def run_cli(script: str, launch: str, arguments, elsewhere: pathlib.Path, *, timeout: float = 300):
-    """Runs ``examples/cifar10/<script>.py`` as ``launch`` (a key of LAUNCHES)."""
-    command, folder = LAUNCHES[launch]
-    env = {name: value for name, value in os.environ.items() if name != "PYTHONPATH"}
-    env["JAX_PLATFORMS"] = "cpu"
-    return subprocess.run(
-        [sys.executable, *(part.format(script=script) for part in command), *map(str, arguments)],
-        cwd=REPO if folder == "repository" else elsewhere, env=env, capture_output=True,
-        text=True, timeout=timeout)
 
 
 @pytest.mark.parametrize("launch", sorted(LAUNCHES))
