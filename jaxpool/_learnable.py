@@ -39,6 +39,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -49,7 +50,7 @@ from jax.typing import ArrayLike
 
 from jaxpool import _hybrid as hybrid
 from jaxpool import _module_rules as rules
-from jaxpool._linen import GlobalPoolBase
+from jaxpool._linen import GlobalPoolBase, PoolingModule
 
 Size = Sequence[int]
 PaddingLike = int | Sequence[int] | str | Sequence[tuple[int, int]]
@@ -57,19 +58,15 @@ Initializer = Callable[..., Any]
 Dtype = Any
 
 
-def _rank(module: nn.Module) -> int:
-    """Spatial rank: ``len(kernel_size)``, or ``spatial_dims`` for the global form."""
-    return rules.pooling_rank(module, module.kernel_size, module.spatial_dims, module.keepdims)
-
-
-class HybridPool(nn.Module):
-    """Learnable mix of max and average pooling: the seed's ``HybridPooling``.
+class HybridPool(PoolingModule):
+    """Learnable mix of max and average pooling (the PyTorch module ``HybridPooling``).
 
     ``out = a * max_pool(x) + (1 - a) * avg_pool(x)`` with ``a = sigmoid(mix_logit)``,
-    a scalar (one mix for the layer, as the seed) or one per channel. The seed
-    initialises its logit with ``torch.rand(1)`` (uniform in [0, 1)); the default here
-    is 0 (an even mix), and ``mix_logit_init=jax.nn.initializers.uniform(1.0)`` gives
-    the seed's. See :func:`jaxpool.hybrid_pool2d` for the windows and gradients.
+    a scalar (one mix for the layer, as ``HybridPooling``) or one per channel.
+    ``HybridPooling`` initialises its logit with ``torch.rand(1)`` (uniform in [0, 1));
+    the default here is 0 (an even mix), and
+    ``mix_logit_init=jax.nn.initializers.uniform(1.0)`` gives its initialisation. See
+    :func:`jaxpool.hybrid_pool2d` for the windows and gradients.
 
     Example:
       >>> import jax, jax.numpy as jnp, jaxpool
@@ -113,29 +110,29 @@ class HybridPool(nn.Module):
     channels_first: bool = False
     param_dtype: Dtype = jnp.float32
 
+    op = staticmethod(rules.hybrid_mix)
+
     @nn.compact
-    def __call__(self, x: ArrayLike) -> jax.Array:
+    def __call__(self, x: ArrayLike, **options: Any) -> jax.Array:
         """Pools ``x``; the output keeps its layout and dtype."""
-        n = _rank(self)
         channels = (
-            rules.channel_count(self, x, n, self.channels_first) if self.per_channel else None
+            rules.channel_count(self, x, self._rank, self.channels_first)
+            if self.per_channel else None
         )
         shape = rules.mix_logit_shape(self, channels, self.per_channel)
         mix_logit = self.param("mix_logit", self.mix_logit_init, shape, self.param_dtype)
-        return rules.hybrid_mix(
-            x, jax.nn.sigmoid(mix_logit), n, self.kernel_size, self.stride, self.padding,
-            self.ceil_mode, self.count_include_pad, self.keepdims, self.channels_first,
-        )
+        return rules.learned_mix(self, x, mix_logit, **options)
 
 
-class AttentionHybridPool(nn.Module):
-    """Max/average mix set per example and channel by an SE-style attention: the seed's
-    ``HybridPoolingWithAttention``.
+class AttentionHybridPool(PoolingModule):
+    """Max/average mix set per example and channel by an SE-style attention (the PyTorch
+    module ``HybridPoolingWithAttention``).
 
     ``attention = sigmoid(excite(relu(squeeze(mean over the map of x))))``, computed on
     the input before pooling, shape ``(*batch, C)``; then
     ``out = attention * max_pool(x) + (1 - attention) * avg_pool(x)``. ``squeeze`` is
-    a Dense ``C -> max(1, C // reduction)`` (the seed's ``C // 4`` is 0 for ``C < 4``)
+    a Dense ``C -> max(1, C // reduction)`` (``HybridPoolingWithAttention``'s ``C // 4``
+    is 0 for ``C < 4``)
     and ``excite`` a Dense back to ``C``, both with bias.
 
     Example:
@@ -155,7 +152,7 @@ class AttentionHybridPool(nn.Module):
       padding: int, per-dim ints, 'SAME', 'VALID' or ``(lo, hi)`` pairs; default 0.
       ceil_mode: ceil instead of floor for the output size; default False.
       count_include_pad: padding counts in the mean's divisor; default True.
-      reduction: channel reduction of the hidden layer; default 4 (the seed's).
+      reduction: channel reduction of the hidden layer; default 4 (the PyTorch module's).
       spatial_dims: global form only: the number of spatial dims; default 2.
       keepdims: global form only: keep size-1 spatial dims; default False.
       channels_first: input is ``(*batch, C, *spatial)``; default False.
@@ -175,24 +172,21 @@ class AttentionHybridPool(nn.Module):
     dtype: Dtype | None = None
     param_dtype: Dtype = jnp.float32
 
+    op = staticmethod(rules.hybrid_mix)
+
     @nn.compact
-    def __call__(self, x: ArrayLike) -> jax.Array:
+    def __call__(self, x: ArrayLike, **options: Any) -> jax.Array:
         """Pools ``x``; the output keeps its layout and dtype."""
-        n = _rank(self)
-        channels = rules.channel_count(self, x, n, self.channels_first)
+        channels = rules.channel_count(self, x, self._rank, self.channels_first)
+        dense = functools.partial(nn.Dense, dtype=self.dtype, param_dtype=self.param_dtype)
         hidden_features = rules.attention_hidden_features(self, channels, self.reduction)
-        context = rules.attention_context(x, n, self.channels_first)
-        hidden = nn.Dense(hidden_features, dtype=self.dtype, param_dtype=self.param_dtype,
-                          name="squeeze")(context)
-        logits = nn.Dense(channels, dtype=self.dtype, param_dtype=self.param_dtype,
-                          name="excite")(nn.relu(hidden))
         return rules.attention_mix(
-            x, nn.sigmoid(logits), n, self.kernel_size, self.stride, self.padding,
-            self.ceil_mode, self.count_include_pad, self.keepdims, self.channels_first,
+            self, x, dense(hidden_features, name="squeeze"), dense(channels, name="excite"),
+            **options,
         )
 
 
-class GatedPool(nn.Module):
+class GatedPool(PoolingModule):
     """Gated max-average pooling (Lee et al., 2016) with a learned gate per window.
 
     ``mix = sigmoid(sum_j w_j * x_j)`` over each window's positions ``j``, then
@@ -235,22 +229,21 @@ class GatedPool(nn.Module):
     channels_first: bool = False
     param_dtype: Dtype = jnp.float32
 
+    op = staticmethod(hybrid.gated_pool)
+
     @nn.compact
-    def __call__(self, x: ArrayLike) -> jax.Array:
+    def __call__(self, x: ArrayLike, **options: Any) -> jax.Array:
         """Pools ``x``; the output keeps its layout and dtype."""
-        n = rules.spatial_rank(self, "kernel_size", self.kernel_size)
+        n = self._rank
         channels = (
             rules.channel_count(self, x, n, self.channels_first) if self.per_channel else None
         )
         shape = rules.gate_shape(self, self.kernel_size, n, channels, self.per_channel)
         gate_weight = self.param("gate_weight", self.gate_init, shape, self.param_dtype)
-        return hybrid.gated_pool(
-            x, gate_weight, self.kernel_size, self.stride, self.padding, self.ceil_mode,
-            self.count_include_pad, spatial_dims=n, channels_first=self.channels_first,
-        )
+        return rules.pool(self, x, gate_weight=gate_weight, **options)
 
 
-class GeMPool(nn.Module):
+class GeMPool(PoolingModule):
     """Generalised-mean pooling with a learnable power ``p`` (timm's ``GeM``).
 
     ``out = mean(max(x, eps) ** p) ** (1 / p)`` over the whole map (default) or over
@@ -297,23 +290,19 @@ class GeMPool(nn.Module):
     channels_first: bool = False
     param_dtype: Dtype = jnp.float32
 
+    op = staticmethod(hybrid.gem_pool)
+
     @nn.compact
-    def __call__(self, x: ArrayLike) -> jax.Array:
+    def __call__(self, x: ArrayLike, **options: Any) -> jax.Array:
         """Pools ``x``: ``(*batch, *spatial, C)`` -> ``(*batch, C)`` in the global form."""
-        n = _rank(self)
         learned = (
             self.param("p", rules.gem_p_init(self.initial_p), (), self.param_dtype)
             if self.learn_p else None
         )
-        return hybrid.gem_pool(
-            x, rules.gem_power(learned, self.initial_p, self.param_dtype), self.kernel_size,
-            self.stride, self.padding, self.ceil_mode,
-            self.count_include_pad, eps=self.eps, spatial_dims=n, keepdims=self.keepdims,
-            channels_first=self.channels_first,
-        )
+        return rules.generalised_mean(self, x, learned, **options)
 
 
-class SoftPool(nn.Module):
+class SoftPool(PoolingModule):
     """SoftPool (Stergiou et al., 2021): softmax-weighted pooling; no parameters.
 
     ``out = sum_R softmax_R(x) * x`` per window (or over the whole map, the default);
@@ -346,13 +335,7 @@ class SoftPool(nn.Module):
     keepdims: bool = False
     channels_first: bool = False
 
-    def __call__(self, x: ArrayLike) -> jax.Array:
-        """Pools ``x``; the output keeps its layout and dtype."""
-        n = _rank(self)
-        return hybrid.soft_pool(
-            x, self.kernel_size, self.stride, self.padding, self.ceil_mode, spatial_dims=n,
-            keepdims=self.keepdims, channels_first=self.channels_first,
-        )
+    op = staticmethod(hybrid.soft_pool)
 
 
 class AvgMaxPool(GlobalPoolBase):
@@ -366,12 +349,10 @@ class AvgMaxPool(GlobalPoolBase):
       (8, 512)
 
     Attributes:
-      spatial_dims: number of spatial dims (1, 2 or 3); default 2.
-      keepdims: keep the spatial dims with size 1; default False.
-      channels_first: input is ``(*batch, C, *spatial)``; default False.
+      spatial_dims, keepdims, channels_first: as :class:`jaxpool.GlobalAvgPool`'s.
     """
 
-    pool_function = staticmethod(hybrid.global_avg_max_pool)
+    op = staticmethod(hybrid.global_avg_max_pool)
 
 
 class CatAvgMaxPool(GlobalPoolBase):
@@ -386,10 +367,8 @@ class CatAvgMaxPool(GlobalPoolBase):
       (8, 1024)
 
     Attributes:
-      spatial_dims: number of spatial dims (1, 2 or 3); default 2.
-      keepdims: keep the spatial dims with size 1; default False.
-      channels_first: input is ``(*batch, C, *spatial)``; default False.
+      spatial_dims, keepdims, channels_first: as :class:`jaxpool.GlobalAvgPool`'s.
     """
 
-    pool_function = staticmethod(hybrid.global_cat_avg_max_pool)
+    op = staticmethod(hybrid.global_cat_avg_max_pool)
 

@@ -1,31 +1,57 @@
-"""Flax linen modules for the pooling ops: configuration fields, then one call to the op.
+"""Flax linen modules for the pooling ops: configuration fields, then the op.
 
 The spatial rank comes from ``len(kernel_size)`` (or ``len(output_size)``), so sizes are
 tuples: ``MaxPool((2, 2))`` pools 2D, ``MaxPool((3,))`` 1D. Every other argument keeps
-torch's name and default. Modules hold no logic of their own; see the functional ops for
-the math, the shapes and the errors.
+torch's name and default. The configuration is checked at construction, with the op's
+messages; the modules hold no logic of their own (see the functional ops for the math,
+the shapes and the errors, and ``jaxpool/_module_rules.py`` for how to add a module).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import ClassVar
+from collections.abc import Sequence
+from typing import Any, ClassVar
 
 import flax.linen as nn
-import jax
 from jax.typing import ArrayLike
 
 from jaxpool import _adaptive as adaptive
 from jaxpool import _module_rules as rules
-from jaxpool._module_rules import spatial_rank
 
 Size = Sequence[int]
 OptionalSize = Sequence[int | None]
 PaddingLike = int | Sequence[int] | str | Sequence[tuple[int, int]]
 
 
-class MaxPool(nn.Module):
+class PoolingModule(nn.Module):
+    """The base of jaxpool's linen modules: fields checked at construction, and ``op``.
+
+    A subclass declares its fields (the op's argument names) and ``op``, the op per
+    rank or one op; "How to add a module" in ``jaxpool/_module_rules.py`` says how.
+    Construction checks the fields (:func:`jaxpool._module_rules.check_config`, the same
+    rules as the op's and the NNX twin's) and stores the rank; ``__call__`` calls the op.
+    """
+
+    op: ClassVar[rules.Op]
+    _rank: ClassVar[int]  # per instance, set at construction
+
+    def __post_init__(self) -> None:
+        # Before Flax's own __post_init__, so that a refused module never joins a parent;
+        # beside the fields (Flax's own bookkeeping is set the same way).
+        object.__setattr__(self, "_rank", rules.check_config(self))
+        super().__post_init__()
+
+    def __call__(self, x: ArrayLike, **options: Any) -> Any:
+        """Pools ``x`` with the module's op; keyword arguments go to the op."""
+        return rules.pool(self, x, **options)
+
+
+class MaxPool(PoolingModule):
     """Max pooling, as ``torch.nn.MaxPool{1,2,3}d`` (see :func:`jaxpool.max_pool2d`).
+
+    ``(*batch, *spatial, C) -> (*batch, *out, C)`` with torch's output size per
+    spatial dim (:func:`jaxpool.pool_output_shape`); with ``return_indices`` also the
+    flat indices, as torch's.
 
     Example:
       >>> import jax.numpy as jnp, jaxpool
@@ -41,6 +67,9 @@ class MaxPool(nn.Module):
       ceil_mode: ceil instead of floor for the output size; default False.
       return_indices: also return torch-style flat indices; default False.
       channels_first: input is ``(*batch, C, *spatial)``; default False (channels-last).
+
+    Raises:
+      TypeError, ValueError: at construction, for a configuration the op refuses.
     """
 
     kernel_size: Size
@@ -51,17 +80,13 @@ class MaxPool(nn.Module):
     return_indices: bool = False
     channels_first: bool = False
 
-    def __call__(self, x: ArrayLike):
-        """Pools ``x``: ``(*batch, *spatial, C)`` -> ``(*batch, *out_spatial, C)``."""
-        n = spatial_rank(self, "kernel_size", self.kernel_size)
-        return rules.MAX_POOL[n](
-            x, self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode,
-            self.return_indices, channels_first=self.channels_first,
-        )
+    op = rules.MAX_POOL
 
 
-class AvgPool(nn.Module):
+class AvgPool(PoolingModule):
     """Average pooling, as ``torch.nn.AvgPool{1,2,3}d`` (see :func:`jaxpool.avg_pool2d`).
+
+    ``(*batch, *spatial, C) -> (*batch, *out, C)`` with torch's output size and divisors.
 
     Example:
       >>> import jax.numpy as jnp, jaxpool
@@ -88,17 +113,14 @@ class AvgPool(nn.Module):
     divisor_override: int | None = None
     channels_first: bool = False
 
-    def __call__(self, x: ArrayLike) -> jax.Array:
-        """Pools ``x``: ``(*batch, *spatial, C)`` -> ``(*batch, *out_spatial, C)``."""
-        n = spatial_rank(self, "kernel_size", self.kernel_size)
-        return rules.AVG_POOL[n](
-            x, self.kernel_size, self.stride, self.padding, self.ceil_mode,
-            self.count_include_pad, self.divisor_override, channels_first=self.channels_first,
-        )
+    op = rules.AVG_POOL
 
 
-class LPPool(nn.Module):
+class LPPool(PoolingModule):
     """Power-average pooling, as ``torch.nn.LPPool{1,2,3}d`` (see :func:`jaxpool.lp_pool2d`).
+
+    ``(sum over the window of x ** p) ** (1 / p)``; ``(*batch, *spatial, C) ->
+    (*batch, *out, C)``.
 
     Example:
       >>> import jax.numpy as jnp, jaxpool
@@ -120,17 +142,13 @@ class LPPool(nn.Module):
     ceil_mode: bool = False
     channels_first: bool = False
 
-    def __call__(self, x: ArrayLike) -> jax.Array:
-        """Pools ``x``: ``(*batch, *spatial, C)`` -> ``(*batch, *out_spatial, C)``."""
-        n = spatial_rank(self, "kernel_size", self.kernel_size)
-        return rules.LP_POOL[n](
-            x, self.norm_type, self.kernel_size, self.stride, self.ceil_mode,
-            channels_first=self.channels_first,
-        )
+    op = rules.LP_POOL
 
 
-class AdaptiveAvgPool(nn.Module):
+class AdaptiveAvgPool(PoolingModule):
     """Adaptive average pooling, as ``torch.nn.AdaptiveAvgPool{1,2,3}d``.
+
+    ``(*batch, *spatial, C) -> (*batch, *output_size, C)`` with torch's windows.
 
     Example:
       >>> import jax.numpy as jnp, jaxpool
@@ -147,14 +165,14 @@ class AdaptiveAvgPool(nn.Module):
     output_size: OptionalSize
     channels_first: bool = False
 
-    def __call__(self, x: ArrayLike) -> jax.Array:
-        """Pools ``x``: ``(*batch, *spatial, C)`` -> ``(*batch, *output_size, C)``."""
-        n = spatial_rank(self, "output_size", self.output_size)
-        return rules.ADAPTIVE_AVG_POOL[n](x, self.output_size, channels_first=self.channels_first)
+    op = rules.ADAPTIVE_AVG_POOL
 
 
-class AdaptiveMaxPool(nn.Module):
+class AdaptiveMaxPool(PoolingModule):
     """Adaptive max pooling, as ``torch.nn.AdaptiveMaxPool{1,2,3}d``.
+
+    ``(*batch, *spatial, C) -> (*batch, *output_size, C)`` with torch's windows and
+    tie rule.
 
     Example:
       >>> import jax.numpy as jnp, jaxpool
@@ -173,16 +191,12 @@ class AdaptiveMaxPool(nn.Module):
     return_indices: bool = False
     channels_first: bool = False
 
-    def __call__(self, x: ArrayLike):
-        """Pools ``x``: ``(*batch, *spatial, C)`` -> ``(*batch, *output_size, C)``."""
-        n = spatial_rank(self, "output_size", self.output_size)
-        return rules.ADAPTIVE_MAX_POOL[n](
-            x, self.output_size, self.return_indices, channels_first=self.channels_first
-        )
+    op = rules.ADAPTIVE_MAX_POOL
 
 
-class GlobalPoolBase(nn.Module):
-    """Shared fields of the parameter-free global heads; subclasses name their op.
+class GlobalPoolBase(PoolingModule):
+    """The fields of the parameter-free global heads, ``(*batch, *spatial, C) ->
+    (*batch, C)`` (or keepdims' shape); subclasses name their op.
 
     Attributes:
       spatial_dims: number of spatial dims (1, 2 or 3); default 2.
@@ -194,18 +208,11 @@ class GlobalPoolBase(nn.Module):
     keepdims: bool = False
     channels_first: bool = False
 
-    pool_function: ClassVar[Callable[..., jax.Array]]
-
-    def __call__(self, x: ArrayLike) -> jax.Array:
-        """``(*batch, *spatial, C)`` -> ``(*batch, C)`` (or keepdims' shape)."""
-        return type(self).pool_function(
-            x, spatial_dims=self.spatial_dims, keepdims=self.keepdims,
-            channels_first=self.channels_first,
-        )
-
 
 class GlobalAvgPool(GlobalPoolBase):
     """Mean over all spatial positions (a CNN head); see :func:`jaxpool.global_avg_pool`.
+
+    ``(*batch, *spatial, C) -> (*batch, C)``.
 
     Example:
       >>> import jax.numpy as jnp, jaxpool
@@ -218,11 +225,13 @@ class GlobalAvgPool(GlobalPoolBase):
       channels_first: input is ``(*batch, C, *spatial)``; default False.
     """
 
-    pool_function = staticmethod(adaptive.global_avg_pool)
+    op = staticmethod(adaptive.global_avg_pool)
 
 
 class GlobalMaxPool(GlobalPoolBase):
     """Maximum over all spatial positions; see :func:`jaxpool.global_max_pool`.
+
+    ``(*batch, *spatial, C) -> (*batch, C)``.
 
     Example:
       >>> import jax.numpy as jnp, jaxpool
@@ -230,19 +239,18 @@ class GlobalMaxPool(GlobalPoolBase):
       (8, 1, 1, 512)
 
     Attributes:
-      spatial_dims: number of spatial dims (1, 2 or 3); default 2.
-      keepdims: keep the spatial dims with size 1; default False.
-      channels_first: input is ``(*batch, C, *spatial)``; default False.
+      spatial_dims, keepdims, channels_first: as :class:`jaxpool.GlobalAvgPool`'s.
     """
 
-    pool_function = staticmethod(adaptive.global_max_pool)
+    op = staticmethod(adaptive.global_max_pool)
 
 
-class FractionalMaxPool(nn.Module):
+class FractionalMaxPool(PoolingModule):
     """Fractional max pooling, as ``torch.nn.FractionalMaxPool{2,3}d``.
 
     Every call draws fresh pooling regions from the ``rng_collection`` stream (pass
     ``rngs={'fractional': key}`` to ``apply``), as torch samples anew each forward.
+    ``(*batch, *spatial, C) -> (*batch, *out, C)``.
 
     Example:
       >>> import jax, jax.numpy as jnp, jaxpool
@@ -267,11 +275,9 @@ class FractionalMaxPool(nn.Module):
     channels_first: bool = False
     rng_collection: str = "fractional"
 
+    op = rules.FRACTIONAL_MAX_POOL
+
     @nn.compact
-    def __call__(self, x: ArrayLike):
+    def __call__(self, x: ArrayLike, **options: Any) -> Any:
         """Pools ``x`` with regions drawn from ``rng_collection``."""
-        n = spatial_rank(self, "kernel_size", self.kernel_size, ranks=(2, 3))
-        return rules.FRACTIONAL_MAX_POOL[n](
-            x, self.kernel_size, self.output_size, self.output_ratio, self.return_indices,
-            key=self.make_rng(self.rng_collection), channels_first=self.channels_first,
-        )
+        return rules.pool(self, x, key=self.make_rng(self.rng_collection), **options)

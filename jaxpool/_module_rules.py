@@ -1,15 +1,73 @@
-"""What a jaxpool module computes besides holding parameters, shared by linen and NNX.
+"""What a jaxpool module does besides holding parameters, written once for linen and NNX.
 
 A linen module (``jaxpool/_linen.py``, ``_learnable.py``) and its NNX twin
-(``jaxpool/nnx``) hold the same parameters and hand them, with their configuration, to
-the functions here: the op of each rank, the rank and shape rules, the checks and the
-default initialisers. Neither API computes anything on its own, so the two cannot
-disagree. Nothing here imports Flax.
+(``jaxpool/nnx``) have the same configuration (names, defaults) and hand it, with the
+parameters they hold, to the functions here: the check of the configuration at
+construction (:func:`check_config`, over :func:`jaxpool._geometry.check_pooling_config`),
+the call of the op (:func:`pool`), the attention and the mixes of the learnable
+modules, the parameter shapes and the default initialisers. The modules make the
+parameters (``self.param`` in linen, ``nnx.Param`` in NNX) and nothing else, so the two
+APIs compute with the same code. Nothing here imports Flax.
+
+How to add a module
+-------------------
+A module is its configuration plus the op it calls. The op comes first, at the ops
+floor (``jaxpool/_<what it does>.py``), with torch's argument names; the module's
+configuration uses the op's names, so :func:`pool` passes each one by name
+(``spatial_dims`` gets the module's rank). Then, in both APIs:
+
+* linen (``jaxpool/_linen.py`` or a file of its own): subclass
+  :class:`jaxpool._linen.PoolingModule`, declare the fields (typed, with torch's
+  defaults) and ``op``::
+
+      class BlurPool(PoolingModule):
+          \"\"\"... Example: ... Attributes: ...\"\"\"
+
+          kernel_size: Size
+          stride: int | Size | None = None
+          channels_first: bool = False
+
+          op = rules.BLUR_POOL  # {rank: op}, or staticmethod(op) for a rank-free op
+
+* NNX (``jaxpool/nnx``): subclass :class:`jaxpool.nnx._common.PoolingModule`; its
+  ``__init__`` takes the same arguments (flags keyword-only) and hands them to
+  :func:`jaxpool.nnx._common.configure`::
+
+      class BlurPool(PoolingModule):
+          \"\"\"The NNX twin of :class:`jaxpool.BlurPool`. Example: ...\"\"\"
+
+          op = rules.BLUR_POOL
+
+          def __init__(self, kernel_size: Size, stride: int | Size | None = None, *,
+                       channels_first: bool = False):
+              configure(self, locals())
+
+``configure(self, locals())`` comes first in ``__init__``, while ``locals()`` holds just
+the arguments; it stores each one (lists frozen to tuples) but ``rngs``.
+
+The base checks the configuration at construction (every argument
+:func:`jaxpool._geometry.check_pooling_config` knows by name; give a new kind of
+argument its rule there), stores the rank once (from ``kernel_size``, ``spatial_dims``
+for a global form, or ``output_size``; a module with none of them declares
+``spatial_dims``), and its ``__call__(x, **options)`` calls the op: every configuration
+entry whose name is one of the op's parameters, and the call's keyword arguments
+(``mask=...``) as they are. So a field named like an op parameter must be that
+parameter; a field the op does not take (``rng_collection``, ``param_dtype``) is the
+module's own. To document a call argument, override ``__call__`` in one line: ``def
+__call__(self, x, *, mask=None): return super().__call__(x, mask=mask)``. A module with
+parameters makes them in its own ``__call__`` (linen, ``@nn.compact``) or ``__init__``
+(NNX) and passes them to :func:`pool` (``pool(self, x, alpha=...)``) or to a function
+here that both APIs call. Then: the name in ``jaxpool/__init__.py`` and
+``jaxpool/nnx/__init__.py``, a twin test (``tests/test_nnx_pooling.py`` has one for a
+module defined in the test itself), and the docs.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import dataclasses
+import functools
+import inspect
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import jax
@@ -20,6 +78,9 @@ from jaxpool import _adaptive as adaptive
 from jaxpool import _functional as functional
 from jaxpool import _geometry as geometry
 from jaxpool import _hybrid as hybrid
+
+# A module's op: one function, or one per spatial rank.
+Op = Callable[..., Any] | Mapping[int, Callable[..., Any]]
 
 # The ops of each spatial rank.
 MAX_POOL = {1: functional.max_pool1d, 2: functional.max_pool2d, 3: functional.max_pool3d}
@@ -44,13 +105,40 @@ MIX_LOGIT_INIT = jax.nn.initializers.zeros
 GATE_INIT = jax.nn.initializers.zeros
 GEM_INITIAL_P = 3.0
 
+# Options of the modules (not of the ops) that are flags.
+MODULE_FLAGS = ("per_channel", "learn_p")
+
 
 def module_kind(where: Any) -> str:
     """A module's class name (linen and NNX twins share it), for messages."""
     return where if isinstance(where, str) else type(where).__name__
 
 
-def spatial_rank(where: Any, name: str, value: Any, ranks=(1, 2, 3)) -> int:
+# ----------------------------------------------------------------------------------
+# Configuration: read, checked and its rank, the same way in both APIs
+
+
+def configuration(module: Any) -> dict[str, Any]:
+    """A module's configuration by name: the fields of a linen module (a dataclass), the
+    constructor's arguments of an NNX module (which stores each under its name)."""
+    return {name: getattr(module, name) for name in _configuration_names(type(module))}
+
+
+_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+def _configuration_names(cls: type) -> tuple[str, ...]:
+    if cls not in _NAMES:
+        if dataclasses.is_dataclass(cls):  # linen; parent and name are Flax's own fields
+            names = [f.name for f in dataclasses.fields(cls) if f.name not in ("parent", "name")]
+        else:  # NNX: the class's own __init__ (its metaclass's __call__ hides it)
+            names = [name for name in inspect.signature(cls.__init__).parameters  # type: ignore[misc]
+                     if name not in ("self", "rngs")]
+        _NAMES[cls] = tuple(names)
+    return _NAMES[cls]
+
+
+def spatial_rank(where: Any, name: str, value: Any, ranks: Sequence[int] = (1, 2, 3)) -> int:
     """The number of spatial dims, read from a size argument that must be a tuple.
 
     Args:
@@ -77,14 +165,81 @@ def spatial_rank(where: Any, name: str, value: Any, ranks=(1, 2, 3)) -> int:
     return len(value)
 
 
-def pooling_rank(where: Any, kernel_size: Any, spatial_dims: Any, keepdims: Any) -> int:
-    """Rank of a module with a global form: ``len(kernel_size)``, or ``spatial_dims``
-    when ``kernel_size`` is None (one window over the whole map)."""
-    kind = module_kind(where)
-    if kernel_size is None:
-        return geometry.check_spatial_dims(spatial_dims, kind)
-    hybrid.check_keepdims(keepdims, kernel_size, kind)
-    return spatial_rank(kind, "kernel_size", kernel_size)
+def config_rank(where: Any, config: Mapping[str, Any], ranks: Sequence[int] = (1, 2, 3)) -> int:
+    """The rank a configuration sets: ``len(kernel_size)``; ``spatial_dims`` in the
+    global form (``kernel_size=None``) of a module that has one; ``len(output_size)``
+    for adaptive pooling.
+
+    Raises:
+      TypeError: for a configuration with none of the three (a module's definition
+        must give one), or a size that is not a tuple.
+      ValueError: for a rank not in ``ranks``.
+    """
+    kernel_size = config.get("kernel_size")
+    if "kernel_size" in config and (kernel_size is not None or "spatial_dims" not in config):
+        return spatial_rank(where, "kernel_size", kernel_size, ranks)
+    if "spatial_dims" in config:
+        return geometry.check_spatial_dims(config["spatial_dims"], module_kind(where))
+    if "output_size" in config:
+        return spatial_rank(where, "output_size", config["output_size"], ranks)
+    raise TypeError(
+        f"{module_kind(where)}: a jaxpool module's rank comes from kernel_size, spatial_dims "
+        f"or output_size, and its configuration has none of them: {sorted(config)}"
+    )
+
+
+def check_config(module: Any) -> int:
+    """Checks a module's configuration at construction and returns its rank.
+
+    The rank (:func:`config_rank`, among the op's ranks), every pooling argument
+    (:func:`jaxpool._geometry.check_pooling_config`, with the module's name in the
+    messages), the module's own flags and the attention's ``reduction``.
+
+    Raises:
+      TypeError, ValueError: for a configuration the op or the module refuses.
+    """
+    kind = module_kind(module)
+    config = configuration(module)
+    op = type(module).op
+    n = config_rank(kind, config, tuple(op) if isinstance(op, Mapping) else (1, 2, 3))
+    geometry.check_pooling_config(kind, n, config)
+    for name in MODULE_FLAGS:
+        if name in config:
+            geometry.as_bool(config[name], name, kind)
+    if "reduction" in config:
+        _reduction(kind, config["reduction"])
+    if "rng_collection" in config and not isinstance(config["rng_collection"], str):
+        raise TypeError(
+            f"{kind}: rng_collection must be a str, but got {config['rng_collection']!r}"
+        )
+    return n
+
+
+@functools.cache
+def _parameters(op: Callable[..., Any]) -> frozenset[str]:
+    return frozenset(inspect.signature(op).parameters)
+
+
+def pool(module: Any, x: ArrayLike, **options: Any) -> Any:
+    """``module.op`` on ``x``: every configuration entry the op takes, by name, with
+    ``spatial_dims`` set to the module's rank, and ``options`` (the call's keyword
+    arguments, parameters) as they are.
+
+    ``module`` is a linen or NNX module whose constructor stored its rank
+    (:func:`check_config`) as ``_rank``.
+    """
+    rank = module._rank
+    op = type(module).op
+    function = op[rank] if isinstance(op, Mapping) else op
+    accepted = _parameters(function)
+    arguments = {name: value for name, value in configuration(module).items() if name in accepted}
+    if "spatial_dims" in accepted:
+        arguments["spatial_dims"] = rank
+    return function(x, **arguments, **options)
+
+
+# ----------------------------------------------------------------------------------
+# Shapes
 
 
 def channel_count(where: Any, x: ArrayLike, n: int, channels_first: bool) -> int:
@@ -128,45 +283,54 @@ def mix_logit_shape(where: Any, channels: int | None, per_channel: bool) -> tupl
 
 
 def hybrid_mix(
-    x: ArrayLike, alpha: ArrayLike, n: int, kernel_size, stride, padding, ceil_mode,
-    count_include_pad, keepdims: bool, channels_first: bool,
+    x: ArrayLike, alpha: ArrayLike, kernel_size=None, stride=None, padding=0, ceil_mode=False,
+    count_include_pad=True, *, spatial_dims: int, keepdims: bool, channels_first: bool,
 ) -> jax.Array:
     """``alpha * max + (1 - alpha) * mean`` over windows, or over the whole map when
-    ``kernel_size`` is None; ``alpha`` as :func:`jaxpool.hybrid_pool2d` takes it."""
+    ``kernel_size`` is None: the op of HybridPool and AttentionHybridPool, ``alpha`` as
+    :func:`jaxpool.hybrid_pool2d` takes it."""
     if kernel_size is None:
         return hybrid.global_hybrid_pool(
-            x, alpha, spatial_dims=n, keepdims=keepdims, channels_first=channels_first
+            x, alpha, spatial_dims=spatial_dims, keepdims=keepdims, channels_first=channels_first
         )
-    return HYBRID_POOL[n](
+    return HYBRID_POOL[spatial_dims](
         x, alpha, kernel_size, stride, padding, ceil_mode, count_include_pad,
         channels_first=channels_first,
     )
 
 
-def attention_hidden_features(where: Any, channels: int, reduction: Any) -> int:
-    """Units of the attention's hidden layer: ``max(1, C // reduction)`` (the seed's
-    ``C // 4`` is 0 for ``C < 4``); ``reduction`` must be an int >= 1."""
-    kind = module_kind(where)
+def learned_mix(module: Any, x: ArrayLike, mix_logit: ArrayLike, **options: Any) -> jax.Array:
+    """HybridPool: the hybrid mix with ``alpha = sigmoid(mix_logit)``."""
+    return pool(module, x, alpha=jax.nn.sigmoid(mix_logit), **options)
+
+
+def _reduction(kind: str, reduction: Any) -> int:
     value = geometry.as_int(reduction, "reduction", kind)
     if value < 1:
         raise ValueError(f"{kind}: reduction must be at least 1, but got reduction={reduction!r}")
-    return max(1, channels // value)
+    return value
 
 
-def attention_context(x: ArrayLike, n: int, channels_first: bool) -> jax.Array:
-    """What the attention sees: the input's mean over the map, ``(*batch, C)``."""
-    return adaptive.global_avg_pool(x, spatial_dims=n, channels_first=channels_first)
+def attention_hidden_features(where: Any, channels: int, reduction: Any) -> int:
+    """Units of the attention's hidden layer: ``max(1, C // reduction)`` (PyTorch
+    ``HybridPoolingWithAttention``'s ``C // 4`` is 0 for ``C < 4``); ``reduction`` must
+    be an int >= 1."""
+    return max(1, channels // _reduction(module_kind(where), reduction))
 
 
 def attention_mix(
-    x: ArrayLike, attention: jax.Array, n: int, kernel_size, stride, padding, ceil_mode,
-    count_include_pad, keepdims: bool, channels_first: bool,
+    module: Any, x: ArrayLike, squeeze: Callable[[jax.Array], jax.Array],
+    excite: Callable[[jax.Array], jax.Array], **options: Any,
 ) -> jax.Array:
-    """The hybrid mix with a per-example, per-channel ``attention`` of shape ``(*batch, C)``."""
-    if kernel_size is not None or keepdims:
+    """AttentionHybridPool given its two dense layers (linen's or NNX's): the hybrid mix
+    with ``alpha = sigmoid(excite(relu(squeeze(m))))``, ``m`` the input's mean over the
+    map, one ``alpha`` per example and channel ``(*batch, C)``."""
+    n, channels_first = module._rank, module.channels_first
+    context = adaptive.global_avg_pool(x, spatial_dims=n, channels_first=channels_first)
+    attention = jax.nn.sigmoid(excite(jax.nn.relu(squeeze(context))))
+    if module.kernel_size is not None or module.keepdims:
         attention = expand_to_input_rank(attention, n, channels_first)
-    return hybrid_mix(x, attention, n, kernel_size, stride, padding, ceil_mode,
-                      count_include_pad, keepdims, channels_first)
+    return pool(module, x, alpha=attention, **options)
 
 
 def gate_shape(
@@ -180,6 +344,14 @@ def gate_shape(
 def gem_power(learned: ArrayLike | None, initial_p: Any, param_dtype: Any) -> jax.Array:
     """GeM's ``p``: the parameter, or the constant ``initial_p`` when it is not learned."""
     return jnp.asarray(initial_p, param_dtype) if learned is None else jnp.asarray(learned)
+
+
+def generalised_mean(
+    module: Any, x: ArrayLike, learned: ArrayLike | None, **options: Any
+) -> jax.Array:
+    """GeMPool given its parameter ``p`` (None when not learned: the constant
+    ``initial_p``)."""
+    return pool(module, x, p=gem_power(learned, module.initial_p, module.param_dtype), **options)
 
 
 def gem_p_init(initial_p: Any):

@@ -172,9 +172,19 @@ def test_every_linen_module_and_model_has_an_nnx_twin():
     linen = [*MODULES, "make_model", "make_pooling"] + [
         name for name in jaxpool.models.__all__ if name[0].isupper() and not name.isupper()]
     assert set(linen) <= set(jpn.__all__)
+
+
+def test_nnx_docstrings_point_at_the_linen_twin():
+    """An NNX twin's docstring says what differs and names its linen twin, whose
+    docstring has the rest (the shapes, the attributes); its example is checked above."""
+    jpn = _import("jaxpool.nnx")
     for name in jpn.__all__:
-        if name[0].isupper():
-            assert "Attributes:" in inspect.getdoc(getattr(jpn, name)), name
+        twin = getattr(jpn, name)
+        if not inspect.isclass(twin) and name not in ("make_model", "make_pooling"):
+            continue  # load_variables and variables have no linen twin
+        home = "jaxpool" if hasattr(jaxpool, name) else "jaxpool.models"
+        assert f":{'class' if inspect.isclass(twin) else 'func'}:`{home}.{name}`" in (
+            _own_docstring(jpn, name) or ""), name
 
 
 # What NNX adds or renames, on purpose: channel counts at construction, and a mode that

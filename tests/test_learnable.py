@@ -333,28 +333,46 @@ class ModuleTransformTest(chex.TestCase):
 
 X = jnp.zeros((1, 6, 6, 4))
 
-BAD_MODULES = [
-    (jaxpool.HybridPool(kernel_size=2), TypeError, "HybridPool: kernel_size must be a tuple with one entry per spatial dimension.*kernel_size=2"),
-    (jaxpool.HybridPool(kernel_size=(2, 2, 2, 2)), ValueError, r"kernel_size must have 1 or 2 or 3 entries.*kernel_size=\(2, 2, 2, 2\)"),
-    (jaxpool.HybridPool(spatial_dims=4), ValueError, "HybridPool: spatial_dims must be 1, 2 or 3, but got spatial_dims=4"),
-    (jaxpool.HybridPool(kernel_size=(2, 2), keepdims=True), ValueError, "keepdims=True only applies to the global form"),
-    (jaxpool.AttentionHybridPool(reduction=0), ValueError, "AttentionHybridPool: reduction must be at least 1, but got reduction=0"),
-    (jaxpool.AttentionHybridPool(reduction=2.5), TypeError, "reduction must be an int, but got 2.5"),
-    (jaxpool.AttentionHybridPool(kernel_size=(2, 2), spatial_dims=3), None, None),
-    (jaxpool.GatedPool(kernel_size=(7, 7)), ValueError, "Output size is too small"),
-    (jaxpool.GeMPool(eps=-1.0), ValueError, "eps must be positive, but got eps=-1.0"),
-    (jaxpool.HybridPool(kernel_size=(2, 2, 2)), ValueError, r"expected an input of shape .* with at least 4 dimensions, but got shape \(6, 6, 4\)"),
+# Refused at construction, with the rules of the ops and of the NNX twins.
+BAD_CONFIGURATIONS = [
+    (lambda: jaxpool.HybridPool(kernel_size=2), TypeError, "HybridPool: kernel_size must be a tuple with one entry per spatial dimension.*kernel_size=2"),
+    (lambda: jaxpool.HybridPool(kernel_size=(2, 2, 2, 2)), ValueError, r"kernel_size must have 1 or 2 or 3 entries.*kernel_size=\(2, 2, 2, 2\)"),
+    (lambda: jaxpool.HybridPool(spatial_dims=4), ValueError, "HybridPool: spatial_dims must be 1, 2 or 3, but got spatial_dims=4"),
+    (lambda: jaxpool.HybridPool(kernel_size=(2, 2), keepdims=True), ValueError, "keepdims=True only applies to the global form"),
+    (lambda: jaxpool.HybridPool(per_channel=1), TypeError, "HybridPool: per_channel must be a bool, but got 1"),
+    (lambda: jaxpool.GatedPool(kernel_size=(2, 2), per_channel="yes"), TypeError, "GatedPool: per_channel must be a bool"),
+    (lambda: jaxpool.GeMPool(learn_p=0), TypeError, "GeMPool: learn_p must be a bool"),
+    (lambda: jaxpool.HybridPool(kernel_size=(2, 2), stride=(0, 1)), ValueError, "HybridPool: stride should be greater than zero"),
+    (lambda: jaxpool.SoftPool(ceil_mode=True), ValueError, "SoftPool: ceil_mode only applies to windowed pooling"),
+    (lambda: jaxpool.AttentionHybridPool(reduction=0), ValueError, "AttentionHybridPool: reduction must be at least 1, but got reduction=0"),
+    (lambda: jaxpool.AttentionHybridPool(reduction=2.5), TypeError, "reduction must be an int, but got 2.5"),
+    (lambda: jaxpool.GeMPool(eps=-1.0), ValueError, "eps must be positive, but got eps=-1.0"),
 ]
 
 
-@pytest.mark.parametrize("module, error, message", BAD_MODULES)
-def test_bad_configuration_raises_a_clear_error(module, error, message):
-    x = X[0] if message and "at least 4" in message else X
-    if error is None:  # spatial_dims is ignored by the windowed form: no error
-        module.init(jax.random.key(0), x)
-        return
+@pytest.mark.parametrize("make, error, message", BAD_CONFIGURATIONS)
+def test_bad_configuration_fails_at_construction(make, error, message):
+    with pytest.raises(error, match=message):
+        make()
+
+
+# Refused at the call: what needs the input.
+BAD_CALLS = [
+    (jaxpool.GatedPool(kernel_size=(7, 7)), X, ValueError, "Output size is too small"),
+    (jaxpool.HybridPool(kernel_size=(2, 2, 2)), X[0], ValueError, r"expected an input of shape .* with at least 4 dimensions, but got shape \(6, 6, 4\)"),
+]
+
+
+@pytest.mark.parametrize("module, x, error, message", BAD_CALLS)
+def test_bad_input_fails_at_the_call(module, x, error, message):
     with pytest.raises(error, match=message):
         module.init(jax.random.key(0), x)
+
+
+def test_spatial_dims_is_ignored_by_the_windowed_form():
+    variables = jaxpool.AttentionHybridPool(kernel_size=(2, 2), spatial_dims=3).init(
+        jax.random.key(0), X)
+    chex.assert_shape(variables["params"]["squeeze"]["kernel"], (4, 1))
 
 
 # ----------------------------------------------------------------------------------

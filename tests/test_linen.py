@@ -1,6 +1,7 @@
 """Tests of jaxpool._linen: the modules are thin and equal their ops."""
 
 import chex
+import flax
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -52,7 +53,7 @@ def test_fractional_module_draws_from_its_rng_stream():
     chex.assert_trees_all_equal(first, again)
     assert not np.array_equal(first[1], other[1])
     chex.assert_shape(first, ((2, 5, 4, 3), (2, 5, 4, 3)))
-    with pytest.raises(Exception, match="fractional"):
+    with pytest.raises(flax.errors.InvalidRngError, match="fractional"):
         pool.apply({}, X)  # no rng stream given
 
 
@@ -101,15 +102,29 @@ class ModuleTransformTest(chex.TestCase):
 
 
 @pytest.mark.parametrize(
-    "module, error, message",
+    "make, error, message",
     [
-        (jaxpool.MaxPool(2), TypeError, r"kernel_size must be a tuple with one entry per spatial dimension .* got kernel_size=2"),
-        (jaxpool.AvgPool((2, 2, 2, 2)), ValueError, "must have 1 or 2 or 3 entries"),
-        (jaxpool.AdaptiveAvgPool(7), TypeError, "output_size must be a tuple"),
-        (jaxpool.FractionalMaxPool((2,), output_size=(3,)), ValueError, "must have 2 or 3 entries"),
-        (jaxpool.MaxPool((2, 2), stride=0), ValueError, "stride should be greater than zero"),
+        (lambda: jaxpool.MaxPool(2), TypeError, r"MaxPool: kernel_size must be a tuple with one entry per spatial dimension .* got kernel_size=2"),
+        (lambda: jaxpool.AvgPool((2, 2, 2, 2)), ValueError, "must have 1 or 2 or 3 entries"),
+        (lambda: jaxpool.AdaptiveAvgPool(7), TypeError, "output_size must be a tuple"),
+        (lambda: jaxpool.FractionalMaxPool((2,), output_size=(3,)), ValueError, "must have 2 or 3 entries"),
+        (lambda: jaxpool.MaxPool((2, 2), stride=0), ValueError, "MaxPool: stride should be greater than zero"),
+        (lambda: jaxpool.MaxPool((2, 2), padding=2), ValueError, "pad should be at most half of effective kernel size"),
+        (lambda: jaxpool.AvgPool((2, 2), divisor_override=0), ValueError, "divisor must be not zero"),
+        (lambda: jaxpool.LPPool(0.0, (2, 2)), ValueError, "norm_type must be positive"),
+        (lambda: jaxpool.AdaptiveMaxPool((0, 2)), ValueError, "elements of output_size must be greater than 0"),
+        (lambda: jaxpool.GlobalAvgPool(keepdims="yes"), TypeError, "GlobalAvgPool: keepdims must be a bool"),
+        (lambda: jaxpool.FractionalMaxPool((2, 2), output_ratio=1.5), ValueError, "output_ratio must be between 0 and 1"),
+        (lambda: jaxpool.FractionalMaxPool((2, 2), output_size=(3, 3), rng_collection=0), TypeError, "rng_collection must be a str"),
     ],
 )
-def test_bad_configuration_raises(module, error, message):
+def test_bad_configuration_fails_at_construction(make, error, message):
+    """The same rules as the ops' and the NNX twins' (jaxpool._geometry's), checked where
+    the configuration is written, before any input."""
     with pytest.raises(error, match=message):
-        module.init(jax.random.key(0), X)
+        make()
+
+
+def test_a_bad_input_fails_at_the_call_with_the_op_s_message():
+    with pytest.raises(ValueError, match=r"max_pool2d: Given input size: .* Output size is too small"):
+        jaxpool.MaxPool((11, 11)).init(jax.random.key(0), X)  # X is 12x10

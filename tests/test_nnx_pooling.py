@@ -14,6 +14,8 @@ from flax import nnx
 
 import jaxpool
 import jaxpool.nnx as jpn
+from jaxpool import _linen
+from jaxpool.nnx import _common as nnx_common
 from tests.nnx_helpers import assert_twins_agree, linen_run, nnx_run
 
 X2 = np.random.default_rng(0).standard_normal((2, 9, 8, 3)).astype(np.float32)
@@ -173,3 +175,56 @@ def test_split_merge_round_trip():
     chex.assert_trees_all_equal(restored(x), make()(x))  # the stream's state came along
     max_pool = jpn.MaxPool((3, 3), 2, 1)
     chex.assert_trees_all_equal(nnx.merge(*nnx.split(max_pool))(x), max_pool(x))
+
+
+# ----------------------------------------------------------------------------------
+# The bases: a module is its configuration and its op, in both APIs
+
+MIN_POOL = {1: jaxpool.min_pool1d, 2: jaxpool.min_pool2d, 3: jaxpool.min_pool3d}
+
+
+class LinenMinPool(_linen.PoolingModule):
+    """A module written as jaxpool/_module_rules.py says: fields and op."""
+
+    kernel_size: tuple[int, ...]
+    stride: int | tuple[int, ...] | None = None
+    channels_first: bool = False
+
+    op = MIN_POOL
+
+
+class NNXMinPool(nnx_common.PoolingModule):
+    op = MIN_POOL
+
+    def __init__(self, kernel_size, stride=None, *, channels_first=False):
+        nnx_common.configure(self, locals())
+
+
+def test_a_module_is_its_configuration_and_its_op():
+    x = jnp.asarray(X2)
+    expected = jaxpool.min_pool2d(x, (3, 2), 2)
+    chex.assert_trees_all_equal(LinenMinPool((3, 2), 2).apply({}, x), expected)
+    chex.assert_trees_all_equal(NNXMinPool([3, 2], 2)(x), expected)
+    assert NNXMinPool([3, 2], 2).kernel_size == (3, 2)  # frozen
+    # The call's keyword arguments go to the op.
+    values, indices = NNXMinPool((3,))(x[:, 0], return_indices=True)
+    chex.assert_trees_all_equal((values, indices),
+                                jaxpool.min_pool1d(x[:, 0], 3, return_indices=True))
+    chex.assert_trees_all_equal(
+        LinenMinPool((3,)).apply({}, x[:, 0], return_indices=True), (values, indices))
+    # The configuration is checked at construction, with the op's rules.
+    for make in (LinenMinPool, NNXMinPool):
+        with pytest.raises(ValueError, match="MinPool: stride should be greater than zero"):
+            make((2, 2), 0)
+        with pytest.raises(ValueError, match="kernel_size must have 1 or 2 or 3 entries"):
+            make((2, 2, 2, 2))
+
+
+def test_call_options_reach_the_op_in_both_apis():
+    x = jnp.asarray(X2)
+    expected = jaxpool.global_max_pool(x, return_indices=True)
+    chex.assert_trees_all_equal(jpn.GlobalMaxPool()(x, return_indices=True), expected)
+    chex.assert_trees_all_equal(jaxpool.GlobalMaxPool().apply({}, x, return_indices=True),
+                                expected)
+    with pytest.raises(TypeError, match="unexpected keyword argument 'mask'"):
+        jpn.AvgPool((2, 2))(x, mask=None)

@@ -1,19 +1,18 @@
-"""What every jaxpool NNX module does at construction: freeze its configuration, make
-its parameters (with a key only where something is random), and run the op's own
-checks on a placeholder input, so bad arguments fail at construction with the op's
-messages. Also the two calls whose spelling changed between flax 0.10 and 0.12.
+"""What every jaxpool NNX module does at construction: store its configuration (frozen,
+checked by the rules linen's twin follows) and make its parameters (with a key only
+where something is random); the base of the pooling modules; and the two calls whose
+spelling changed between flax 0.10 and 0.12.
 """
 
 from __future__ import annotations
 
-import math
-import numbers
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import jax
 import jax.numpy as jnp
 from flax import nnx
+from jax.typing import ArrayLike
 
 from jaxpool import _module_rules as rules
 
@@ -43,6 +42,39 @@ def freeze(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return tuple(freeze(entry) for entry in value)
     return value
+
+
+def configure(module: nnx.Module, arguments: Mapping[str, Any]) -> None:
+    """Stores a constructor's arguments as the module's attributes and checks them.
+
+    ``arguments`` is the constructor's ``locals()``, taken first thing: every argument
+    but ``self`` and ``rngs`` is stored under its name (lists frozen to tuples), then
+    :func:`jaxpool._module_rules.check_config` checks the configuration as the linen
+    twin does and the rank is stored once, as ``_rank``.
+    """
+    for name, value in arguments.items():
+        if name not in ("self", "rngs", "__class__"):
+            setattr(module, name, freeze(value))
+    module._rank = rules.check_config(module)  # type: ignore[attr-defined]
+
+
+class PoolingModule(nnx.Module):
+    """The base of jaxpool's NNX modules: the configuration stored and checked at
+    construction, and ``op``, the op per rank or one op.
+
+    A subclass's ``__init__`` takes the linen twin's fields as arguments (flags
+    keyword-only) and calls ``configure(self, locals())`` first ("How to add a module"
+    in ``jaxpool/_module_rules.py``); ``__call__`` calls the op, as the linen twin's does.
+    """
+
+    op: ClassVar[rules.Op]
+
+    if TYPE_CHECKING:  # the configuration's attributes, which configure() sets by name
+        def __getattr__(self, name: str) -> Any: ...
+
+    def __call__(self, x: ArrayLike, **options: Any) -> Any:
+        """Pools ``x`` with the module's op; keyword arguments go to the op."""
+        return rules.pool(self, x, **options)
 
 
 def require_rngs(where: Any, rngs: Any) -> nnx.Rngs:
@@ -113,49 +145,3 @@ def check_input_channels(where: Any, x: Any, n: int, channels_first: bool, expec
             f"{rules.module_kind(where)}: expected an input with num_features={expected} channels, "
             f"but got shape {tuple(jnp.shape(x))} ({channels} channels)"
         )
-
-
-def largest_int(value: Any, default: int = 1) -> int:
-    """The largest int in a (nested) size argument; ``default`` if it holds none."""
-    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
-        return max(abs(int(value)), default)
-    if isinstance(value, Sequence) and not isinstance(value, (str, bytes)):
-        return max((largest_int(entry, default) for entry in value), default=default)
-    return default
-
-
-def window_placeholder(n: int, kernel_size: Any, stride: Any, padding: Any, dilation: Any = 1):
-    """A spatial size at which only the window configuration itself can be wrong: it
-    holds a whole dilated window plus both paddings and a stride."""
-    length = (
-        largest_int(kernel_size) * largest_int(dilation) + 2 * largest_int(padding, 0)
-        + largest_int(stride) + 1
-    )
-    return (length,) * n
-
-
-def fractional_placeholder(n: int, kernel_size: Any, output_size: Any, output_ratio: Any):
-    """A spatial size at which fractional pooling's own rules can hold: ``output +
-    kernel - 1 <= L`` and, for ``output_ratio`` r, ``floor(L * r) >= 1``."""
-    kernel = largest_int(kernel_size)
-    if output_ratio is None:
-        return (largest_int(output_size) + kernel,) * n
-    ratios = output_ratio if isinstance(output_ratio, Sequence) else (output_ratio,)
-    numbers_ = [float(r) for r in ratios if isinstance(r, numbers.Real) and 0 < float(r) < 1]
-    if not numbers_:
-        return (kernel + 1,) * n  # the op refuses the ratio itself
-    length = math.ceil(kernel / (1 - max(numbers_))) + math.ceil(1 / min(numbers_)) + 1
-    return (length,) * n
-
-
-def check_config(
-    module: Any, spatial_size: tuple[int, ...], channels: int | None,
-    call: Callable | None = None,
-) -> None:
-    """Runs ``module`` (or ``call``) on a placeholder input with ``jax.eval_shape``:
-    every check of the op runs, with its own message, and nothing is computed."""
-    channels = channels or 1
-    shape = (
-        (1, channels, *spatial_size) if module.channels_first else (1, *spatial_size, channels)
-    )
-    jax.eval_shape(call or module, jax.ShapeDtypeStruct(shape, jnp.float32))
