@@ -1,5 +1,6 @@
-"""Layers and blocks with PyTorch's numbers: torch's BatchNorm and the seed's
-``HybridResNetBlock``. Public through :mod:`jaxpool.models`; see its docstring.
+"""Layers and blocks with PyTorch's numbers: torch's BatchNorm and the residual block
+with attention-driven hybrid pooling, ``HybridResNetBlock``. Public through
+:mod:`jaxpool.models`; see its docstring.
 """
 
 from __future__ import annotations
@@ -124,6 +125,48 @@ def residual_block(
     return y if pool is None else pool(y)
 
 
+def residual(
+    x: ArrayLike,
+    features: int,
+    train: bool,
+    *,
+    stride: int = 1,
+    use_bias: bool = True,
+    kernel_init: Callable = nn.linear.default_kernel_init,
+    momentum: float = TORCH_BN_MOMENTUM,
+    epsilon: float = TORCH_BN_EPSILON,
+    dtype: Dtype | None = None,
+    param_dtype: Dtype = jnp.float32,
+    pool: Callable | None = None,
+) -> jax.Array:
+    """The linen residual blocks' layers, made and applied (call it from a compact method).
+
+    :func:`residual_block` with ``conv1`` (3x3, ``stride``, padding 1), ``bn1``,
+    ``conv2`` (3x3, padding 1), ``bn2`` and, where the shape changes, ``shortcut_conv``
+    (1x1, ``stride``, no bias) and ``shortcut_bn``, then ``pool``. The 3x3 convolutions
+    have a bias when ``use_bias``; every convolution has ``kernel_init``, ``dtype`` and
+    ``param_dtype``, every BatchNorm ``momentum``, ``epsilon``, ``dtype`` and
+    ``param_dtype``; ``train`` normalises with (and updates) the batch statistics.
+    """
+    conv = functools.partial(nn.Conv, features, kernel_init=kernel_init, dtype=dtype,
+                             param_dtype=param_dtype)
+    norm = functools.partial(BatchNorm, use_running_average=not train, momentum=momentum,
+                             epsilon=epsilon, dtype=dtype, param_dtype=param_dtype)
+    strides = (stride, stride)
+    projection = needs_projection(jnp.shape(x)[-1], features, stride)
+    return residual_block(
+        x,
+        conv1=conv((3, 3), strides, padding=1, use_bias=use_bias, name="conv1"),
+        bn1=norm(name="bn1"),
+        conv2=conv((3, 3), padding=1, use_bias=use_bias, name="conv2"),
+        bn2=norm(name="bn2"),
+        shortcut_conv=(conv((1, 1), strides, use_bias=False, name="shortcut_conv")
+                       if projection else None),
+        shortcut_bn=norm(name="shortcut_bn") if projection else None,
+        pool=pool,
+    )
+
+
 # ----------------------------------------------------------------------------------
 # Layers
 
@@ -214,17 +257,19 @@ class BatchNorm(nn.Module):
 
 
 class HybridResNetBlock(nn.Module):
-    """The seed article's residual block with attention-driven hybrid pooling.
+    """A residual block with attention-driven hybrid pooling (the PyTorch module of the
+    same name).
 
     ``y = relu(bn2(conv2(relu(bn1(conv1(x))))) + shortcut(x))`` then
     ``AttentionHybridPool`` (2×2, stride 2 by default): ``(N, H, W, C_in) ->
     (N, H', W', features)`` with ``H' = floor((H - k)/s) + 1`` for the pool's kernel
     ``k`` and stride ``s``. The convolutions are 3×3 with padding 1 and a bias (torch's
-    ``Conv2d`` default, as in the seed). The shortcut is the identity when
+    ``Conv2d`` default, as in the PyTorch block). The shortcut is the identity when
     ``C_in == features``; otherwise a 1×1 convolution (no bias) and a BatchNorm (the
-    seed's residual addition fails there). Submodule names follow the seed:
+    PyTorch block's residual addition fails there). Submodule names follow its:
     ``conv1``, ``bn1``, ``conv2``, ``bn2``, ``shortcut_conv``, ``shortcut_bn``, ``pool``
-    (its Dense layers ``squeeze`` and ``excite``).
+    (its Dense layers ``squeeze`` and ``excite``). :class:`PoolingResNetBlock` is the
+    same block with a choice of pooling.
 
     Example:
       >>> import jax, jax.numpy as jnp
@@ -245,7 +290,7 @@ class HybridResNetBlock(nn.Module):
       reduction: the attention's channel reduction; default 4.
       pool_kernel_size: the pool's window; default ``(2, 2)``.
       pool_stride: the pool's stride; default ``None`` (the window).
-      use_bias: whether the 3×3 convolutions have a bias; default True (the seed's).
+      use_bias: whether the 3×3 convolutions have a bias; default True (as in PyTorch).
       momentum: BatchNorm momentum in Flax's convention; default 0.9 (torch's 0.1).
       epsilon: BatchNorm epsilon; default 1e-5.
       dtype: computation dtype (e.g. ``jnp.bfloat16``); default ``None`` (the input's).
@@ -265,26 +310,9 @@ class HybridResNetBlock(nn.Module):
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
         """``(N, H, W, C_in) -> (N, H', W', features)``; ``train`` uses and updates batch stats."""
-        conv3x3 = functools.partial(
-            nn.Conv, self.features, (3, 3), padding=1, use_bias=self.use_bias,
-            dtype=self.dtype, param_dtype=self.param_dtype,
-        )
-        norm = functools.partial(
-            BatchNorm, use_running_average=not train, momentum=self.momentum,
+        return residual(
+            x, self.features, train, use_bias=self.use_bias, momentum=self.momentum,
             epsilon=self.epsilon, dtype=self.dtype, param_dtype=self.param_dtype,
-        )
-        projection = needs_projection(jnp.shape(x)[-1], self.features)
-        return residual_block(
-            x,
-            conv1=conv3x3(name="conv1"),
-            bn1=norm(name="bn1"),
-            conv2=conv3x3(name="conv2"),
-            bn2=norm(name="bn2"),
-            shortcut_conv=nn.Conv(
-                self.features, (1, 1), use_bias=False, dtype=self.dtype,
-                param_dtype=self.param_dtype, name="shortcut_conv",
-            ) if projection else None,
-            shortcut_bn=norm(name="shortcut_bn") if projection else None,
             pool=AttentionHybridPool(
                 kernel_size=tuple(self.pool_kernel_size), stride=self.pool_stride,
                 reduction=self.reduction, dtype=self.dtype, param_dtype=self.param_dtype,

@@ -1,6 +1,6 @@
 """CIFAR-sized classifiers with a pooling choice: a CIFAR ResNet-18 and a network of
-the seed's ``HybridResNetBlock``\\ s, plus :func:`make_pooling`, which maps the example's
-``--pool`` names to jaxpool modules.
+residual blocks with hybrid pooling (``HybridResNetBlock``), plus :func:`make_pooling`,
+which maps the example's ``--pool`` names to jaxpool modules.
 
 Public through :mod:`jaxpool.models`. Everything is channels-last, ``(N, H, W, C)``, and
 every model takes ``train`` (BatchNorm uses batch statistics and updates its running
@@ -19,7 +19,7 @@ averages when true). Shapes without computing anything:
 
 from __future__ import annotations
 
-import functools
+import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -32,7 +32,7 @@ from jaxpool import _functional as functional
 from jaxpool import _geometry as geometry
 from jaxpool import _hybrid as hybrid
 from jaxpool import _learnable, _linen
-from jaxpool._blocks import BatchNorm, needs_projection, residual_block
+from jaxpool._blocks import BatchNorm, residual
 
 POOLING_NAMES = (
     "max", "avg", "hybrid", "attention", "gated", "gem", "softpool", "avgmax", "catavgmax",
@@ -125,6 +125,15 @@ def pooling_recipe(
     }[name], window
 
 
+def pooling_class(class_name: str, *namespaces: Any) -> Any:
+    """The class :func:`pooling_recipe` names, from the first of an API's ``namespaces``
+    (its modules) that has it."""
+    for namespace in namespaces:
+        if hasattr(namespace, class_name):
+            return getattr(namespace, class_name)
+    raise LookupError(f"no pooling module {class_name!r} in {namespaces}")
+
+
 def flatten_whole_map(pooled: jax.Array) -> jax.Array:
     """A gated head's output, ``(N, 1, 1, C) -> (N, C)``: its one window covers the map."""
     return pooled.reshape(pooled.shape[0], pooled.shape[-1])
@@ -194,6 +203,15 @@ def check_image_size(where: str, height: int, width: int, num_blocks: int, shape
         )
 
 
+def classifier_images(model: Any, x: ArrayLike) -> jax.Array:
+    """A classifier's images in its computation dtype, after the checks of its ``pool``
+    and ``width`` (the linen models check their fields at the call)."""
+    where = type(model).__name__
+    check_name(model.pool, "pool", POOLING_NAMES, where)
+    check_positive_int(model.width, "width", where)
+    return jnp.asarray(x, model.dtype)
+
+
 def classifier_head(x: ArrayLike, pool, classifier) -> jax.Array:
     """``classifier(pool(x))`` as float32 logits (the computation may be narrower)."""
     return classifier(pool(x)).astype(jnp.float32)
@@ -217,43 +235,21 @@ class _WholeMapGatedPool(nn.Module):
         return flatten_whole_map(_learnable.GatedPool(kernel_size=window, name="gated")(x))
 
 
-class _WindowedAvgMaxPool(nn.Module):
-    """``0.5 * (avg_pool + max_pool)`` over windows: timm's ``avgmax`` as a downsampling.
-
-    The same as :func:`jaxpool.hybrid_pool2d` with ``alpha = 0.5``, which computes it.
-    """
+class _WindowedAvgMaxPool(_linen.PoolingModule):
+    """``0.5 * (avg_pool + max_pool)`` over windows: timm's ``avgmax`` as a downsampling,
+    ``(N, H, W, C) -> (N, H', W', C)``."""
 
     kernel_size: tuple[int, int]
     stride: tuple[int, int]
 
-    def __call__(self, x: ArrayLike) -> jax.Array:
-        """``(N, H, W, C) -> (N, H', W', C)``."""
-        return windowed_avg_max_pool(x, self.kernel_size, self.stride)
+    op = staticmethod(windowed_avg_max_pool)
 
 
-class _WindowedCatAvgMaxPool(nn.Module):
-    """``concat([avg_pool, max_pool])`` over windows: timm's ``catavgmax`` as a downsampling.
+class _WindowedCatAvgMaxPool(_WindowedAvgMaxPool):
+    """``concat([avg_pool, max_pool])`` over windows: timm's ``catavgmax`` as a
+    downsampling, ``(N, H, W, C) -> (N, H', W', 2C)``: averages first, then maxima."""
 
-    ``(N, H, W, C) -> (N, H', W', 2C)``: averages first, then maxima, as the head.
-    """
-
-    kernel_size: tuple[int, int]
-    stride: tuple[int, int]
-
-    def __call__(self, x: ArrayLike) -> jax.Array:
-        """``(N, H, W, C) -> (N, H', W', 2C)``."""
-        return windowed_cat_avg_max_pool(x, self.kernel_size, self.stride)
-
-
-_POOLING_MODULES = {
-    module.__name__: module
-    for module in (
-        _linen.MaxPool, _linen.AvgPool, _linen.GlobalMaxPool, _linen.GlobalAvgPool,
-        _learnable.HybridPool, _learnable.AttentionHybridPool, _learnable.GatedPool,
-        _learnable.GeMPool, _learnable.SoftPool, _learnable.AvgMaxPool, _learnable.CatAvgMaxPool,
-        _WholeMapGatedPool, _WindowedAvgMaxPool, _WindowedCatAvgMaxPool,
-    )
-}
+    op = staticmethod(windowed_cat_avg_max_pool)
 
 
 def make_pooling(
@@ -262,6 +258,7 @@ def make_pooling(
     kind: str = "global",
     kernel_size: int = 2,
     stride: int | None = None,
+    dtype: Any = None,
     module_name: str | None = None,
 ) -> nn.Module:
     """The pooling module for a ``--pool`` name.
@@ -282,7 +279,7 @@ def make_pooling(
     ==============  =====================================  ==================================
 
     Every module keeps its own defaults (e.g. one scalar ``mix_logit`` for ``hybrid``,
-    as the seed's ``HybridPooling``; ``reduction=4`` for ``attention``; ``p = 3`` for
+    as the PyTorch ``HybridPooling``; ``reduction=4`` for ``attention``; ``p = 3`` for
     ``gem``).
 
     Args:
@@ -293,6 +290,8 @@ def make_pooling(
         ``C' = C`` except for ``'catavgmax'`` (``2C``); see :func:`pooled_channels`.
       kernel_size: window height and width for ``'downsample'``; default 2.
       stride: window stride for ``'downsample'``; default ``kernel_size``.
+      dtype: computation dtype of the modules that have one (the attention's dense
+        layers); default ``None`` (the input's).
       module_name: the module's name inside a parent module; default automatic.
 
     Returns:
@@ -311,8 +310,10 @@ def make_pooling(
       >>> make_pooling("catavgmax").apply({}, jnp.ones((2, 8, 8, 3))).shape
       (2, 6)
     """
-    module, sizes = pooling_recipe(name, kind, kernel_size, stride)
-    return _POOLING_MODULES[module](**sizes, name=module_name)
+    class_name, sizes = pooling_recipe(name, kind, kernel_size, stride)
+    module = pooling_class(class_name, _linen, _learnable, sys.modules[__name__])
+    options = {"dtype": dtype} if "dtype" in module.__dataclass_fields__ else {}
+    return module(**sizes, **options, name=module_name)
 
 
 class BasicBlock(nn.Module):
@@ -338,22 +339,8 @@ class BasicBlock(nn.Module):
     @nn.compact
     def __call__(self, x: ArrayLike, train: bool = False) -> jax.Array:
         """Applies the block; ``train`` uses and updates batch statistics."""
-        norm = functools.partial(BatchNorm, use_running_average=not train,
-                                 dtype=self.dtype)
-        conv = functools.partial(nn.Conv, use_bias=False, kernel_init=conv_init,
-                                 dtype=self.dtype)
-        strides = (self.stride, self.stride)
-        projection = needs_projection(jnp.shape(x)[-1], self.features, self.stride)
-        return residual_block(
-            x,
-            conv1=conv(self.features, (3, 3), strides, padding=1, name="conv1"),
-            bn1=norm(name="bn1"),
-            conv2=conv(self.features, (3, 3), padding=1, name="conv2"),
-            bn2=norm(name="bn2"),
-            shortcut_conv=(conv(self.features, (1, 1), strides, name="shortcut_conv")
-                           if projection else None),
-            shortcut_bn=norm(name="shortcut_bn") if projection else None,
-        )
+        return residual(x, self.features, train, stride=self.stride, use_bias=False,
+                        kernel_init=conv_init, dtype=self.dtype)
 
 
 class CifarResNet18(nn.Module):
@@ -397,9 +384,7 @@ class CifarResNet18(nn.Module):
     @nn.compact
     def __call__(self, x: ArrayLike, train: bool = False) -> jax.Array:
         """Logits ``(N, num_classes)`` for images ``(N, H, W, C)``."""
-        check_name(self.pool, "pool", POOLING_NAMES, "CifarResNet18")
-        check_positive_int(self.width, "width", "CifarResNet18")
-        x = jnp.asarray(x, self.dtype)
+        x = classifier_images(self, x)
         x = nn.Conv(self.width, (3, 3), padding=1, use_bias=False, kernel_init=conv_init,
                     dtype=self.dtype, name="stem_conv")(x)
         x = nn.relu(BatchNorm(use_running_average=not train, dtype=self.dtype,
@@ -407,7 +392,7 @@ class CifarResNet18(nn.Module):
         for name, features, stride in resnet18_blocks(self.width):
             x = BasicBlock(features, stride, self.dtype, name=name)(x, train=train)
         return classifier_head(
-            x, make_pooling(self.pool, kind="global", module_name="pool"),
+            x, make_pooling(self.pool, kind="global", dtype=self.dtype, module_name="pool"),
             nn.Dense(self.num_classes, dtype=self.dtype, name="classifier"),
         )
 
@@ -418,14 +403,14 @@ class PoolingResNetBlock(nn.Module):
     ``y = relu(bn2(conv2(relu(bn1(conv1(x))))) + shortcut(x))``, then 2x2 stride-2
     pooling named by ``pool``: ``(N, H, W, C_in) -> (N, H // 2, W // 2, C_out)`` with
     ``C_out = features`` (``2 * features`` for 'catavgmax'). The layers, their names,
-    initialisation and defaults are HybridResNetBlock's, which hard-wires the seed's
+    initialisation and defaults are HybridResNetBlock's, which hard-wires
     ``AttentionHybridPool``: with ``pool='attention'`` this block computes exactly what
     HybridResNetBlock computes from the same variables (a test checks it).
 
     Attributes:
       features: channels of the convolutions.
       pool: a name from :data:`POOLING_NAMES` (:func:`make_pooling`,
-        ``kind='downsample'``); default 'attention' (the seed's).
+        ``kind='downsample'``); default 'attention' (HybridResNetBlock's).
       dtype: computation dtype; default ``None`` (the input's).
     """
 
@@ -436,28 +421,15 @@ class PoolingResNetBlock(nn.Module):
     @nn.compact
     def __call__(self, x: ArrayLike, train: bool = False) -> jax.Array:
         """``(N, H, W, C_in) -> (N, H // 2, W // 2, C_out)``."""
-        norm = functools.partial(BatchNorm, use_running_average=not train,
-                                 dtype=self.dtype)
-        conv3x3 = functools.partial(nn.Conv, self.features, (3, 3), padding=1, dtype=self.dtype)
-        projection = needs_projection(jnp.shape(x)[-1], self.features)
-        return residual_block(
-            x,
-            conv1=conv3x3(name="conv1"),
-            bn1=norm(name="bn1"),
-            conv2=conv3x3(name="conv2"),
-            bn2=norm(name="bn2"),
-            shortcut_conv=nn.Conv(self.features, (1, 1), use_bias=False, dtype=self.dtype,
-                                  name="shortcut_conv") if projection else None,
-            shortcut_bn=norm(name="shortcut_bn") if projection else None,
-            pool=make_pooling(self.pool, kind="downsample", module_name="pool"),
-        )
+        pool = make_pooling(self.pool, kind="downsample", dtype=self.dtype, module_name="pool")
+        return residual(x, self.features, train, dtype=self.dtype, pool=pool)
 
 
 class HybridResNet(nn.Module):
-    """A stack of the seed's residual blocks, each ending in a 2x2 pooling of choice.
+    """A stack of residual blocks, each ending in a 2x2 pooling of choice.
 
-    ``len(stage_multipliers)`` :class:`PoolingResNetBlock`\\ s (the seed's
-    ``HybridResNetBlock`` with the pooling chosen by ``pool``) with ``width * m``
+    ``len(stage_multipliers)`` :class:`PoolingResNetBlock`\\ s
+    (:class:`HybridResNetBlock` with the pooling chosen by ``pool``) with ``width * m``
     channels each, every one halving the height and width, then the same kind of pooling
     over the whole map (:func:`make_pooling`, ``kind='global'``) and a linear
     classifier. With the default three blocks a 32x32 image reaches the head as 4x4 and
@@ -484,7 +456,7 @@ class HybridResNet(nn.Module):
       width: channels of the first block; default 32.
       stage_multipliers: channels of each block as multiples of ``width``; default
         ``(1, 2, 4)``.
-      pool: a name from :data:`POOLING_NAMES`; default 'attention' (the seed's block).
+      pool: a name from :data:`POOLING_NAMES`; default 'attention' (HybridResNetBlock's).
       dtype: computation dtype, e.g. ``jnp.bfloat16``; parameters stay float32 and the
         logits are float32. Default float32.
     """
@@ -498,15 +470,13 @@ class HybridResNet(nn.Module):
     @nn.compact
     def __call__(self, x: ArrayLike, train: bool = False) -> jax.Array:
         """Logits ``(N, num_classes)`` for images ``(N, H, W, C)``."""
-        check_name(self.pool, "pool", POOLING_NAMES, "HybridResNet")
-        check_positive_int(self.width, "width", "HybridResNet")
-        x = jnp.asarray(x, self.dtype)
+        x = classifier_images(self, x)
         check_image_size("HybridResNet", x.shape[1], x.shape[2], len(self.stage_multipliers),
                          x.shape)
         for name, features in hybrid_resnet_blocks(self.width, self.stage_multipliers):
             x = PoolingResNetBlock(features, self.pool, self.dtype, name=name)(x, train=train)
         return classifier_head(
-            x, make_pooling(self.pool, kind="global", module_name="head_pool"),
+            x, make_pooling(self.pool, kind="global", dtype=self.dtype, module_name="head_pool"),
             nn.Dense(self.num_classes, dtype=self.dtype, name="classifier"),
         )
 

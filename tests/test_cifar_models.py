@@ -96,11 +96,13 @@ def test_hybrid_resnet_pools_at_every_block():
     assert shapes == {"block1": (4, 8, 8, 2), "block2": (4, 4, 4, 4), "block3": (4, 2, 2, 8)}
 
 
-def test_attention_block_is_the_seed_block():
-    """PoolingResNetBlock(pool='attention') computes exactly HybridResNetBlock."""
-    x = IMAGES[:, :8, :8]
-    seed_block = models.HybridResNetBlock(features=6)
-    block = models.PoolingResNetBlock(features=6, pool="attention")
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16])
+def test_attention_block_is_the_hybrid_resnet_block(dtype):
+    """PoolingResNetBlock(pool='attention') computes exactly HybridResNetBlock, in its
+    computation dtype too (make_pooling hands the dtype to the attention's layers)."""
+    x = IMAGES[:, :8, :8].astype(dtype)
+    seed_block = models.HybridResNetBlock(features=6, dtype=dtype)
+    block = models.PoolingResNetBlock(features=6, pool="attention", dtype=dtype)
 
     @functools.partial(jax.jit, compiler_options=FAST_COMPILE)
     def both(key):

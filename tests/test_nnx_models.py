@@ -232,13 +232,16 @@ def test_resnet18_is_its_linen_twin():
     _assert_twins(model, linen, variables, x, {"train": False}, tolerance=1e-5)
 
 
-def test_pooling_block_with_attention_is_the_seed_block():
-    x = jnp.asarray(RNG.standard_normal((2, 8, 8, 3)), jnp.float32)
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16])
+def test_pooling_block_with_attention_is_the_hybrid_resnet_block(dtype):
+    x = jnp.asarray(RNG.standard_normal((2, 8, 8, 3)), dtype)
     variables = random_variables(models.HybridResNetBlock(features=6), x)
-    seed_block = nnx_twin(lambda: jpn.HybridResNetBlock(3, 6, rngs=nnx.Rngs(0)), variables)
-    block = nnx_twin(lambda: jpn.PoolingResNetBlock(3, 6, "attention", rngs=nnx.Rngs(0)), variables)
+    hybrid_block = nnx_twin(lambda: jpn.HybridResNetBlock(3, 6, dtype=dtype, rngs=nnx.Rngs(0)),
+                            variables)
+    block = nnx_twin(lambda: jpn.PoolingResNetBlock(3, 6, "attention", dtype=dtype,
+                                                    rngs=nnx.Rngs(0)), variables)
     forward = nnx.jit(lambda m, v: m(v))
-    assert_twins_agree(forward(block, x), forward(seed_block, x))
+    chex.assert_trees_all_equal(forward(block, x), forward(hybrid_block, x))
 
 
 BAD = [

@@ -1,12 +1,13 @@
 """Flax NNX models with PyTorch's numbers: the twins of :mod:`jaxpool.models`.
 
-:class:`BatchNorm` (torch's running statistics), the seed's :class:`HybridResNetBlock`,
-:class:`BasicBlock`, :class:`PoolingResNetBlock`, :class:`CifarResNet18`,
-:class:`HybridResNet`, and :func:`make_model` / :func:`make_pooling` for the CIFAR
-example's ``--model`` / ``--pool`` names. They compute with the linen modules' own
-functions (``jaxpool/_blocks.py``, ``jaxpool/_cifar_models.py``), and their attribute
-names are the linen variables' paths, so :func:`jaxpool.nnx.load_variables` moves
-weights between the two.
+:class:`BatchNorm` (torch's running statistics), :class:`HybridResNetBlock` (residual,
+with attention-driven hybrid pooling), :class:`BasicBlock`, :class:`PoolingResNetBlock`,
+:class:`CifarResNet18`, :class:`HybridResNet`, and :func:`make_model` /
+:func:`make_pooling` for the CIFAR example's ``--model`` / ``--pool`` names. They
+compute with the linen modules' own functions (``jaxpool/_blocks.py``,
+``jaxpool/_cifar_models.py``), and their attribute names are the linen variables' paths,
+so :func:`jaxpool.nnx.load_variables` moves weights between the two. Each docstring says
+what differs from its linen twin, whose docstring has the rest.
 
 NNX differences: channel counts are given at construction (``in_features``,
 ``out_features``, as ``nnx.Conv``; ``num_features`` for BatchNorm), ``rngs`` too, and
@@ -18,7 +19,9 @@ makes them use the running statistics.
 
 from __future__ import annotations
 
+import functools
 import inspect
+import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -33,19 +36,22 @@ from jaxpool import _module_rules as rules
 from jaxpool.nnx import _common as common
 from jaxpool.nnx import _learnable as learnable
 from jaxpool.nnx import _pooling as pooling
+from jaxpool.nnx._common import PoolingModule, configure
 
 Dtype = Any
 Size = Sequence[int]
 
+# nnx.Conv's default kernel initialiser, as linen's nn.Conv's.
+LECUN_NORMAL = jax.nn.initializers.lecun_normal()
+
 
 class BatchNorm(nnx.Module):
-    """Batch normalisation over the last axis with ``torch.nn.BatchNorm2d``'s numbers.
+    """The NNX twin of :class:`jaxpool.models.BatchNorm`: batch normalisation over the
+    last axis with ``torch.nn.BatchNorm2d``'s numbers, ``(..., C) -> (..., C)``.
 
-    The twin of :class:`jaxpool.models.BatchNorm`: in training mode ``y = (x - mean) /
-    sqrt(var + eps) * scale + bias`` with the batch's mean and biased variance over
-    every axis but the last, and the running statistics updated as torch does (the
-    *unbiased* variance; ``momentum`` is the old value's weight, torch's 0.1 being
-    0.9). In evaluation mode the running statistics normalise. ``(..., C) -> (..., C)``.
+    What differs: the channel count is an argument, the mode is the module's state
+    (training, as ``nnx.BatchNorm`` is constructed; ``eval()`` switches to the running
+    statistics), and the running statistics are updated in place.
 
     Example:
       >>> import jax.numpy as jnp
@@ -64,14 +70,6 @@ class BatchNorm(nnx.Module):
       num_features: the channel count ``C``.
       use_running_average: normalise with the running statistics (evaluation mode);
         ``train()`` / ``eval()`` set it, ``__call__`` may override it; default False.
-      momentum: weight of the old running value; default 0.9 (torch's 0.1).
-      epsilon: added to the variance; default 1e-5 (torch's).
-      dtype: output dtype; default ``None`` (the input's).
-      param_dtype: dtype of ``scale`` and ``bias``; default float32.
-      use_bias: learn ``bias``; default True.
-      use_scale: learn ``scale``; default True.
-      bias_init: initialiser of ``bias``; default zeros.
-      scale_init: initialiser of ``scale``; default ones.
       mean, var: the running statistics (``nnx.BatchStat``, float32, ``(C,)``).
       scale, bias: the ``nnx.Param``\\ s (None when not learned).
 
@@ -143,16 +141,57 @@ class BatchNorm(nnx.Module):
         return y
 
 
-class HybridResNetBlock(nnx.Module):
-    """The seed article's residual block with attention-driven hybrid pooling.
+class _ResidualBlock(nnx.Module):
+    """The NNX residual blocks' layers, made once by :meth:`_make_layers` and applied by
+    :func:`jaxpool._blocks.residual_block`, the linen blocks' function: ``conv1``,
+    ``bn1``, ``conv2``, ``bn2``, ``shortcut_conv`` and ``shortcut_bn`` (None for the
+    identity shortcut), then ``pool`` where the block has one."""
 
-    The twin of :class:`jaxpool.models.HybridResNetBlock`:
-    ``y = relu(bn2(conv2(relu(bn1(conv1(x))))) + shortcut(x))`` then
-    :class:`AttentionHybridPool` (2×2, stride 2 by default): ``(N, H, W, in_features)
-    -> (N, H', W', out_features)``. The 3×3 convolutions have padding 1 and a bias;
-    the shortcut is the identity when ``in_features == out_features``, else a 1×1
-    convolution (no bias) and a BatchNorm. Submodules: ``conv1``, ``bn1``, ``conv2``,
-    ``bn2``, ``shortcut_conv``, ``shortcut_bn`` (None for the identity), ``pool``.
+    pool: nnx.Module | None = None
+
+    def _make_layers(
+        self,
+        in_features: int,
+        features: int,
+        *,
+        stride: int = 1,
+        use_bias: bool = True,
+        kernel_init: Any = LECUN_NORMAL,
+        momentum: float = blocks.TORCH_BN_MOMENTUM,
+        epsilon: float = blocks.TORCH_BN_EPSILON,
+        dtype: Dtype | None = None,
+        param_dtype: Dtype = jnp.float32,
+        rngs: nnx.Rngs,
+    ) -> None:
+        """The twin of :func:`jaxpool._blocks.residual`'s layers (the same options)."""
+        conv = functools.partial(nnx.Conv, kernel_init=kernel_init, dtype=dtype,
+                                 param_dtype=param_dtype, rngs=rngs)
+        norm = functools.partial(BatchNorm, features, momentum=momentum, epsilon=epsilon,
+                                 dtype=dtype, param_dtype=param_dtype)
+        strides = (stride, stride)
+        self.conv1 = conv(in_features, features, (3, 3), strides, padding=1, use_bias=use_bias)
+        self.bn1 = norm()
+        self.conv2 = conv(features, features, (3, 3), padding=1, use_bias=use_bias)
+        self.bn2 = norm()
+        projection = blocks.needs_projection(in_features, features, stride)
+        self.shortcut_conv = (
+            conv(in_features, features, (1, 1), strides, use_bias=False) if projection else None
+        )
+        self.shortcut_bn = norm() if projection else None
+
+    def __call__(self, x: ArrayLike) -> jax.Array:
+        """Applies the block (batch statistics in training mode)."""
+        return blocks.residual_block(
+            x, self.conv1, self.bn1, self.conv2, self.bn2, self.shortcut_conv,
+            self.shortcut_bn, self.pool,
+        )
+
+
+class HybridResNetBlock(_ResidualBlock):
+    """The NNX twin of :class:`jaxpool.models.HybridResNetBlock`: a residual block with
+    attention-driven hybrid pooling, ``(N, H, W, in_features) -> (N, H', W',
+    out_features)``; the submodules are the twin's variables (``shortcut_conv`` and
+    ``shortcut_bn`` None for the identity shortcut).
 
     Example:
       >>> import jax.numpy as jnp
@@ -171,15 +210,7 @@ class HybridResNetBlock(nnx.Module):
 
     Attributes:
       in_features: input channels.
-      out_features: output channels.
-      reduction: the attention's channel reduction; default 4.
-      pool_kernel_size: the pool's window; default ``(2, 2)``.
-      pool_stride: the pool's stride; default ``None`` (the window).
-      use_bias: whether the 3×3 convolutions have a bias; default True (the seed's).
-      momentum: BatchNorm momentum in Flax's convention; default 0.9 (torch's 0.1).
-      epsilon: BatchNorm epsilon; default 1e-5.
-      dtype: computation dtype (e.g. ``jnp.bfloat16``); default ``None`` (the input's).
-      param_dtype: parameter dtype; default float32.
+      out_features: output channels (the twin's ``features``).
 
     Args:
       rngs: an ``nnx.Rngs`` for the convolutions and the attention (required).
@@ -211,31 +242,12 @@ class HybridResNetBlock(nnx.Module):
         self.dtype = dtype
         self.param_dtype = param_dtype
         rngs = common.require_rngs(self, rngs)
-        features = self.out_features
         layer = dict(dtype=dtype, param_dtype=param_dtype)
-        norm = dict(momentum=momentum, epsilon=epsilon, **layer)
-        self.conv1 = nnx.Conv(in_features, features, (3, 3), padding=1, use_bias=use_bias,
-                              **layer, rngs=rngs)
-        self.bn1 = BatchNorm(features, **norm)
-        self.conv2 = nnx.Conv(features, features, (3, 3), padding=1, use_bias=use_bias,
-                              **layer, rngs=rngs)
-        self.bn2 = BatchNorm(features, **norm)
-        projection = blocks.needs_projection(self.in_features, features)
-        self.shortcut_conv = (
-            nnx.Conv(in_features, features, (1, 1), use_bias=False, **layer, rngs=rngs)
-            if projection else None
-        )
-        self.shortcut_bn = BatchNorm(features, **norm) if projection else None
+        self._make_layers(self.in_features, self.out_features, use_bias=use_bias,
+                          momentum=momentum, epsilon=epsilon, **layer, rngs=rngs)
         self.pool = learnable.AttentionHybridPool(
-            features, kernel_size=self.pool_kernel_size, stride=self.pool_stride,
+            self.out_features, kernel_size=self.pool_kernel_size, stride=self.pool_stride,
             reduction=reduction, **layer, rngs=rngs,
-        )
-
-    def __call__(self, x: ArrayLike) -> jax.Array:
-        """``(N, H, W, in_features) -> (N, H', W', out_features)``."""
-        return blocks.residual_block(
-            x, self.conv1, self.bn1, self.conv2, self.bn2, self.shortcut_conv,
-            self.shortcut_bn, self.pool,
         )
 
 
@@ -264,39 +276,19 @@ class _WholeMapGatedPool(nnx.Module):
         return cifar.flatten_whole_map(self.gated(x))
 
 
-class _WindowedAvgMaxPool(nnx.Module):
-    """``0.5 * (avg_pool + max_pool)`` over windows: timm's ``avgmax`` as a downsampling."""
+class _WindowedAvgMaxPool(PoolingModule):
+    """The twin of linen's: timm's ``avgmax`` as a downsampling."""
+
+    op = staticmethod(cifar.windowed_avg_max_pool)
 
     def __init__(self, kernel_size: tuple[int, int], stride: tuple[int, int]):
-        self.kernel_size = common.freeze(kernel_size)
-        self.stride = common.freeze(stride)
-
-    def __call__(self, x: ArrayLike) -> jax.Array:
-        """``(N, H, W, C) -> (N, H', W', C)``."""
-        return cifar.windowed_avg_max_pool(x, self.kernel_size, self.stride)
+        configure(self, locals())
 
 
-class _WindowedCatAvgMaxPool(nnx.Module):
-    """``concat([avg_pool, max_pool])`` over windows: timm's ``catavgmax`` as a downsampling."""
+class _WindowedCatAvgMaxPool(_WindowedAvgMaxPool):
+    """The twin of linen's: timm's ``catavgmax`` as a downsampling."""
 
-    def __init__(self, kernel_size: tuple[int, int], stride: tuple[int, int]):
-        self.kernel_size = common.freeze(kernel_size)
-        self.stride = common.freeze(stride)
-
-    def __call__(self, x: ArrayLike) -> jax.Array:
-        """``(N, H, W, C) -> (N, H', W', 2C)``."""
-        return cifar.windowed_cat_avg_max_pool(x, self.kernel_size, self.stride)
-
-
-_POOLING_MODULES = {
-    module.__name__: module
-    for module in (
-        pooling.MaxPool, pooling.AvgPool, pooling.GlobalMaxPool, pooling.GlobalAvgPool,
-        learnable.HybridPool, learnable.AttentionHybridPool, learnable.GatedPool,
-        learnable.GeMPool, learnable.SoftPool, learnable.AvgMaxPool, learnable.CatAvgMaxPool,
-        _WholeMapGatedPool, _WindowedAvgMaxPool, _WindowedCatAvgMaxPool,
-    )
-}
+    op = staticmethod(cifar.windowed_cat_avg_max_pool)
 
 
 def make_pooling(
@@ -307,17 +299,13 @@ def make_pooling(
     stride: int | None = None,
     num_features: int | None = None,
     map_size: Sequence[int] | None = None,
+    dtype: Any = None,
     rngs: nnx.Rngs | None = None,
 ) -> nnx.Module:
-    """The NNX pooling module for a ``--pool`` name: the twin of
-    :func:`jaxpool.models.make_pooling` (the same table of modules and defaults).
+    """The NNX twin of :func:`jaxpool.models.make_pooling`: the same names, kinds, sizes
+    and table of modules (their NNX twins), and what NNX needs at construction.
 
     Args:
-      name: one of :data:`jaxpool.models.POOLING_NAMES`.
-      kind: ``'global'`` (a head, ``(N, H, W, C) -> (N, C')``) or ``'downsample'``
-        (``kernel_size`` windows with ``stride``, ``(N, H, W, C) -> (N, H', W', C')``).
-      kernel_size: window height and width for ``'downsample'``; default 2.
-      stride: window stride for ``'downsample'``; default ``kernel_size``.
       num_features: the input's channel count; needed by ``'attention'``.
       map_size: ``(H, W)`` of the map a ``'gated'`` head pools (its gate weights have
         that shape).
@@ -327,9 +315,8 @@ def make_pooling(
       An NNX module whose ``__call__`` takes the channels-last input alone.
 
     Raises:
-      ValueError: for an unknown ``name`` or ``kind``, a size below 1, or a missing
-        ``num_features`` / ``map_size`` / ``rngs`` that the pooling needs.
-      TypeError: for a non-int size.
+      ValueError, TypeError: as the twin's, and for a missing ``num_features`` /
+        ``map_size`` / ``rngs`` that the pooling needs.
 
     Example:
       >>> import jax.numpy as jnp
@@ -342,21 +329,16 @@ def make_pooling(
       (2, 3)
     """
     class_name, sizes = cifar.pooling_recipe(name, kind, kernel_size, stride)
-    module: Any = _POOLING_MODULES[class_name]
-    given = {"num_features": num_features, "map_size": map_size, "rngs": rngs}
+    module = cifar.pooling_class(class_name, pooling, learnable, sys.modules[__name__])
+    given = {"num_features": num_features, "map_size": map_size, "dtype": dtype, "rngs": rngs}
     # The class's own __init__: the NNX metaclass's __call__ shows only *args, **kwargs.
     accepted = inspect.signature(module.__init__).parameters
     return module(**sizes, **{key: value for key, value in given.items() if key in accepted})
 
 
-class BasicBlock(nnx.Module):
-    """ResNet's basic block: two 3x3 convolutions with BatchNorm, plus a shortcut.
-
-    The twin of :class:`jaxpool.models.BasicBlock`: ``y = relu(bn2(conv2(relu(bn1(
-    conv1(x))))) + shortcut(x))``, ``(N, H, W, in_features) -> (N, ceil(H / stride),
-    ceil(W / stride), out_features)``; the shortcut is a strided 1x1 convolution with
-    BatchNorm where the shape changes, else the identity. Convolutions have no bias and
-    torch's ResNet initialisation (``kaiming_normal_``, fan-out).
+class BasicBlock(_ResidualBlock):
+    """The NNX twin of :class:`jaxpool.models.BasicBlock`: ResNet's basic block,
+    ``(N, H, W, in_features) -> (N, ceil(H / stride), ceil(W / stride), out_features)``.
 
     Example:
       >>> import jax.numpy as jnp
@@ -368,9 +350,7 @@ class BasicBlock(nnx.Module):
 
     Attributes:
       in_features: input channels.
-      out_features: output channels.
-      stride: stride of the first convolution and the shortcut; default 1.
-      dtype: computation dtype (parameters stay float32); default float32.
+      out_features: output channels (the twin's ``features``).
 
     Args:
       rngs: an ``nnx.Rngs`` for the convolutions (required).
@@ -389,35 +369,16 @@ class BasicBlock(nnx.Module):
         self.out_features = rules.check_features(self, "out_features", out_features)
         self.stride = cifar.check_positive_int(stride, "stride", "BasicBlock")
         self.dtype = dtype
-        rngs = common.require_rngs(self, rngs)
-        features = self.out_features
-        conv = dict(use_bias=False, kernel_init=cifar.conv_init, dtype=dtype, rngs=rngs)
-        strides = (stride, stride)
-        self.conv1 = nnx.Conv(in_features, features, (3, 3), strides, padding=1, **conv)
-        self.bn1 = BatchNorm(features, dtype=dtype)
-        self.conv2 = nnx.Conv(features, features, (3, 3), padding=1, **conv)
-        self.bn2 = BatchNorm(features, dtype=dtype)
-        projection = blocks.needs_projection(self.in_features, features, stride)
-        self.shortcut_conv = (
-            nnx.Conv(in_features, features, (1, 1), strides, **conv) if projection else None
-        )
-        self.shortcut_bn = BatchNorm(features, dtype=dtype) if projection else None
-
-    def __call__(self, x: ArrayLike) -> jax.Array:
-        """Applies the block (batch statistics in training mode)."""
-        return blocks.residual_block(
-            x, self.conv1, self.bn1, self.conv2, self.bn2, self.shortcut_conv, self.shortcut_bn
-        )
+        self._make_layers(self.in_features, self.out_features, stride=stride, use_bias=False,
+                          kernel_init=cifar.conv_init, dtype=dtype,
+                          rngs=common.require_rngs(self, rngs))
 
 
-class PoolingResNetBlock(nnx.Module):
-    """:class:`HybridResNetBlock` with a choice of the pooling it ends with.
-
-    The twin of :class:`jaxpool.models.PoolingResNetBlock`: ``y = relu(bn2(conv2(relu(
-    bn1(conv1(x))))) + shortcut(x))``, then the 2x2 stride-2 pooling named by ``pool``:
-    ``(N, H, W, in_features) -> (N, H // 2, W // 2, C_out)`` with ``C_out =
-    out_features`` (``2 * out_features`` for 'catavgmax'). With ``pool='attention'`` it
-    computes exactly what :class:`HybridResNetBlock` computes.
+class PoolingResNetBlock(_ResidualBlock):
+    """The NNX twin of :class:`jaxpool.models.PoolingResNetBlock`: the residual block
+    with a choice of the pooling it ends with, ``(N, H, W, in_features) -> (N, H // 2,
+    W // 2, C_out)``; with ``pool='attention'`` it computes what
+    :class:`HybridResNetBlock` computes.
 
     Example:
       >>> import jax.numpy as jnp
@@ -431,15 +392,12 @@ class PoolingResNetBlock(nnx.Module):
 
     Attributes:
       in_features: input channels.
-      out_features: channels of the convolutions.
-      pool_name: the ``pool`` argument, a name from
-        :data:`jaxpool.models.POOLING_NAMES` (:func:`make_pooling`,
-        ``kind='downsample'``); default 'attention' (the seed's). (``pool`` is the
-        pooling module: its variables' path is linen's ``pool``.)
-      dtype: computation dtype; default ``None`` (the input's).
+      out_features: channels of the convolutions (the twin's ``features``).
+      pool_name: the ``pool`` argument; ``pool`` is the pooling module (its variables'
+        path is linen's ``pool``).
 
     Args:
-      pool: the pooling's name.
+      pool: the pooling's name, from :data:`jaxpool.models.POOLING_NAMES`.
       rngs: an ``nnx.Rngs`` for the convolutions (and the attention) (required).
     """
 
@@ -457,25 +415,9 @@ class PoolingResNetBlock(nnx.Module):
         self.pool_name = cifar.check_name(pool, "pool", cifar.POOLING_NAMES, "PoolingResNetBlock")
         self.dtype = dtype
         rngs = common.require_rngs(self, rngs)
-        features = self.out_features
-        self.conv1 = nnx.Conv(in_features, features, (3, 3), padding=1, dtype=dtype, rngs=rngs)
-        self.bn1 = BatchNorm(features, dtype=dtype)
-        self.conv2 = nnx.Conv(features, features, (3, 3), padding=1, dtype=dtype, rngs=rngs)
-        self.bn2 = BatchNorm(features, dtype=dtype)
-        projection = blocks.needs_projection(self.in_features, features)
-        self.shortcut_conv = (
-            nnx.Conv(in_features, features, (1, 1), use_bias=False, dtype=dtype, rngs=rngs)
-            if projection else None
-        )
-        self.shortcut_bn = BatchNorm(features, dtype=dtype) if projection else None
-        self.pool = make_pooling(pool, kind="downsample", num_features=features, rngs=rngs)
-
-    def __call__(self, x: ArrayLike) -> jax.Array:
-        """``(N, H, W, in_features) -> (N, H // 2, W // 2, C_out)``."""
-        return blocks.residual_block(
-            x, self.conv1, self.bn1, self.conv2, self.bn2, self.shortcut_conv,
-            self.shortcut_bn, self.pool,
-        )
+        self._make_layers(self.in_features, self.out_features, dtype=dtype, rngs=rngs)
+        self.pool = make_pooling(pool, kind="downsample", num_features=self.out_features,
+                                 dtype=dtype, rngs=rngs)
 
 
 def _head(
@@ -487,10 +429,23 @@ def _head(
             f"{where}: pool='gated' learns one gate weight per position of the map reaching "
             "the head: pass image_size=(H, W), the size of the input images"
         )
-    head = make_pooling(pool, kind="global", num_features=features, map_size=head_size, rngs=rngs)
+    head = make_pooling(pool, kind="global", num_features=features, map_size=head_size,
+                        dtype=dtype, rngs=rngs)
     classifier = nnx.Linear(cifar.pooled_channels(pool, features), num_classes, dtype=dtype,
                             rngs=rngs)
     return head, classifier
+
+
+def _classifier_options(where: str, in_features, num_classes, width, pool, image_size):
+    """The options both classifiers take, checked: ``(in_features, num_classes, width,
+    pool_name, image_size)``."""
+    return (
+        rules.check_features(where, "in_features", in_features),
+        cifar.check_positive_int(num_classes, "num_classes", where),
+        cifar.check_positive_int(width, "width", where),
+        cifar.check_name(pool, "pool", cifar.POOLING_NAMES, where),
+        _image_size(where, image_size),
+    )
 
 
 def _image_size(where: str, image_size: Any) -> tuple[int, ...] | None:
@@ -502,12 +457,8 @@ def _image_size(where: str, image_size: Any) -> tuple[int, ...] | None:
 
 
 class CifarResNet18(nnx.Module):
-    """ResNet-18 for 32x32 images, with a choice of pooling at its head.
-
-    The twin of :class:`jaxpool.models.CifarResNet18`: a 3x3 stride-1 stem, four stages
-    of two :class:`BasicBlock`\\ s with ``width * (1, 2, 4, 8)`` channels and strides 1,
-    2, 2, 2, then global pooling and a linear classifier. ``(N, H, W, in_features) ->
-    (N, num_classes)`` float32 logits.
+    """The NNX twin of :class:`jaxpool.models.CifarResNet18`: ResNet-18 for 32x32 images,
+    with a choice of pooling at its head, ``(N, H, W, in_features) -> (N, num_classes)``.
 
     Example:
       >>> import jax, jax.numpy as jnp
@@ -523,13 +474,8 @@ class CifarResNet18(nnx.Module):
 
     Attributes:
       in_features: image channels.
-      num_classes: classes; default 10.
-      width: channels of the first stage; default 64 (the standard ResNet-18).
-      pool_name: the head's pooling, the ``pool`` argument (a name from
-        :data:`jaxpool.models.POOLING_NAMES`); default 'avg'. (``pool`` is the pooling
-        module: its variables' path is linen's ``pool``.)
-      dtype: computation dtype; parameters stay float32 and the logits are float32.
-        Default float32.
+      pool_name: the ``pool`` argument; ``pool`` is the head's pooling module (its
+        variables' path is linen's ``pool``).
       image_size: ``(H, W)`` of the images, or None; needed by ``pool='gated'`` (its
         gate weights have the shape of the map reaching the head).
 
@@ -549,12 +495,10 @@ class CifarResNet18(nnx.Module):
         image_size: tuple[int, int] | None = None,
         rngs: nnx.Rngs,
     ):
-        self.in_features = rules.check_features(self, "in_features", in_features)
-        self.num_classes = cifar.check_positive_int(num_classes, "num_classes", "CifarResNet18")
-        self.width = cifar.check_positive_int(width, "width", "CifarResNet18")
-        self.pool_name = cifar.check_name(pool, "pool", cifar.POOLING_NAMES, "CifarResNet18")
+        (self.in_features, self.num_classes, self.width, self.pool_name, self.image_size) = (
+            _classifier_options("CifarResNet18", in_features, num_classes, width, pool,
+                                image_size))
         self.dtype = dtype
-        self.image_size = _image_size("CifarResNet18", image_size)
         rngs = common.require_rngs(self, rngs)
         self.stem_conv = nnx.Conv(in_features, width, (3, 3), padding=1, use_bias=False,
                                   kernel_init=cifar.conv_init, dtype=dtype, rngs=rngs)
@@ -578,14 +522,9 @@ class CifarResNet18(nnx.Module):
 
 
 class HybridResNet(nnx.Module):
-    """A stack of the seed's residual blocks, each ending in a 2x2 pooling of choice.
-
-    The twin of :class:`jaxpool.models.HybridResNet`: ``len(stage_multipliers)``
-    :class:`PoolingResNetBlock`\\ s named ``block1``, ``block2``, ... with ``width * m``
-    channels, each halving the height and width, then the same kind of pooling over the
-    whole map (``head_pool``) and a linear classifier. ``(N, H, W, in_features) ->
-    (N, num_classes)`` float32 logits; ``H`` and ``W`` must be at least
-    ``2 ** len(stage_multipliers)``.
+    """The NNX twin of :class:`jaxpool.models.HybridResNet`: a stack of
+    :class:`PoolingResNetBlock`\\ s (``block1``, ``block2``, ...) and a pooling head
+    (``head_pool``), ``(N, H, W, in_features) -> (N, num_classes)``.
 
     Example:
       >>> import jax, jax.numpy as jnp
@@ -603,14 +542,7 @@ class HybridResNet(nnx.Module):
 
     Attributes:
       in_features: image channels.
-      num_classes: classes; default 10.
-      width: channels of the first block; default 32.
-      stage_multipliers: channels of each block as multiples of ``width``; default
-        ``(1, 2, 4)``.
-      pool_name: the ``pool`` argument, a name from
-        :data:`jaxpool.models.POOLING_NAMES`; default 'attention' (the seed's block).
-      dtype: computation dtype; parameters stay float32 and the logits are float32.
-        Default float32.
+      pool_name: the ``pool`` argument (the blocks' and the head's pooling name).
       image_size: ``(H, W)`` of the images, or None; needed by ``pool='gated'`` (the
         head's gate weights have the shape of the map reaching it).
 
@@ -631,16 +563,14 @@ class HybridResNet(nnx.Module):
         image_size: tuple[int, int] | None = None,
         rngs: nnx.Rngs,
     ):
-        self.in_features = rules.check_features(self, "in_features", in_features)
-        self.num_classes = cifar.check_positive_int(num_classes, "num_classes", "HybridResNet")
-        self.width = cifar.check_positive_int(width, "width", "HybridResNet")
+        (self.in_features, self.num_classes, self.width, self.pool_name, self.image_size) = (
+            _classifier_options("HybridResNet", in_features, num_classes, width, pool,
+                                image_size))
+        self.dtype = dtype
         self.stage_multipliers = tuple(
             cifar.check_positive_int(m, "stage_multipliers", "HybridResNet")
             for m in stage_multipliers
         )
-        self.pool_name = cifar.check_name(pool, "pool", cifar.POOLING_NAMES, "HybridResNet")
-        self.dtype = dtype
-        self.image_size = _image_size("HybridResNet", image_size)
         rngs = common.require_rngs(self, rngs)
         num_blocks = len(self.stage_multipliers)
         if self.image_size is not None:
