@@ -6,7 +6,7 @@ the global forms, one window covering the whole spatial map. For a window ``R`` 
 the input ``x``:
 
 * hybrid: ``alpha * max_R(x) + (1 - alpha) * mean_R(x)``, ``alpha`` a scalar, a
-  per-channel vector or any array broadcastable to the output (the seed's
+  per-channel vector or any array broadcastable to the output (the PyTorch module
   ``HybridPooling`` with ``alpha = sigmoid(weight)``);
 * gated (Lee et al., 2016): the same mix with ``alpha = sigmoid(sum_{j in R} w_j x_j)``,
   one weight per window position (per channel, optionally);
@@ -152,7 +152,7 @@ def _hybrid_pool(op, n, x, alpha, kernel_size, stride, padding, ceil_mode, count
 _HYBRID_DOC = """{n}D hybrid pooling: ``alpha * max_pool{n}d(x) + (1 - alpha) * avg_pool{n}d(x)``.
 
     One op for the mix of torch's max and average pooling over the same windows, as the
-    seed's ``HybridPooling`` computes it (there ``alpha = sigmoid(weight)``). Values
+    PyTorch module ``HybridPooling`` computes it (there ``alpha = sigmoid(weight)``). Values
     and gradients (for ``x`` and ``alpha``) equal torch's for the formula
     ``a * F.max_pool{n}d(x, ...) + (1 - a) * F.avg_pool{n}d(x, ...)``: the maximum's
     gradient goes to the first maximum of each window, the mean's is spread over the

@@ -7,10 +7,11 @@ Contents:
   ``nn.BatchNorm`` uses the biased one for both, so its running statistics drift from
   torch's by ``n / (n - 1)``). Variables as ``nn.BatchNorm``'s: ``params/{scale,bias}``,
   ``batch_stats/{mean,var}``.
-* :class:`HybridResNetBlock` — the seed article's residual block:
+* :class:`HybridResNetBlock` — the residual block with attention-driven hybrid pooling
+  of the hybrid-pooling tutorial (see the README):
   ``conv3x3 -> BN -> ReLU -> conv3x3 -> BN -> + shortcut -> ReLU -> AttentionHybridPool``.
 * :class:`CifarResNet18` (pooling choice at its head), :class:`HybridResNet` (a stack of
-  :class:`PoolingResNetBlock`\\ s, the seed's block with a pooling choice at every
+  :class:`PoolingResNetBlock`\\ s, that block with a pooling choice at every
   downsampling), :class:`BasicBlock`, and :func:`make_model` / :func:`make_pooling`,
   which map the CIFAR example's ``--model`` / ``--pool`` names (:data:`MODEL_NAMES`,
   :data:`POOLING_NAMES`) to modules.

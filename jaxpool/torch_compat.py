@@ -10,9 +10,10 @@ PyTorch and Flax store the same layers differently:
   ``running_mean`` / ``running_var`` -> ``batch_stats/mean`` / ``batch_stats/var``;
 * ``HybridPooling.weight`` ``(1,)`` -> ``params/mix_logit`` ``()``.
 
-(``num_batches_tracked`` has no Flax counterpart and is ignored.) The seed article's
-modules map onto jaxpool's: ``HybridPooling`` -> :class:`jaxpool.HybridPool`,
-``HybridPoolingWithAttention`` (``fc = Sequential(Linear, ReLU, Linear, Sigmoid)``) ->
+(``num_batches_tracked`` has no Flax counterpart and is ignored.) The PyTorch modules of
+the hybrid-pooling tutorial that jaxpool reproduces (see the README) map onto jaxpool's:
+``HybridPooling`` -> :class:`jaxpool.HybridPool`, ``HybridPoolingWithAttention``
+(``fc = Sequential(Linear, ReLU, Linear, Sigmoid)``) ->
 :class:`jaxpool.AttentionHybridPool` (``fc.0`` -> ``squeeze``, ``fc.2`` -> ``excite``),
 ``HybridResNetBlock`` -> :class:`jaxpool.models.HybridResNetBlock`.
 
@@ -54,8 +55,6 @@ __all__ = [
     "BLOCK_LAYERS",
 ]
 
-StateDict = Mapping[str, Any]
-
 BLOCK_LAYERS = {
     "conv1": ("conv1", "conv"),
     "bn1": ("bn1", "batch_norm"),
@@ -65,7 +64,7 @@ BLOCK_LAYERS = {
     "shortcut_conv": ("shortcut.0", "conv"),  # only when in_channels != out_channels
     "shortcut_bn": ("shortcut.1", "batch_norm"),
 }
-"""The seed's ``HybridResNetBlock``: Flax submodule name -> (torch submodule name, layer
+"""The PyTorch ``HybridResNetBlock``: Flax submodule name -> (torch submodule name, layer
 kind), as :func:`hybrid_resnet_block_variables` maps them; the two shortcut layers exist
 only when the block changes the number of channels."""
 _OPTIONAL_BLOCK_LAYERS = ("shortcut_conv", "shortcut_bn")
@@ -251,10 +250,10 @@ def batch_norm_variables(state: Any, prefix: str = "") -> tuple[dict, dict]:
 
 
 def hybrid_pool_variables(state: Any, prefix: str = "", *, per_channel: bool = False) -> dict:
-    """The seed's ``HybridPooling`` -> :class:`jaxpool.HybridPool` variables.
+    """PyTorch ``HybridPooling`` -> :class:`jaxpool.HybridPool` variables.
 
     ``weight`` (the logit whose sigmoid weighs the maximum) becomes ``mix_logit``:
-    shape ``()`` for a single weight (the seed's ``(1,)``), or ``(C,)`` with
+    shape ``()`` for a single weight (torch's ``(1,)``), or ``(C,)`` with
     ``per_channel=True`` (for ``HybridPool(per_channel=True)``).
 
     Args:
@@ -290,7 +289,7 @@ def hybrid_pool_variables(state: Any, prefix: str = "", *, per_channel: bool = F
 def attention_hybrid_pool_variables(
     state: Any, prefix: str = "", *, squeeze: str = "fc.0", excite: str = "fc.2"
 ) -> dict:
-    """The seed's ``HybridPoolingWithAttention`` -> :class:`jaxpool.AttentionHybridPool` variables.
+    """PyTorch ``HybridPoolingWithAttention`` -> :class:`jaxpool.AttentionHybridPool` variables.
 
     The attention ``fc = Sequential(Linear(C, C/r), ReLU, Linear(C/r, C), Sigmoid)``
     maps to the Dense layers ``squeeze`` (``fc.0``) and ``excite`` (``fc.2``).
@@ -328,7 +327,7 @@ def attention_hybrid_pool_variables(
 def hybrid_resnet_block_variables(
     state: Any, prefix: str = "", *, names: Mapping[str, str] | None = None
 ) -> dict:
-    """The seed's ``HybridResNetBlock`` -> :class:`jaxpool.models.HybridResNetBlock` variables.
+    """PyTorch ``HybridResNetBlock`` -> :class:`jaxpool.models.HybridResNetBlock` variables.
 
     Converts ``conv1``, ``bn1``, ``conv2``, ``bn2``, the attention pool ``pool`` and,
     when present, the projection shortcut ``shortcut.0`` (1×1 conv) and
@@ -338,7 +337,7 @@ def hybrid_resnet_block_variables(
       state: the block's state_dict (or a model's with ``prefix``), or the module.
       prefix: the block's name in a bigger state_dict, with its dot (``"layer1.0."``).
       names: Flax submodule name -> torch submodule name, for the layers whose torch
-        names differ from the seed's, e.g. ``{"pool": "attention"}``.
+        names differ from the tutorial's, e.g. ``{"pool": "attention"}``.
 
     Returns:
       ``{'params': ..., 'batch_stats': ...}`` for ``HybridResNetBlock.apply``.

@@ -114,7 +114,7 @@ def load_variables(module: nnx.Module, variables: Mapping[str, Any]) -> None:
       >>> import jaxpool.nnx as jpn
       >>> from jaxpool import torch_compat
       >>> pool = jpn.HybridPool(kernel_size=(2, 2))
-      >>> state = {"weight": np.array([0.3], np.float32)}     # the seed's HybridPooling
+      >>> state = {"weight": np.array([0.3], np.float32)}     # a PyTorch HybridPooling's
       >>> jpn.load_variables(pool, torch_compat.hybrid_pool_variables(state))
       >>> pool.mix_logit[...]
       Array(0.3, dtype=float32)
