@@ -15,6 +15,12 @@ from jaxpool._adaptive import adaptive_max_pool2d as adaptive_max_pool2d
 from jaxpool._adaptive import adaptive_max_pool3d as adaptive_max_pool3d
 from jaxpool._adaptive import global_avg_pool as global_avg_pool
 from jaxpool._adaptive import global_max_pool as global_max_pool
+from jaxpool._antialias import blur_pool1d as blur_pool1d
+from jaxpool._antialias import blur_pool2d as blur_pool2d
+from jaxpool._antialias import blur_pool3d as blur_pool3d
+from jaxpool._antialias import max_blur_pool1d as max_blur_pool1d
+from jaxpool._antialias import max_blur_pool2d as max_blur_pool2d
+from jaxpool._antialias import max_blur_pool3d as max_blur_pool3d
 from jaxpool._functional import avg_pool1d as avg_pool1d
 from jaxpool._functional import avg_pool2d as avg_pool2d
 from jaxpool._functional import avg_pool3d as avg_pool3d
@@ -103,6 +109,13 @@ __all__ = (
     "soft_pool",
     "global_avg_max_pool",
     "global_cat_avg_max_pool",
+    # Vision pooling: anti-aliased (blur) pooling, RoIAlign, spatial pyramid pooling.
+    "blur_pool1d",
+    "blur_pool2d",
+    "blur_pool3d",
+    "max_blur_pool1d",
+    "max_blur_pool2d",
+    "max_blur_pool3d",
     # Kernel families (lax.reduce_window on GPU/TPU, CPU-tuned kernels on CPU).
     "kernels",
     "kernel_family",
