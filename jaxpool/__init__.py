@@ -65,6 +65,7 @@ from jaxpool._linen import GlobalAvgPool as GlobalAvgPool
 from jaxpool._linen import GlobalMaxPool as GlobalMaxPool
 from jaxpool._linen import LPPool as LPPool
 from jaxpool._linen import MaxPool as MaxPool
+from jaxpool._pyramid import spatial_pyramid_pool as spatial_pyramid_pool
 from jaxpool._roi_align import roi_align as roi_align
 
 try:  # declared once, in pyproject.toml; read from the installed distribution's metadata
@@ -118,6 +119,7 @@ __all__ = (
     "max_blur_pool2d",
     "max_blur_pool3d",
     "roi_align",
+    "spatial_pyramid_pool",
     # Kernel families (lax.reduce_window on GPU/TPU, CPU-tuned kernels on CPU).
     "kernels",
     "kernel_family",
