@@ -145,6 +145,13 @@ class _Boxes(NamedTuple):
     traced: bool        # some coordinates are traced
 
 
+def _box_array(value: Any, name: str):
+    """A checked array of boxes: traced as given, concrete ones as NumPy arrays (a JAX
+    array made of them under a trace would be traced)."""
+    array = as_array(value, name, _OP)
+    return array if internals.is_tracer(value) else np.asarray(value)
+
+
 def _box_arrays(boxes: Any, images: int) -> _Boxes:
     """The boxes in either of torchvision's forms, their shapes checked."""
     if isinstance(boxes, (list, tuple)):
@@ -153,7 +160,7 @@ def _box_arrays(boxes: Any, images: int) -> _Boxes:
                 f"{_OP}: boxes is a list of {len(boxes)} per-image box arrays, but x holds "
                 f"{images} images"
             )
-        pieces = [as_array(piece, f"boxes[{i}]", _OP) for i, piece in enumerate(boxes)]
+        pieces = [_box_array(piece, f"boxes[{i}]") for i, piece in enumerate(boxes)]
         for i, piece in enumerate(pieces):
             if piece.ndim != 2 or piece.shape[1] != 4:
                 raise ValueError(
@@ -164,7 +171,7 @@ def _box_arrays(boxes: Any, images: int) -> _Boxes:
         batch = np.repeat(np.arange(len(pieces), dtype=np.int32), counts)
         traced = any(internals.is_tracer(piece) for piece in pieces)
         return _Boxes(pieces, batch, True, traced)
-    array = as_array(boxes, "boxes", _OP)
+    array = _box_array(boxes, "boxes")
     if array.ndim != 2 or array.shape[1] != 5:
         raise ValueError(
             f"{_OP}: boxes must be an array of shape (K, 5) ([batch_index, x1, y1, x2, y2] "
@@ -270,11 +277,11 @@ def roi_align(
     axis (an int, or ``(rows, columns)``) and masks the unused ones: every box still
     uses exactly its own count, and the cost grows with the bound's square.
 
-    * Concrete boxes (NumPy arrays, or JAX arrays outside a transformation): without a
-      bound, the bound is the boxes' largest count (each new largest count compiles
-      anew); with one, a box that needs more is a ``ValueError`` naming the box, its
-      count and the bound — never fewer points.
-    * Traced boxes (under ``jit``, ``vmap``, ``grad``): the bound is required (a
+    * Concrete boxes (NumPy arrays, or JAX arrays not traced: also those a jitted
+      function closes over): without a bound, the bound is the boxes' largest count
+      (each new largest count compiles anew); with one, a box that needs more is a
+      ``ValueError`` naming the box, its count and the bound — never fewer points.
+    * Traced boxes (arguments of ``jit``, ``vmap``, ``grad``): the bound is required (a
       ``ValueError`` says so), and a box that needs more than the bound, or has a
       non-finite size, cannot be refused at trace time: its output is NaN (all bins,
       all channels), never a silently different average. A traced ``(K, 5)`` batch

@@ -191,6 +191,15 @@ OPS = {
     "soft_pool": (S2, lambda x: jaxpool.soft_pool(x, 2)),
     "global_avg_max_pool": (S2, lambda x: jaxpool.global_avg_max_pool(x)),
     "global_cat_avg_max_pool": (S2, lambda x: jaxpool.global_cat_avg_max_pool(x)),
+    "blur_pool1d": (S1, lambda x: jaxpool.blur_pool1d(x, 3)),
+    "blur_pool2d": (S2, lambda x: jaxpool.blur_pool2d(x, 4, (2, 3))),
+    "blur_pool3d": (S3, lambda x: jaxpool.blur_pool3d(x, 3)),
+    "max_blur_pool1d": (S1, lambda x: jaxpool.max_blur_pool1d(x, 3)),
+    "max_blur_pool2d": (S2, lambda x: jaxpool.max_blur_pool2d(x, 3, 2, 2)),
+    "max_blur_pool3d": (S3, lambda x: jaxpool.max_blur_pool3d(x, 2, 2, 3)),
+    "roi_align": (S2, lambda x: jaxpool.roi_align(x, np.array(
+        [[0, 1.0, 2.0, 20.0, 18.0], [1, -3.0, 4.5, 9.0, 30.0]], np.float32), 3, 0.5, -1, True)),
+    "spatial_pyramid_pool": (S2, lambda x: jaxpool.spatial_pyramid_pool(x, (1, 2, 4))),
 }
 INDEX_OPS = {
     "max_pool2d_indices": (S2, lambda x: jaxpool.max_pool2d(x, 3, 2, 1, return_indices=True)[1]),

@@ -30,6 +30,7 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from jax import export
 
 import jaxpool
 from tests.torch_oracles import import_torchvision
@@ -316,6 +317,9 @@ def test_concrete_boxes_without_a_bound_take_their_own_counts():
                                rtol=1e-6, atol=1e-6)
     traced = jax.jit(lambda b: jaxpool.roi_align(X, b, 2, max_sampling_ratio=6))(ROIS)
     np.testing.assert_allclose(traced, free, rtol=1e-6, atol=1e-6)
+    # Boxes closed over by a jitted function stay concrete: no bound needed.
+    closed = jax.jit(lambda v: jaxpool.roi_align(v, ROIS, 2))(X)
+    np.testing.assert_allclose(closed, free, rtol=1e-6, atol=1e-6)
 
 
 def test_a_concrete_box_over_the_bound_is_refused():
@@ -408,3 +412,18 @@ BAD_INPUTS = [
 def test_bad_input_raises_a_clear_error(call, error, message):
     with pytest.raises(error, match=message):
         call()
+
+
+def test_traced_boxes_export_for_cuda_and_tpu():
+    """The export table of tests/test_kernels.py holds concrete boxes; here they are an
+    argument of the exported function (adaptive sampling with its bound), with the gradient."""
+    def pooled(v, b):
+        return jaxpool.roi_align(v, b, 3, 0.5, -1, True, max_sampling_ratio=4)
+
+    def loss(v, b):
+        return jnp.sum(jnp.sin(pooled(v, b)))
+
+    specs = (jax.ShapeDtypeStruct((2, 12, 12, 3), jnp.float32), jax.ShapeDtypeStruct((5, 5), jnp.float32))
+    for function in (pooled, jax.grad(loss)):
+        exported = export.export(jax.jit(function), platforms=("cuda", "tpu"))(*specs)
+        assert exported.platforms == ("cuda", "tpu")
