@@ -92,10 +92,9 @@ def _blur(x: jax.Array, *, axes: tuple[int, ...], kernel: tuple[int, ...],
         config = [(0, 0, 0)] * out.ndim
         config[axis] = (before, after, 0)
         padded = lax.pad(out, jnp.zeros((), compute), config)
-        total = None
-        for index in range(size):
-            term = lax.slice_in_dim(padded, index, index + span, step, axis) * taps[index]
-            total = term if total is None else total + term
+        total = lax.slice_in_dim(padded, 0, span, step, axis) * taps[0]
+        for index in range(1, size):
+            total = total + lax.slice_in_dim(padded, index, index + span, step, axis) * taps[index]
         out = total
     return out.astype(x.dtype)
 

@@ -380,6 +380,7 @@ def roi_align(
     extents = [dict(start=scaled[:, lo], end=scaled[:, hi], pooled=p, ratio=ratio,
                     aligned=aligned, dtype=dtype)
                for lo, hi, p in ((1, 3, pooled[0]), (0, 2, pooled[1]))]
+    slots: tuple[int, ...]
     if ratio > 0:
         slots = (ratio, ratio)
     elif bound is not None:
