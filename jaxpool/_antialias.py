@@ -196,8 +196,8 @@ _KORNIA = {1: "", 2: ", as ``kornia.filters.blur_pool2d``", 3: ""}
 _KORNIA_MAX = {1: "", 2: ", as ``kornia.filters.max_blur_pool2d``", 3: ""}
 _ORIGIN = {
     1: "kornia has no 1D op; this is its 2D definition along one axis.",
-    2: "kornia's numbers (its kernels are square: a tuple with two different sizes goes "
-       "beyond it, with the same definition per axis).",
+    2: "kornia's numbers (its kernels are square: a tuple with two different\n    sizes "
+       "goes beyond it, with the same definition per axis).",
     3: "kornia has no 3D op; this is its 2D definition along three axes.",
 }
 _EXAMPLES = {
