@@ -15,6 +15,10 @@ from jaxpool._adaptive import adaptive_max_pool2d as adaptive_max_pool2d
 from jaxpool._adaptive import adaptive_max_pool3d as adaptive_max_pool3d
 from jaxpool._adaptive import global_avg_pool as global_avg_pool
 from jaxpool._adaptive import global_max_pool as global_max_pool
+from jaxpool._attention_modules import AttentionPool2d as AttentionPool2d
+from jaxpool._attention_modules import AttentionPoolLatent as AttentionPoolLatent
+from jaxpool._attention_pool import attention_pool2d as attention_pool2d
+from jaxpool._attention_pool import attention_pool_latent as attention_pool_latent
 from jaxpool._functional import avg_pool1d as avg_pool1d
 from jaxpool._functional import avg_pool2d as avg_pool2d
 from jaxpool._functional import avg_pool3d as avg_pool3d
@@ -103,6 +107,9 @@ __all__ = (
     "soft_pool",
     "global_avg_max_pool",
     "global_cat_avg_max_pool",
+    # Attention pooling (functional; timm's AttentionPoolLatent and AttentionPool2d).
+    "attention_pool_latent",
+    "attention_pool2d",
     # Kernel families (lax.reduce_window on GPU/TPU, CPU-tuned kernels on CPU).
     "kernels",
     "kernel_family",
@@ -123,4 +130,7 @@ __all__ = (
     "SoftPool",
     "AvgMaxPool",
     "CatAvgMaxPool",
+    # Attention pooling modules.
+    "AttentionPoolLatent",
+    "AttentionPool2d",
 )
