@@ -421,7 +421,9 @@ def _layers(state: Mapping[str, np.ndarray], prefix: str, what: str, tensors: tu
             node = params
             for key in path[:-1]:
                 node = node.setdefault(key, {})
-            node[path[-1]] = (linear_params(state, f"{prefix}{name}.") if kind == "linear"
+            # linear_params reads the entries by their full names, for its messages.
+            named = {f"{prefix}{name}.{key}": value for key, value in entries.items()}
+            node[path[-1]] = (linear_params(named, f"{prefix}{name}.") if kind == "linear"
                               else _norm_params(entries, f"{prefix}{name}.", what))
     unknown = sorted(set(state) - known)
     if unknown:

@@ -20,6 +20,51 @@ timm = import_timm()
 
 CHANNELS = 64
 
+# float32: outputs and input gradients within 2e-5, relative to each element and to the
+# array's largest magnitude (a gradient of order 5 summed over a hundred queries may
+# differ from torch's by a few ulps of 5).
+TOLERANCE = 2e-5
+BF16_TOLERANCE = 6e-2  # bfloat16: a few roundings of values of order 1
+
+# jaxpool's options (timm's names; norm_layer / act_layer as strings).
+LATENT_CASES = {
+    "defaults": dict(),
+    "heads4-latents3-avg": dict(num_heads=4, latent_len=3, pool_type="avg"),
+    "latents2-unpooled": dict(num_heads=4, latent_len=2, pool_type=""),
+    "qk_norm": dict(num_heads=2, qk_norm=True),
+    "qk_norm-layernorm-1e-6": dict(num_heads=4, qk_norm=True, norm_layer="layernorm",
+                                   norm_eps=1e-6),
+    "qk_norm-rmsnorm": dict(num_heads=4, qk_norm=True, norm_layer="rmsnorm", norm_eps=1e-6),
+    "out32-mlp2-gelu_tanh": dict(num_heads=4, out_features=32, mlp_ratio=2.0,
+                                 act_layer="gelu_tanh"),
+    "pre_logits": dict(num_heads=4, out_features=0),
+    "pos_embed": dict(num_heads=4, pos_embed="abs", feat_size=12),
+    "no-q_proj-no-bias": dict(num_heads=4, q_proj=False, qkv_bias=False),
+    "latent_dim24": dict(num_heads=4, latent_dim=24),
+    "quick_gelu-norm": dict(num_heads=4, act_layer="quick_gelu", norm_layer="layernorm"),
+    "silu-mlp1.5": dict(num_heads=8, act_layer="silu", mlp_ratio=1.5),
+    "relu": dict(num_heads=4, act_layer="relu"),
+}
+POOL2D_CASES = {
+    "defaults": dict(),  # head_dim 64: one head
+    "heads4": dict(num_heads=4),
+    "qkv_separate": dict(num_heads=4, qkv_separate=True),
+    "out10": dict(num_heads=4, out_features=10),
+    "no-proj": dict(num_heads=4, out_features=0),
+    "class_token": dict(num_heads=2, class_token=True),
+    "unpooled": dict(num_heads=4, pool_type=""),
+    "embed32-head_dim16": dict(head_dim=16, embed_dim=32),
+    "grid4x6": dict(num_heads=4, feat_size=(4, 6)),
+}
+
+
+def assert_close(got, expected, tolerance=TOLERANCE, what=""):
+    """Within ``tolerance`` of ``expected`` relative to each element and to the array's
+    largest magnitude (at least 1)."""
+    scale = max(1.0, float(np.max(np.abs(expected))))
+    np.testing.assert_allclose(np.asarray(got, np.float32), expected, rtol=tolerance,
+                               atol=tolerance * scale, err_msg=what)
+
 
 def _norm_class(name: str | None, eps: float):
     if name is None:

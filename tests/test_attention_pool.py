@@ -17,42 +17,13 @@ import jaxpool
 from jaxpool import _attention_pool as attention
 from jaxpool import torch_compat
 from tests import attention_oracle as oracle
-
-# float32: outputs and input gradients within 2e-5, relative to each element and to the
-# array's largest magnitude (a gradient of order 5 summed over a hundred queries may
-# differ from torch's by a few ulps of 5).
-TOLERANCE = 2e-5
-BF16_TOLERANCE = 6e-2  # bfloat16: a few roundings of values of order 1
-
-# jaxpool's options (timm's names; norm_layer / act_layer as strings).
-LATENT_CASES = {
-    "defaults": dict(),
-    "heads4-latents3-avg": dict(num_heads=4, latent_len=3, pool_type="avg"),
-    "latents2-unpooled": dict(num_heads=4, latent_len=2, pool_type=""),
-    "qk_norm": dict(num_heads=2, qk_norm=True),
-    "qk_norm-layernorm-1e-6": dict(num_heads=4, qk_norm=True, norm_layer="layernorm",
-                                   norm_eps=1e-6),
-    "qk_norm-rmsnorm": dict(num_heads=4, qk_norm=True, norm_layer="rmsnorm", norm_eps=1e-6),
-    "out32-mlp2-gelu_tanh": dict(num_heads=4, out_features=32, mlp_ratio=2.0,
-                                 act_layer="gelu_tanh"),
-    "pre_logits": dict(num_heads=4, out_features=0),
-    "pos_embed": dict(num_heads=4, pos_embed="abs", feat_size=12),
-    "no-q_proj-no-bias": dict(num_heads=4, q_proj=False, qkv_bias=False),
-    "latent_dim24": dict(num_heads=4, latent_dim=24),
-    "quick_gelu-norm": dict(num_heads=4, act_layer="quick_gelu", norm_layer="layernorm"),
-    "relu-silu": dict(num_heads=8, act_layer="silu", mlp_ratio=1.5),
-}
-POOL2D_CASES = {
-    "defaults": dict(),  # head_dim 64: one head
-    "heads4": dict(num_heads=4),
-    "qkv_separate": dict(num_heads=4, qkv_separate=True),
-    "out10": dict(num_heads=4, out_features=10),
-    "no-proj": dict(num_heads=4, out_features=0),
-    "class_token": dict(num_heads=2, class_token=True),
-    "unpooled": dict(num_heads=4, pool_type=""),
-    "embed32-head_dim16": dict(head_dim=16, embed_dim=32),
-    "grid4x6": dict(num_heads=4, feat_size=(4, 6)),
-}
+from tests.attention_oracle import (
+    BF16_TOLERANCE,
+    LATENT_CASES,
+    POOL2D_CASES,
+    TOLERANCE,
+    assert_close,
+)
 
 
 def _latent_op_options(options):
@@ -68,12 +39,6 @@ def _pool2d_op_options(options, channels=oracle.CHANNELS):
     heads = options.get("num_heads") or embed // options.get("head_dim", 64)
     return dict(num_heads=heads, feat_size=options.get("feat_size", 7),
                 pool_type=options.get("pool_type", "token"))
-
-
-def assert_close(got, expected, tolerance=TOLERANCE, what=""):
-    scale = max(1.0, float(np.max(np.abs(expected))))
-    np.testing.assert_allclose(np.asarray(got, np.float32), expected, rtol=tolerance,
-                               atol=tolerance * scale, err_msg=what)
 
 
 def _compare(got, vjp, expected, expected_grad, cotangent, tolerance=TOLERANCE):
