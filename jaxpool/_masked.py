@@ -28,6 +28,7 @@ import numpy as np
 
 from jaxpool import _geometry as geometry
 from jaxpool import _kernels as kernels
+from jaxpool._checks import as_array
 from jaxpool._kernel_common import lowest
 
 
@@ -55,19 +56,7 @@ def check_mask(
     """
     if mask is None:
         return None
-    if isinstance(mask, (str, bytes)):
-        raise TypeError(f"{op}: mask must be a boolean array, but got {mask!r}")
-    try:
-        array = jnp.asarray(mask)
-    except (TypeError, ValueError) as error:
-        raise TypeError(
-            f"{op}: mask must be a boolean array, but got {type(mask).__name__}: {error}"
-        ) from None
-    if array.dtype != jnp.bool_:
-        raise TypeError(
-            f"{op}: mask must be a boolean array (True where the element counts), but got "
-            f"dtype {array.dtype}; convert it with mask.astype(bool) (or mask != 0)"
-        )
+    array = as_array(mask, "mask", op, kind="bool")
     expected = tuple(size for axis, size in enumerate(shape) if axis != channel_axis)
     try:
         fits = np.broadcast_shapes(tuple(array.shape), expected) == expected

@@ -336,9 +336,9 @@ class MaskedTest(chex.TestCase):
 
 
 @pytest.mark.parametrize("mask, error, match", [
-    (np.ones((2, 6), np.int32), TypeError, r"mask must be a boolean array .*dtype int32"),
+    (np.ones((2, 6), np.int32), TypeError, r"mask must be a boolean array, but got dtype int32"),
     (np.ones((2, 6), np.float32), TypeError, r"mask\.astype\(bool\)"),
-    ("yes", TypeError, "mask must be a boolean array"),
+    ("yes", TypeError, "mask must be an array, but got 'yes'"),
     (np.ones((2, 5), bool), ValueError, r"without the channel axis, \(2, 6\).*\(2, 5\)"),
     (np.ones((2, 6, 3), bool), ValueError, r"shape \(2, 6, 3\)"),
     (np.ones((3, 6), bool), ValueError, r"\(3, 6\)"),
