@@ -237,6 +237,8 @@ def _key_mask(mask: Any, tokens_shape: tuple[int, int, int], spatial: tuple[int,
     n = len(spatial)
     shape = (batch, *spatial, channels)
     kept = masked.check_mask(mask, shape, tuple(range(1, n + 1)), n + 1, op)
+    if kept is None:  # not reached: mask is not None
+        return None
     flat = jnp.reshape(kept, (-1, length))  # (1 or N, L)
     return jnp.broadcast_to(flat, (batch, length))
 

@@ -301,6 +301,15 @@ def check_input_width(where: Any, x: ArrayLike, channels_first: bool, expected: 
         )
 
 
+def _feat_size_for_abs(kind: str, feat_size: int | None) -> int:
+    if feat_size is None:
+        raise ValueError(
+            f"{kind}: pos_embed='abs' learns one embedding per token, so it needs "
+            "feat_size, the number of tokens"
+        )
+    return feat_size
+
+
 LATENT_POOL_OPTIONS = (
     "out_features", "embed_dim", "num_heads", "feat_size", "mlp_ratio", "qkv_bias", "q_proj",
     "qk_norm", "latent_len", "latent_dim", "pos_embed", "pool_type", "norm_layer",
@@ -357,7 +366,7 @@ class LatentPoolConfig:
         }
         if self.pos_embed == "abs":
             spec["pos_embed"] = ParamSpec(
-                (self.feat_size, in_features),
+                (_feat_size_for_abs(kind, self.feat_size), in_features),
                 _trunc_normal(in_features**-0.5, absolute_bounds=False),
             )
         if self.q_proj:
@@ -402,11 +411,7 @@ def latent_pool_config(where: Any, **options: Any) -> LatentPoolConfig:
         raise ValueError(f"{kind}: mlp_ratio must be >= 0, but got mlp_ratio={config.mlp_ratio!r}")
     attention.check_choice(config.pos_embed, "pos_embed", ("", "abs"), kind)
     if config.pos_embed == "abs":
-        if config.feat_size is None:
-            raise ValueError(
-                f"{kind}: pos_embed='abs' learns one embedding per token, so it needs "
-                "feat_size, the number of tokens"
-            )
+        _feat_size_for_abs(kind, config.feat_size)
     _positive_int(kind, "feat_size", config.feat_size, allow_none=True)
     attention.check_choice(config.pool_type, "pool_type", attention.POOL_TYPES_LATENT, kind)
     attention.check_choice(config.norm_layer, "norm_layer", (None, *attention.NORM_LAYERS), kind)

@@ -91,6 +91,21 @@ def test_the_issues_calls_equal_timm():
     assert_close(got, oracle.run(pool2d, x)[0])
 
 
+def test_the_shared_configurations_have_the_modules_defaults():
+    import dataclasses
+
+    from jaxpool import _module_rules as rules
+
+    for config, module, names in (
+        (rules.LatentPoolConfig, jaxpool.AttentionPoolLatent, rules.LATENT_POOL_OPTIONS),
+        (rules.Pool2dConfig, jaxpool.AttentionPool2d, rules.POOL_2D_OPTIONS),
+    ):
+        defaults = {field.name: field.default for field in dataclasses.fields(config)}
+        fields = {field.name: field.default for field in dataclasses.fields(module)}
+        assert set(defaults) == set(names)
+        assert {name: fields[name] for name in names} == defaults
+
+
 # ----------------------------------------------------------------------------------
 # timm's initialisers
 

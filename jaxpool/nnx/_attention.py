@@ -48,17 +48,32 @@ def _value(node: Any) -> Any:
     return common.read(node)
 
 
-def _make_parameters(module: nnx.Module, specs: rules.SpecTree, dtype: Any,
-                     rngs: Any) -> tuple[str, ...]:
-    """Sets one attribute per top-level entry (a key from ``rngs.params()`` each, as
-    linen's one ``param`` per entry); returns their names."""
-    rngs = common.require_rngs(module, rngs)
-    for name, spec in specs.items():
-        setattr(module, name, _node(rules.init_parameters(rngs.params(), spec, dtype)))
-    return tuple(specs)
+class _AttentionPoolBase(nnx.Module):
+    """What both heads do at construction: keep the configuration and make the
+    parameters (one attribute per top-level entry of the shared specs, each initialised
+    with a key from ``rngs.params()``, as linen's one ``param`` per entry); and, at the
+    call, hand the op its parameter tree."""
+
+    def __init__(self, in_features: Any, config: Any, channels_first: bool, dtype: Any,
+                 param_dtype: Any, rngs: Any):
+        self.in_features = rules.check_features(self, "in_features", in_features)
+        self.config = config
+        self.channels_first = channels_first
+        self.dtype = dtype
+        self.param_dtype = param_dtype
+        specs = config.specs(self, self.in_features)
+        rngs = common.require_rngs(self, rngs)
+        for name, spec in specs.items():
+            setattr(self, name, _node(rules.init_parameters(rngs.params(), spec, param_dtype)))
+        self.parameter_names = tuple(specs)
+
+    def _parameters(self, x: ArrayLike) -> dict[str, Any]:
+        """The op's parameter tree, after checking the input's channel count."""
+        rules.check_input_width(self, x, self.channels_first, self.in_features)
+        return {name: _value(getattr(self, name)) for name in self.parameter_names}
 
 
-class AttentionPoolLatent(nnx.Module):
+class AttentionPoolLatent(_AttentionPoolBase):
     """Attention pooling with learned latent queries: timm's ``AttentionPoolLatent``
     (the MAP head of SigLIP and ViT); the twin of :class:`jaxpool.AttentionPoolLatent`.
 
@@ -121,32 +136,24 @@ class AttentionPoolLatent(nnx.Module):
         param_dtype: Dtype = jnp.float32,
         rngs: nnx.Rngs | None = None,
     ):
-        self.in_features = rules.check_features(self, "in_features", in_features)
-        self.config = rules.latent_pool_config(
+        config = rules.latent_pool_config(
             self, out_features=out_features, embed_dim=embed_dim, num_heads=num_heads,
             feat_size=feat_size, mlp_ratio=mlp_ratio, qkv_bias=qkv_bias, q_proj=q_proj,
             qk_norm=qk_norm, latent_len=latent_len, latent_dim=latent_dim,
             pos_embed=pos_embed, pool_type=pool_type, norm_layer=norm_layer,
             act_layer=act_layer, drop=drop, norm_eps=norm_eps,
         )
-        self.channels_first = channels_first
-        self.dtype = dtype
-        self.param_dtype = param_dtype
-        self.parameter_names = _make_parameters(
-            self, self.config.specs(self, self.in_features), param_dtype, rngs
-        )
+        super().__init__(in_features, config, channels_first, dtype, param_dtype, rngs)
 
     def __call__(self, x: ArrayLike, mask: ArrayLike | None = None) -> jax.Array:
         """Pools ``x``; ``mask`` as the input without channels, True = attend."""
-        rules.check_input_width(self, x, self.channels_first, self.in_features)
-        params = {name: _value(getattr(self, name)) for name in self.parameter_names}
         return attention.attention_pool_latent(
-            x, params, mask=mask, channels_first=self.channels_first, dtype=self.dtype,
-            **self.config.op_options(),
+            x, self._parameters(x), mask=mask, channels_first=self.channels_first,
+            dtype=self.dtype, **self.config.op_options(),
         )
 
 
-class AttentionPool2d(nnx.Module):
+class AttentionPool2d(_AttentionPoolBase):
     """Attention pooling of a 2D map: timm's ``AttentionPool2d`` (CLIP's ResNet head);
     the twin of :class:`jaxpool.AttentionPool2d`.
 
@@ -203,25 +210,17 @@ class AttentionPool2d(nnx.Module):
         param_dtype: Dtype = jnp.float32,
         rngs: nnx.Rngs | None = None,
     ):
-        self.in_features = rules.check_features(self, "in_features", in_features)
-        self.config = rules.pool_2d_config(
+        config = rules.pool_2d_config(
             self, feat_size=common.freeze(feat_size), out_features=out_features,
             embed_dim=embed_dim, head_dim=head_dim, num_heads=num_heads, qkv_bias=qkv_bias,
             qkv_separate=qkv_separate, pool_type=pool_type, class_token=class_token,
             drop_rate=drop_rate,
         )
-        self.channels_first = channels_first
-        self.dtype = dtype
-        self.param_dtype = param_dtype
-        self.parameter_names = _make_parameters(
-            self, self.config.specs(self, self.in_features), param_dtype, rngs
-        )
+        super().__init__(in_features, config, channels_first, dtype, param_dtype, rngs)
 
     def __call__(self, x: ArrayLike, pre_logits: bool = False) -> jax.Array:
         """Pools ``x``; ``pre_logits=True`` skips ``proj``."""
-        rules.check_input_width(self, x, self.channels_first, self.in_features)
-        params = {name: _value(getattr(self, name)) for name in self.parameter_names}
         return attention.attention_pool2d(
-            x, params, pre_logits=pre_logits, channels_first=self.channels_first,
+            x, self._parameters(x), pre_logits=pre_logits, channels_first=self.channels_first,
             dtype=self.dtype, **self.config.op_options(self, self.in_features),
         )
