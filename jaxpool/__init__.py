@@ -21,6 +21,10 @@ from jaxpool._antialias import blur_pool3d as blur_pool3d
 from jaxpool._antialias import max_blur_pool1d as max_blur_pool1d
 from jaxpool._antialias import max_blur_pool2d as max_blur_pool2d
 from jaxpool._antialias import max_blur_pool3d as max_blur_pool3d
+from jaxpool._attention_modules import AttentionPool2d as AttentionPool2d
+from jaxpool._attention_modules import AttentionPoolLatent as AttentionPoolLatent
+from jaxpool._attention_pool import attention_pool2d as attention_pool2d
+from jaxpool._attention_pool import attention_pool_latent as attention_pool_latent
 from jaxpool._functional import avg_pool1d as avg_pool1d
 from jaxpool._functional import avg_pool2d as avg_pool2d
 from jaxpool._functional import avg_pool3d as avg_pool3d
@@ -120,6 +124,9 @@ __all__ = (
     "max_blur_pool3d",
     "roi_align",
     "spatial_pyramid_pool",
+    # Attention pooling (functional; timm's AttentionPoolLatent and AttentionPool2d).
+    "attention_pool_latent",
+    "attention_pool2d",
     # Kernel families (lax.reduce_window on GPU/TPU, CPU-tuned kernels on CPU).
     "kernels",
     "kernel_family",
@@ -140,4 +147,7 @@ __all__ = (
     "SoftPool",
     "AvgMaxPool",
     "CatAvgMaxPool",
+    # Attention pooling modules.
+    "AttentionPoolLatent",
+    "AttentionPool2d",
 )

@@ -58,7 +58,7 @@ def test_the_paste_check_catches_what_the_shell_refuses():
     assert _paste_error("class A:\n    x = 1\n    y = 2\n\nprint(A.y)\n") is None
 
 
-@pytest.mark.parametrize("document", ["README.md", "docs/learnable.md", "docs/vision.md"])
+@pytest.mark.parametrize("document", ["README.md", "docs/learnable.md", "docs/vision.md", "docs/attention.md"])
 def test_python_blocks_paste_into_the_plain_python_shell(document):
     text = (REPO / document).read_text()
     for block in re.findall(r"```python\n(.*?)```", text, flags=re.S):
