@@ -27,7 +27,7 @@ from benchmarks import machine
 from benchmarks.timing import allocator_record
 
 RESULTS = Path(__file__).resolve().parent / "results"
-BENCHMARKS = ("pooling", "hybrid", "train_step", "profile")
+BENCHMARKS = ("pooling", "hybrid", "train_step", "profile", "attention_pool")
 INDEX = "README.md"
 ENV_VARS = (
     "XLA_FLAGS",

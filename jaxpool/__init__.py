@@ -15,6 +15,16 @@ from jaxpool._adaptive import adaptive_max_pool2d as adaptive_max_pool2d
 from jaxpool._adaptive import adaptive_max_pool3d as adaptive_max_pool3d
 from jaxpool._adaptive import global_avg_pool as global_avg_pool
 from jaxpool._adaptive import global_max_pool as global_max_pool
+from jaxpool._antialias import blur_pool1d as blur_pool1d
+from jaxpool._antialias import blur_pool2d as blur_pool2d
+from jaxpool._antialias import blur_pool3d as blur_pool3d
+from jaxpool._antialias import max_blur_pool1d as max_blur_pool1d
+from jaxpool._antialias import max_blur_pool2d as max_blur_pool2d
+from jaxpool._antialias import max_blur_pool3d as max_blur_pool3d
+from jaxpool._attention_modules import AttentionPool2d as AttentionPool2d
+from jaxpool._attention_modules import AttentionPoolLatent as AttentionPoolLatent
+from jaxpool._attention_pool import attention_pool2d as attention_pool2d
+from jaxpool._attention_pool import attention_pool_latent as attention_pool_latent
 from jaxpool._functional import avg_pool1d as avg_pool1d
 from jaxpool._functional import avg_pool2d as avg_pool2d
 from jaxpool._functional import avg_pool3d as avg_pool3d
@@ -59,6 +69,8 @@ from jaxpool._linen import GlobalAvgPool as GlobalAvgPool
 from jaxpool._linen import GlobalMaxPool as GlobalMaxPool
 from jaxpool._linen import LPPool as LPPool
 from jaxpool._linen import MaxPool as MaxPool
+from jaxpool._pyramid import spatial_pyramid_pool as spatial_pyramid_pool
+from jaxpool._roi_align import roi_align as roi_align
 
 try:  # declared once, in pyproject.toml; read from the installed distribution's metadata
     __version__ = _metadata.version("jaxpool")
@@ -103,6 +115,18 @@ __all__ = (
     "soft_pool",
     "global_avg_max_pool",
     "global_cat_avg_max_pool",
+    # Vision pooling: anti-aliased (blur) pooling, RoIAlign, spatial pyramid pooling.
+    "blur_pool1d",
+    "blur_pool2d",
+    "blur_pool3d",
+    "max_blur_pool1d",
+    "max_blur_pool2d",
+    "max_blur_pool3d",
+    "roi_align",
+    "spatial_pyramid_pool",
+    # Attention pooling (functional; timm's AttentionPoolLatent and AttentionPool2d).
+    "attention_pool_latent",
+    "attention_pool2d",
     # Kernel families (lax.reduce_window on GPU/TPU, CPU-tuned kernels on CPU).
     "kernels",
     "kernel_family",
@@ -123,4 +147,7 @@ __all__ = (
     "SoftPool",
     "AvgMaxPool",
     "CatAvgMaxPool",
+    # Attention pooling modules.
+    "AttentionPoolLatent",
+    "AttentionPool2d",
 )

@@ -20,7 +20,7 @@ def as_array(x: Any, name: str, op: str, *, kind: str = "any") -> jax.Array:
       name: its name, for messages.
       op: the op's name, for messages.
       kind: 'float' (floating dtypes only: averages, LP, learnable pooling), 'any'
-        (floating or integer: max/min pooling) or 'int' (indices).
+        (floating or integer: max/min pooling), 'int' (indices) or 'bool' (masks).
 
     Raises:
       TypeError: if ``x`` is not array-like or its dtype is not accepted.
@@ -36,6 +36,13 @@ def as_array(x: Any, name: str, op: str, *, kind: str = "any") -> jax.Array:
     dtype = array.dtype
     floating = jnp.issubdtype(dtype, jnp.floating)
     integer = jnp.issubdtype(dtype, jnp.integer)
+    if kind == "bool":
+        if dtype != jnp.bool_:
+            raise TypeError(
+                f"{op}: {name} must be a boolean array, but got dtype {dtype}; convert it with "
+                f"{name}.astype(bool) (or {name} != 0)"
+            )
+        return array
     if kind == "int":
         if not integer:
             raise TypeError(f"{op}: {name} must have an integer dtype, but got dtype {dtype}")

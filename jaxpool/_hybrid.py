@@ -49,6 +49,7 @@ from jax.typing import ArrayLike
 
 from jaxpool import _geometry as geometry
 from jaxpool import _kernels as kernels
+from jaxpool import _masked as masked
 from jaxpool._checks import as_array
 from jaxpool._functional import _spatial_size, average_windows
 from jaxpool._geometry import check_keepdims
@@ -248,11 +249,14 @@ def global_hybrid_pool(
     spatial_dims: int = 2,
     keepdims: bool = False,
     channels_first: bool = False,
+    mask: ArrayLike | None = None,
 ) -> jax.Array:
     """Hybrid pooling over the whole map: ``alpha * global_max + (1 - alpha) * global_mean``.
 
     The global form of :func:`jaxpool.hybrid_pool2d` (one window covering every spatial
-    position), as a CNN head or inside attention blocks.
+    position), as a CNN head or inside attention blocks. With ``mask``, the maximum and
+    the mean are over the kept elements (see :func:`jaxpool.global_avg_pool`); a row
+    with nothing kept gives 0 and a zero gradient.
 
     Args:
       x: input ``(*batch, *spatial, C)`` (or ``(*batch, C, *spatial)`` with
@@ -263,14 +267,16 @@ def global_hybrid_pool(
       keepdims: keep the spatial dims with size 1 (torch's ``adaptive_*_pool(x, 1)``
         shape) instead of dropping them.
       channels_first: whether ``x`` is channels-first.
+      mask: optional boolean array, True where the element counts: the input's shape
+        without the channel axis, or any shape that broadcasts to it.
 
     Returns:
       ``(*batch, C)``, or with ``keepdims`` the input's rank with spatial dims of size 1;
       same dtype as ``x``.
 
     Raises:
-      TypeError: for a non-floating ``x`` or ``alpha``.
-      ValueError: for a bad ``spatial_dims``, input rank or ``alpha`` shape.
+      TypeError: for a non-floating ``x`` or ``alpha``, or a non-boolean mask.
+      ValueError: for a bad ``spatial_dims``, input rank, ``alpha`` or mask shape.
 
     Example:
       >>> import jax.numpy as jnp, jaxpool
@@ -285,16 +291,20 @@ def global_hybrid_pool(
     channels_first = geometry.as_bool(channels_first, "channels_first", op)
     keepdims = geometry.as_bool(keepdims, "keepdims", op)
     axes = geometry.spatial_axes(array.shape, n, channels_first, op)
+    channel_axis = _channel_axis(array.ndim, n, channels_first)
     config = geometry.global_windows(_spatial_size(array, axes))
     kept_shape = _output_shape(array.shape, axes, config.output_size)
     if keepdims:
-        channel_axis = _channel_axis(array.ndim, n, channels_first)
         weight = _alpha_operand(weight, kept_shape, channel_axis, op)
     else:
         visible = tuple(s for a, s in enumerate(kept_shape) if a not in axes)
         weight = jnp.expand_dims(_alpha_operand(weight, visible, len(visible) - 1, op), axes)
-    out = _window_hybrid(array, weight, axes=axes, windows=config.axes, divisor="adaptive",
-                         family=kernels.kernel_family())
+    kept = masked.check_mask(mask, array.shape, axes, channel_axis, op)
+    if kept is not None:
+        out = masked.masked_hybrid(array, weight, kept, axes=axes, family=kernels.kernel_family())
+    else:
+        out = _window_hybrid(array, weight, axes=axes, windows=config.axes, divisor="adaptive",
+                             family=kernels.kernel_family())
     return _squeeze_global(out, axes, True, keepdims)
 
 
@@ -398,15 +408,24 @@ def gated_pool(
 # Generalised mean (GeM)
 
 
-@functools.partial(jax.jit, static_argnames=("axes", "windows", "divisor", "eps", "family"))
-def _gem_impl(x, p, axes, windows, divisor, eps, family):
+def _gem_clamped(x, p, eps):
     compute = _compute_dtype(x.dtype)
     values = x.astype(compute)
-    power = p.astype(compute)
     # torch's clamp(min=eps): NaN stays NaN; the gradient passes where x >= eps.
-    clamped = jnp.where(values < eps, jnp.asarray(eps, compute), values)
+    return jnp.where(values < eps, jnp.asarray(eps, compute), values), p.astype(compute)
+
+
+@functools.partial(jax.jit, static_argnames=("axes", "windows", "divisor", "eps", "family"))
+def _gem_impl(x, p, axes, windows, divisor, eps, family):
+    clamped, power = _gem_clamped(x, p, eps)
     mean = kernels.window_average(clamped**power, axes, windows, divisor, family=family)
     return (mean ** (1 / power)).astype(x.dtype)
+
+
+@functools.partial(jax.jit, static_argnames=("axes", "eps"))
+def _gem_masked_impl(x, p, mask, axes, eps):
+    clamped, power = _gem_clamped(x, p, eps)
+    return masked.masked_power_mean(clamped, power, mask, axes).astype(x.dtype)
 
 
 def gem_pool(
@@ -422,6 +441,7 @@ def gem_pool(
     spatial_dims: int = 2,
     keepdims: bool = False,
     channels_first: bool = False,
+    mask: ArrayLike | None = None,
 ) -> jax.Array:
     """Generalised-mean (GeM) pooling: ``avg_pool(max(x, eps) ** p) ** (1 / p)``.
 
@@ -432,7 +452,10 @@ def gem_pool(
 
     With ``kernel_size=None`` (the default) it is global: one window covering the
     whole map, output ``(*batch, C)`` (or keepdims' shape). Otherwise the windows are
-    :func:`jaxpool.avg_pool2d`'s (padding reads as zero after the clamp).
+    :func:`jaxpool.avg_pool2d`'s (padding reads as zero after the clamp). The global
+    form takes a ``mask``: the mean is over the kept elements (see
+    :func:`jaxpool.global_avg_pool`), and a row with nothing kept gives 0 and a zero
+    gradient.
 
     Args:
       x: input ``(*batch, *spatial, C)`` (or ``(*batch, C, *spatial)``), floating.
@@ -449,14 +472,18 @@ def gem_pool(
       spatial_dims: number of spatial dims (1, 2 or 3).
       keepdims: global form only: keep the spatial dims with size 1.
       channels_first: whether ``x`` is channels-first.
+      mask: global form only: an optional boolean array, True where the element
+        counts: the input's shape without the channel axis, or any shape that
+        broadcasts to it.
 
     Returns:
       The pooled array, same dtype as ``x``.
 
     Raises:
-      TypeError: for non-floating ``x`` or ``p``, a non-number ``eps`` or non-int sizes.
-      ValueError: for a non-scalar ``p``, ``eps <= 0``, invalid sizes, or windowed
-        options with the global form.
+      TypeError: for non-floating ``x`` or ``p``, a non-number ``eps``, non-int sizes or
+        a non-boolean mask.
+      ValueError: for a non-scalar ``p``, ``eps <= 0``, invalid sizes, windowed options
+        with the global form, a mask with the windowed form, or a bad mask shape.
 
     Example:
       >>> import jax.numpy as jnp, jaxpool
@@ -476,6 +503,17 @@ def gem_pool(
     keepdims = check_keepdims(keepdims, kernel_size, op)
     axes, config = _windows(op, n, array, kernel_size, stride, padding, ceil_mode, channels_first)
     is_global = kernel_size is None
+    if mask is not None and not is_global:
+        raise ValueError(
+            f"{op}: mask only applies to the global form (kernel_size=None), but got "
+            f"kernel_size={kernel_size!r}"
+        )
+    kept = masked.check_mask(
+        mask, array.shape, axes, _channel_axis(array.ndim, n, channels_first), op
+    )
+    if kept is not None:
+        out = _gem_masked_impl(array, power, kept, axes=axes, eps=eps)
+        return _squeeze_global(out, axes, True, keepdims)
     if is_global:
         divisor = "adaptive"
     else:
@@ -609,18 +647,25 @@ def _cat_avg_max_impl(x, axes, windows, channel_axis, family):
     return jnp.concatenate([mean, maximum], axis=channel_axis)
 
 
-def _global_head(op, x, spatial_dims, keepdims, channels_first):
+def _global_head(op, x, spatial_dims, keepdims, channels_first, mask):
     n = geometry.check_spatial_dims(spatial_dims, op)
     array = as_array(x, "input", op, kind="float")
     channels_first = geometry.as_bool(channels_first, "channels_first", op)
     keepdims = geometry.as_bool(keepdims, "keepdims", op)
     axes = geometry.spatial_axes(array.shape, n, channels_first, op)
+    channel_axis = _channel_axis(array.ndim, n, channels_first)
+    kept = masked.check_mask(mask, array.shape, axes, channel_axis, op)
     config = geometry.global_windows(_spatial_size(array, axes))
-    return array, n, axes, config, keepdims, channels_first
+    return array, axes, channel_axis, config, keepdims, kept
 
 
 def global_avg_max_pool(
-    x: ArrayLike, *, spatial_dims: int = 2, keepdims: bool = False, channels_first: bool = False
+    x: ArrayLike,
+    *,
+    spatial_dims: int = 2,
+    keepdims: bool = False,
+    channels_first: bool = False,
+    mask: ArrayLike | None = None,
 ) -> jax.Array:
     """timm's ``avgmax`` head: ``0.5 * (global_avg_pool(x) + global_max_pool(x))``.
 
@@ -632,13 +677,16 @@ def global_avg_max_pool(
       spatial_dims: number of spatial dims (1, 2 or 3).
       keepdims: keep the spatial dims with size 1 instead of dropping them.
       channels_first: whether ``x`` is channels-first.
+      mask: optional boolean array, True where the element counts: the input's shape
+        without the channel axis, or any shape that broadcasts to it. Both the mean and
+        the maximum are over the kept elements; a row with nothing kept gives 0.
 
     Returns:
       ``(*batch, C)`` (or keepdims' shape), same dtype as ``x``.
 
     Raises:
-      TypeError: for a non-floating input.
-      ValueError: for a bad ``spatial_dims`` or input rank.
+      TypeError: for a non-floating input or a non-boolean mask.
+      ValueError: for a bad ``spatial_dims``, input rank or mask shape.
 
     Example:
       >>> import jax.numpy as jnp, jaxpool
@@ -647,17 +695,25 @@ def global_avg_max_pool(
       Array([[12.25]], dtype=float32)
     """
     op = "global_avg_max_pool"
-    array, _, axes, config, keepdims, _ = _global_head(
-        op, x, spatial_dims, keepdims, channels_first
+    array, axes, _, config, keepdims, kept = _global_head(
+        op, x, spatial_dims, keepdims, channels_first, mask
     )
     half = jnp.full((1,) * array.ndim, 0.5, jnp.float32)
-    out = _window_hybrid(array, half, axes=axes, windows=config.axes, divisor="adaptive",
-                         family=kernels.kernel_family())
+    if kept is not None:
+        out = masked.masked_hybrid(array, half, kept, axes=axes, family=kernels.kernel_family())
+    else:
+        out = _window_hybrid(array, half, axes=axes, windows=config.axes, divisor="adaptive",
+                             family=kernels.kernel_family())
     return _squeeze_global(out, axes, True, keepdims)
 
 
 def global_cat_avg_max_pool(
-    x: ArrayLike, *, spatial_dims: int = 2, keepdims: bool = False, channels_first: bool = False
+    x: ArrayLike,
+    *,
+    spatial_dims: int = 2,
+    keepdims: bool = False,
+    channels_first: bool = False,
+    mask: ArrayLike | None = None,
 ) -> jax.Array:
     """timm's ``catavgmax`` head: the global mean and maximum, concatenated over channels.
 
@@ -669,14 +725,17 @@ def global_cat_avg_max_pool(
       spatial_dims: number of spatial dims (1, 2 or 3).
       keepdims: keep the spatial dims with size 1 instead of dropping them.
       channels_first: whether ``x`` is channels-first.
+      mask: optional boolean array, True where the element counts: the input's shape
+        without the channel axis, or any shape that broadcasts to it. Both the mean and
+        the maximum are over the kept elements; a row with nothing kept gives 0s.
 
     Returns:
       ``(*batch, 2C)``, or with ``keepdims`` the input's rank with spatial dims of size
       1 and ``2C`` channels; same dtype as ``x``.
 
     Raises:
-      TypeError: for a non-floating input.
-      ValueError: for a bad ``spatial_dims`` or input rank.
+      TypeError: for a non-floating input or a non-boolean mask.
+      ValueError: for a bad ``spatial_dims``, input rank or mask shape.
 
     Example:
       >>> import jax.numpy as jnp, jaxpool
@@ -685,11 +744,14 @@ def global_cat_avg_max_pool(
       Array([[ 8.5, 16. ]], dtype=float32)
     """
     op = "global_cat_avg_max_pool"
-    array, n, axes, config, keepdims, channels_first = _global_head(
-        op, x, spatial_dims, keepdims, channels_first
+    array, axes, channel_axis, config, keepdims, kept = _global_head(
+        op, x, spatial_dims, keepdims, channels_first, mask
     )
-    channel_axis = _channel_axis(array.ndim, n, channels_first)
-    out = _cat_avg_max_impl(array, axes=axes, windows=config.axes, channel_axis=channel_axis,
-                            family=kernels.kernel_family())
+    if kept is not None:
+        out = masked.masked_mean_and_max(array, kept, axes=axes, channel_axis=channel_axis,
+                                         family=kernels.kernel_family())
+    else:
+        out = _cat_avg_max_impl(array, axes=axes, windows=config.axes,
+                                channel_axis=channel_axis, family=kernels.kernel_family())
     return _squeeze_global(out, axes, True, keepdims)
 

@@ -67,6 +67,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import inspect
+import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -75,9 +76,11 @@ import jax.numpy as jnp
 from jax.typing import ArrayLike
 
 from jaxpool import _adaptive as adaptive
+from jaxpool import _attention_pool as attention
 from jaxpool import _functional as functional
 from jaxpool import _geometry as geometry
 from jaxpool import _hybrid as hybrid
+from jaxpool._geometry import as_real
 
 # A module's op: one function, or one per spatial rank.
 Op = Callable[..., Any] | Mapping[int, Callable[..., Any]]
@@ -357,3 +360,329 @@ def generalised_mean(
 def gem_p_init(initial_p: Any):
     """The initialiser of GeM's ``p``: the constant ``initial_p``."""
     return jax.nn.initializers.constant(initial_p)
+
+
+# ----------------------------------------------------------------------------------
+# Attention pooling (timm's AttentionPoolLatent and AttentionPool2d): the constructor's
+# options, checked once; the parameters' shapes and timm's initialisers; the op's options
+
+
+@dataclasses.dataclass(frozen=True)
+class ParamSpec:
+    """One parameter: its shape and initialiser ``init(key, shape, dtype)``."""
+
+    shape: tuple[int, ...]
+    init: Callable[..., jax.Array]
+
+
+SpecTree = dict[str, Any]  # nested dicts of ParamSpec
+
+
+def _torch_uniform(fan_in: int) -> Callable[..., jax.Array]:
+    """torch's default ``nn.Linear`` init: ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))``, for
+    the weight and the bias alike."""
+    bound = 1.0 / math.sqrt(fan_in)
+
+    def init(key, shape, dtype=jnp.float32):
+        return jax.random.uniform(key, shape, dtype, -bound, bound)
+
+    return init
+
+
+def _trunc_normal(std: float, *, absolute_bounds: bool) -> Callable[..., jax.Array]:
+    """timm's truncated normals at ``[-2, 2]``: ``trunc_normal_tf_`` truncates in units
+    of the standard deviation, ``trunc_normal_`` at the absolute values -2 and 2."""
+    bound = 2.0 / std if absolute_bounds else 2.0
+    return jax.nn.initializers.truncated_normal(std, lower=-bound, upper=bound)
+
+
+def _linear_spec(in_features: int, out_features: int, bias: bool, kernel_init=None,
+                 bias_init=None) -> SpecTree:
+    """A Linear layer's ``kernel (in, out)`` and ``bias (out,)``; torch's default init
+    unless given."""
+    spec = {"kernel": ParamSpec((in_features, out_features),
+                                kernel_init or _torch_uniform(in_features))}
+    if bias:
+        spec["bias"] = ParamSpec((out_features,), bias_init or _torch_uniform(in_features))
+    return spec
+
+
+def _norm_spec(kind: str, width: int) -> SpecTree:
+    """torch's ``LayerNorm`` (scale 1, bias 0) or timm's ``RmsNorm`` (scale 1)."""
+    spec = {"scale": ParamSpec((width,), jax.nn.initializers.ones)}
+    if kind == "layernorm":
+        spec["bias"] = ParamSpec((width,), jax.nn.initializers.zeros)
+    return spec
+
+
+def init_parameters(key: jax.Array, spec: Any, dtype: Any) -> Any:
+    """Initialises a ParamSpec, or a tree of them (a key per entry, in sorted order)."""
+    if isinstance(spec, ParamSpec):
+        return spec.init(key, spec.shape, dtype)
+    names = sorted(spec)
+    keys = jax.random.split(key, len(names))
+    return {name: init_parameters(keys[i], spec[name], dtype) for i, name in enumerate(names)}
+
+
+def spec_shapes(spec: Any) -> Any:
+    """The shapes of a ParamSpec tree (for messages and tests)."""
+    if isinstance(spec, ParamSpec):
+        return spec.shape
+    return {name: spec_shapes(entry) for name, entry in spec.items()}
+
+
+def _positive_int(where: str, name: str, value: Any, *, allow_none: bool = False,
+                  minimum: int = 1) -> int | None:
+    if value is None and allow_none:
+        return None
+    count = geometry.as_int(value, name, where)
+    if count < minimum:
+        raise ValueError(f"{where}: {name} must be at least {minimum}, but got {name}={value!r}")
+    return count
+
+
+def _no_dropout(where: str, name: str, value: Any) -> None:
+    rate = as_real(value, name, where)
+    if rate != 0:
+        raise ValueError(
+            f"{where}: {name}={value!r}: dropout is not supported (it only acts in training, "
+            f"and these modules have no training mode); pass {name}=0.0"
+        )
+
+
+def channel_width(where: Any, x: ArrayLike, channels_first: bool, low_rank: int = 3) -> int:
+    """The channel count of an input ``(N, *spatial, C)`` (``(N, C, *spatial)``)."""
+    shape = tuple(jnp.shape(x))
+    if len(shape) < low_rank:
+        layout = "(N, C, *spatial)" if channels_first else "(N, *spatial, C)"
+        raise ValueError(
+            f"{module_kind(where)}: expected an input of shape {layout} with at least "
+            f"{low_rank} dimensions, but got shape {shape}"
+        )
+    return shape[1] if channels_first else shape[-1]
+
+
+def check_input_width(where: Any, x: ArrayLike, channels_first: bool, expected: int) -> None:
+    """The input's channel count must be the ``in_features`` the parameters were made for."""
+    width = channel_width(where, x, channels_first)
+    if width != expected:
+        raise ValueError(
+            f"{module_kind(where)}: expected an input with in_features={expected} channels, but "
+            f"got shape {tuple(jnp.shape(x))} ({width} channels)"
+        )
+
+
+def _feat_size_for_abs(kind: str, feat_size: int | None) -> int:
+    if feat_size is None:
+        raise ValueError(
+            f"{kind}: pos_embed='abs' learns one embedding per token, so it needs "
+            "feat_size, the number of tokens"
+        )
+    return feat_size
+
+
+LATENT_POOL_OPTIONS = (
+    "out_features", "embed_dim", "num_heads", "feat_size", "mlp_ratio", "qkv_bias", "q_proj",
+    "qk_norm", "latent_len", "latent_dim", "pos_embed", "pool_type", "norm_layer",
+    "act_layer", "drop", "norm_eps",
+)
+"""timm's ``AttentionPoolLatent`` options (after ``in_features``), plus ``norm_eps``."""
+
+
+@dataclasses.dataclass(frozen=True)
+class LatentPoolConfig:
+    """The checked options of an ``AttentionPoolLatent`` (timm's names and defaults)."""
+
+    out_features: int | None = None
+    embed_dim: int | None = None
+    num_heads: int = 8
+    feat_size: int | None = None
+    mlp_ratio: float = 4.0
+    qkv_bias: bool = True
+    q_proj: bool = True
+    qk_norm: bool = False
+    latent_len: int = 1
+    latent_dim: int | None = None
+    pos_embed: str = ""
+    pool_type: str = "token"
+    norm_layer: str | None = None
+    act_layer: str = "gelu"
+    drop: float = 0.0
+    norm_eps: float = 1e-5
+
+    def specs(self, where: Any, in_features: int) -> SpecTree:
+        """The parameters for an input of ``in_features`` channels, as timm makes them."""
+        kind = module_kind(where)
+        embed = self.embed_dim or in_features
+        if embed != in_features:
+            raise ValueError(
+                f"{kind}: embed_dim must equal in_features (timm's keys and values are a "
+                f"Linear of embed_dim inputs applied to the input itself, and its forward "
+                f"fails otherwise), but got embed_dim={self.embed_dim} for in_features="
+                f"{in_features}"
+            )
+        attention.check_num_heads(self.num_heads, embed, kind)
+        head_dim = embed // self.num_heads
+        latent_dim = self.latent_dim or embed
+        if not self.q_proj and latent_dim != embed:
+            raise ValueError(
+                f"{kind}: q_proj=False uses the latent directly as the query, so latent_dim "
+                f"must equal embed_dim, but got latent_dim={latent_dim}, embed_dim={embed}"
+            )
+        norm = self.norm_layer or "layernorm"
+        spec: SpecTree = {
+            "latent": ParamSpec((self.latent_len, latent_dim),
+                                _trunc_normal(latent_dim**-0.5, absolute_bounds=False)),
+            "kv": _linear_spec(embed, 2 * embed, self.qkv_bias),
+        }
+        if self.pos_embed == "abs":
+            spec["pos_embed"] = ParamSpec(
+                (_feat_size_for_abs(kind, self.feat_size), in_features),
+                _trunc_normal(in_features**-0.5, absolute_bounds=False),
+            )
+        if self.q_proj:
+            spec["q"] = _linear_spec(latent_dim, embed, self.qkv_bias)
+        if self.qk_norm:
+            spec["q_norm"] = _norm_spec(norm, head_dim)
+            spec["k_norm"] = _norm_spec(norm, head_dim)
+        out = in_features if self.out_features is None else self.out_features
+        if out > 0:
+            hidden = int(out * self.mlp_ratio) or out  # timm's Mlp: hidden or in_features
+            spec["proj"] = _linear_spec(embed, out, True)
+            spec["mlp"] = {"fc1": _linear_spec(out, hidden, True),
+                           "fc2": _linear_spec(hidden, out, True)}
+            if self.norm_layer is not None:
+                spec["norm"] = _norm_spec(norm, out)
+        return spec
+
+    def op_options(self) -> dict[str, Any]:
+        """The keyword options of :func:`jaxpool.attention_pool_latent`."""
+        return dict(num_heads=self.num_heads, pool_type=self.pool_type,
+                    norm_layer=self.norm_layer or "layernorm", norm_eps=self.norm_eps,
+                    act_layer=self.act_layer)
+
+
+def latent_pool_config(where: Any, **options: Any) -> LatentPoolConfig:
+    """Checks timm's ``AttentionPoolLatent`` options (see :data:`LATENT_POOL_OPTIONS`);
+    every refusal names the option and its value."""
+    kind = module_kind(where)
+    unknown = sorted(set(options) - set(LATENT_POOL_OPTIONS))
+    if unknown:
+        raise TypeError(f"{kind}: unknown options {unknown}")
+    config = LatentPoolConfig(**options)
+    _positive_int(kind, "out_features", config.out_features, allow_none=True, minimum=0)
+    _positive_int(kind, "embed_dim", config.embed_dim, allow_none=True)
+    _positive_int(kind, "num_heads", config.num_heads)
+    _positive_int(kind, "latent_len", config.latent_len)
+    _positive_int(kind, "latent_dim", config.latent_dim, allow_none=True)
+    for flag in ("qkv_bias", "q_proj", "qk_norm"):
+        geometry.as_bool(getattr(config, flag), flag, kind)
+    ratio = as_real(config.mlp_ratio, "mlp_ratio", kind)
+    if ratio < 0:
+        raise ValueError(f"{kind}: mlp_ratio must be >= 0, but got mlp_ratio={config.mlp_ratio!r}")
+    attention.check_choice(config.pos_embed, "pos_embed", ("", "abs"), kind)
+    if config.pos_embed == "abs":
+        _feat_size_for_abs(kind, config.feat_size)
+    _positive_int(kind, "feat_size", config.feat_size, allow_none=True)
+    attention.check_choice(config.pool_type, "pool_type", attention.POOL_TYPES_LATENT, kind)
+    attention.check_choice(config.norm_layer, "norm_layer", (None, *attention.NORM_LAYERS), kind)
+    attention.check_choice(config.act_layer, "act_layer", tuple(attention.ACTIVATIONS), kind)
+    attention.check_eps(config.norm_eps, kind)
+    _no_dropout(kind, "drop", config.drop)
+    return config
+
+
+POOL_2D_OPTIONS = (
+    "feat_size", "out_features", "embed_dim", "head_dim", "num_heads", "qkv_bias",
+    "qkv_separate", "pool_type", "class_token", "drop_rate",
+)
+"""timm's ``AttentionPool2d`` options (after ``in_features``)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Pool2dConfig:
+    """The checked options of an ``AttentionPool2d`` (timm's names and defaults)."""
+
+    feat_size: int | tuple[int, int] = 7
+    out_features: int | None = None
+    embed_dim: int | None = None
+    head_dim: int | None = 64
+    num_heads: int | None = None
+    qkv_bias: bool = True
+    qkv_separate: bool = False
+    pool_type: str = "token"
+    class_token: bool = False
+    drop_rate: float = 0.0
+
+    def heads(self, where: Any, embed: int) -> int:
+        """timm's rule: ``num_heads`` if given (then ``head_dim = embed_dim //
+        num_heads``), else ``embed_dim // head_dim``."""
+        kind = module_kind(where)
+        if self.num_heads is not None:
+            return attention.check_num_heads(self.num_heads, embed, kind)
+        if self.head_dim is None:
+            raise ValueError(f"{kind}: pass num_heads or head_dim (both are None)")
+        if embed % self.head_dim:
+            raise ValueError(
+                f"{kind}: embed_dim={embed} must be divisible by head_dim={self.head_dim} "
+                "(or pass num_heads)"
+            )
+        return embed // self.head_dim
+
+    def specs(self, where: Any, in_features: int) -> SpecTree:
+        """The parameters for an input of ``in_features`` channels, as timm makes them."""
+        kind = module_kind(where)
+        embed = self.embed_dim or in_features
+        self.heads(kind, embed)
+        if self.class_token and embed != in_features:
+            raise ValueError(
+                f"{kind}: class_token=True prepends a token of embed_dim channels to the "
+                f"input's in_features channels, so they must be equal, but got embed_dim="
+                f"{embed}, in_features={in_features}"
+            )
+        # timm's init_weights: truncated normals (absolute bounds) of std in_features**-0.5
+        # for the attention's weights and the positional embedding, zero biases.
+        weight_init = _trunc_normal(in_features**-0.5, absolute_bounds=True)
+        zeros = jax.nn.initializers.zeros
+        grid = attention.check_feat_size(self.feat_size, kind)
+        spec: SpecTree = {
+            "pos_embed": ParamSpec((1 + grid[0] * grid[1], in_features), weight_init),
+        }
+        if self.qkv_separate:
+            for name in ("q", "k", "v"):
+                spec[name] = _linear_spec(in_features, embed, self.qkv_bias, weight_init, zeros)
+        else:
+            spec["qkv"] = _linear_spec(in_features, 3 * embed, self.qkv_bias, weight_init,
+                                       zeros)
+        if self.class_token:
+            spec["cls_token"] = ParamSpec((embed,), zeros)
+        if self.out_features != 0:
+            out = in_features if self.out_features is None else self.out_features
+            spec["proj"] = _linear_spec(embed, out, True)
+        return spec
+
+    def op_options(self, where: Any, in_features: int) -> dict[str, Any]:
+        """The keyword options of :func:`jaxpool.attention_pool2d`."""
+        return dict(num_heads=self.heads(where, self.embed_dim or in_features),
+                    feat_size=self.feat_size, pool_type=self.pool_type)
+
+
+def pool_2d_config(where: Any, **options: Any) -> Pool2dConfig:
+    """Checks timm's ``AttentionPool2d`` options (see :data:`POOL_2D_OPTIONS`)."""
+    kind = module_kind(where)
+    unknown = sorted(set(options) - set(POOL_2D_OPTIONS))
+    if unknown:
+        raise TypeError(f"{kind}: unknown options {unknown}")
+    config = Pool2dConfig(**options)
+    # A tuple: NNX keeps the configuration in its (hashable) graph definition.
+    grid = attention.check_feat_size(config.feat_size, kind)
+    config = dataclasses.replace(config, feat_size=grid)
+    _positive_int(kind, "out_features", config.out_features, allow_none=True, minimum=0)
+    _positive_int(kind, "embed_dim", config.embed_dim, allow_none=True)
+    _positive_int(kind, "head_dim", config.head_dim, allow_none=True)
+    _positive_int(kind, "num_heads", config.num_heads, allow_none=True)
+    for flag in ("qkv_bias", "qkv_separate", "class_token"):
+        geometry.as_bool(getattr(config, flag), flag, kind)
+    attention.check_choice(config.pool_type, "pool_type", attention.POOL_TYPES_2D, kind)
+    _no_dropout(kind, "drop_rate", config.drop_rate)
+    return config

@@ -8,14 +8,17 @@ PyTorch and Flax store the same layers differently:
   ``params/bias``;
 * ``BatchNorm.weight`` / ``bias`` ``(C,)`` -> ``params/scale`` / ``params/bias``;
   ``running_mean`` / ``running_var`` -> ``batch_stats/mean`` / ``batch_stats/var``;
-* ``HybridPooling.weight`` ``(1,)`` -> ``params/mix_logit`` ``()``.
+* ``HybridPooling.weight`` ``(1,)`` -> ``params/mix_logit`` ``()``;
+* ``LayerNorm`` / timm's ``RmsNorm`` ``weight`` / ``bias`` -> ``params/scale`` / ``params/bias``.
 
 (``num_batches_tracked`` has no Flax counterpart and is ignored.) The PyTorch modules of
 the hybrid-pooling tutorial that jaxpool reproduces (see the README) map onto jaxpool's:
 ``HybridPooling`` -> :class:`jaxpool.HybridPool`, ``HybridPoolingWithAttention``
 (``fc = Sequential(Linear, ReLU, Linear, Sigmoid)``) ->
 :class:`jaxpool.AttentionHybridPool` (``fc.0`` -> ``squeeze``, ``fc.2`` -> ``excite``),
-``HybridResNetBlock`` -> :class:`jaxpool.models.HybridResNetBlock`.
+``HybridResNetBlock`` -> :class:`jaxpool.models.HybridResNetBlock`; timm's
+``AttentionPoolLatent`` and ``AttentionPool2d`` -> :class:`jaxpool.AttentionPoolLatent`
+and :class:`jaxpool.AttentionPool2d` (and their NNX twins).
 
 Every function takes a ``state_dict`` (a mapping of names to torch tensors, NumPy or
 JAX arrays) or a ``torch.nn.Module`` (its ``state_dict()`` is read), and an optional
@@ -52,6 +55,8 @@ __all__ = [
     "hybrid_pool_variables",
     "attention_hybrid_pool_variables",
     "hybrid_resnet_block_variables",
+    "attention_pool_latent_variables",
+    "attention_pool_2d_variables",
     "BLOCK_LAYERS",
 ]
 
@@ -384,3 +389,131 @@ def hybrid_resnet_block_variables(
         else:
             params[flax_name] = attention_hybrid_pool_variables(state, torch_prefix)["params"]
     return {"params": params, "batch_stats": stats}
+
+
+def _norm_params(state: Mapping[str, np.ndarray], prefix: str, what: str) -> dict:
+    """``LayerNorm`` / ``RmsNorm``: ``weight`` -> ``scale``, ``bias`` (if any) -> ``bias``."""
+    params = {"scale": _get(state, "weight", what, prefix, ndim=1)}
+    if "bias" in state:
+        params["bias"] = _get(state, "bias", what, prefix, ndim=1)
+    return params
+
+
+def _layers(state: Mapping[str, np.ndarray], prefix: str, what: str, tensors: tuple[str, ...],
+            linears: tuple[str, ...], norms: tuple[str, ...]) -> dict:
+    """The parameters of a module built of tensors, Linear layers and norms, each
+    converted when the state_dict has it; any other entry is refused."""
+    params: dict[str, Any] = {}
+    known = set()
+    for name in tensors:
+        if name in state:
+            params[name] = state[name]
+            known.add(name)
+    for kind, names in (("linear", linears), ("norm", norms)):
+        for name in names:
+            entries = {key[len(name) + 1:]: value for key, value in state.items()
+                       if key.startswith(name + ".")}
+            if not entries:
+                continue
+            known.update(f"{name}.{key}" for key in entries)
+            path = name.split(".")
+            node = params
+            for key in path[:-1]:
+                node = node.setdefault(key, {})
+            # linear_params reads the entries by their full names, for its messages.
+            named = {f"{prefix}{name}.{key}": value for key, value in entries.items()}
+            node[path[-1]] = (linear_params(named, f"{prefix}{name}.") if kind == "linear"
+                              else _norm_params(entries, f"{prefix}{name}.", what))
+    unknown = sorted(set(state) - known)
+    if unknown:
+        raise ValueError(
+            f"{what}: unexpected entries {[prefix + key for key in unknown]} (is the prefix right?)"
+        )
+    return params
+
+
+def attention_pool_latent_variables(state: Any, prefix: str = "") -> dict:
+    """timm's ``AttentionPoolLatent`` -> :class:`jaxpool.AttentionPoolLatent` variables.
+
+    ``latent (1, latent_len, latent_dim)`` becomes ``latent (latent_len, latent_dim)``;
+    ``pos_embed`` is copied; the Linear layers ``q``, ``kv``, ``proj``, ``mlp.fc1``,
+    ``mlp.fc2`` become ``{'kernel' (in, out), 'bias'}`` (``mlp/fc1``, ``mlp/fc2``);
+    the norms ``q_norm``, ``k_norm``, ``norm`` become ``{'scale', 'bias'}`` (no bias
+    for ``RmsNorm``). Layers the module does not have (``q_proj=False``, no
+    ``qk_norm``, ``out_features=0``) are simply absent.
+
+    Args:
+      state: the module's state_dict (or a model's with ``prefix``), or the module.
+      prefix: the module's name in a bigger state_dict, with its dot (``"attn_pool."``
+        in timm's ViT and SigLIP models).
+
+    Returns:
+      ``{'params': ...}`` for ``AttentionPoolLatent.apply`` (or
+      :func:`jaxpool.nnx.load_variables`).
+
+    Raises:
+      ValueError: if ``latent`` or ``kv`` is missing, an entry has the wrong rank, or
+        the state_dict holds entries under ``prefix`` that are not the module's.
+
+    Example:
+      >>> import numpy as np
+      >>> from jaxpool import torch_compat
+      >>> state = {"latent": np.zeros((1, 1, 8)), "kv.weight": np.zeros((16, 8)),
+      ...          "kv.bias": np.zeros(16), "q.weight": np.zeros((8, 8))}
+      >>> params = torch_compat.attention_pool_latent_variables(state)["params"]
+      >>> params["latent"].shape, params["kv"]["kernel"].shape, sorted(params["q"])
+      ((1, 8), (8, 16), ['kernel'])
+    """
+    state = state_dict_to_numpy(state, prefix)
+    what = f"attention_pool_latent_variables(prefix={prefix!r})"
+    latent = _get(state, "latent", what, prefix, ndim=3)
+    _get(state, "kv.weight", what, prefix, ndim=2)
+    params = _layers(state, prefix, what, ("latent", "pos_embed"),
+                     ("q", "kv", "proj", "mlp.fc1", "mlp.fc2"), ("q_norm", "k_norm", "norm"))
+    params["latent"] = latent.reshape(latent.shape[1:])
+    if "pos_embed" in params:
+        _get(state, "pos_embed", what, prefix, ndim=2)
+    return {"params": params}
+
+
+def attention_pool_2d_variables(state: Any, prefix: str = "") -> dict:
+    """timm's ``AttentionPool2d`` -> :class:`jaxpool.AttentionPool2d` variables.
+
+    ``pos_embed (1 + fh*fw, C)`` is copied; ``cls_token (1, E)`` becomes ``(E,)``; the
+    Linear layers ``qkv`` (or ``q``, ``k``, ``v``) and ``proj`` become ``{'kernel' (in,
+    out), 'bias'}``.
+
+    Args:
+      state: the module's state_dict (or a model's with ``prefix``), or the module.
+      prefix: the module's name in a bigger state_dict, with its dot
+        (``"head.attn_pool."`` for example).
+
+    Returns:
+      ``{'params': ...}`` for ``AttentionPool2d.apply`` (or
+      :func:`jaxpool.nnx.load_variables`).
+
+    Raises:
+      ValueError: if ``pos_embed`` or the attention's layers are missing, an entry has
+        the wrong rank, or the state_dict holds entries under ``prefix`` that are not
+        the module's.
+
+    Example:
+      >>> import numpy as np
+      >>> from jaxpool import torch_compat
+      >>> state = {"pos_embed": np.zeros((50, 64)), "qkv.weight": np.zeros((192, 64)),
+      ...          "qkv.bias": np.zeros(192), "proj.weight": np.zeros((10, 64))}
+      >>> params = torch_compat.attention_pool_2d_variables(state)["params"]
+      >>> params["qkv"]["kernel"].shape, params["proj"]["kernel"].shape
+      ((64, 192), (64, 10))
+    """
+    state = state_dict_to_numpy(state, prefix)
+    what = f"attention_pool_2d_variables(prefix={prefix!r})"
+    _get(state, "pos_embed", what, prefix, ndim=2)
+    if "qkv.weight" not in state:
+        for name in ("q", "k", "v"):
+            _get(state, f"{name}.weight", what, prefix, ndim=2)
+    params = _layers(state, prefix, what, ("pos_embed", "cls_token"),
+                     ("qkv", "q", "k", "v", "proj"), ())
+    if "cls_token" in params:
+        params["cls_token"] = _get(state, "cls_token", what, prefix, ndim=2).reshape(-1)
+    return {"params": params}

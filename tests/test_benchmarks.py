@@ -283,6 +283,25 @@ def test_hybrid_end_to_end_on_a_tiny_input(tmp_path):
     assert "MISMATCH (" not in md
 
 
+def test_attention_pool_end_to_end_on_tiny_inputs(tmp_path):
+    from benchmarks import attention_pool
+
+    argv = ["--quick", "--cases", "masked-mean,latent-siglip-b-masked", "--batch", "1",
+            "--budget", "0", "--repeats", "1", "--warmup", "1", "--pause", "0",
+            "--out", str(tmp_path)]
+    assert attention_pool.main(argv) == 0
+    (path,) = tmp_path.glob("attention_pool-*-quick.json")
+    cases = json.loads(path.read_text())["cases"]
+    assert [case["name"] for case in cases] == ["latent-siglip-b-masked", "masked-mean"]
+    for case in cases:
+        for direction in timing.DIRECTIONS:
+            ours = case["results"]["jaxpool"][direction]
+            assert ours["status"] == "ok" and ours["check"]["ok"], (case["name"], direction)
+            assert case["results"]["torch"][direction]["status"] == "ok"
+    md = path.with_suffix(".md").read_text()
+    assert "| masked-mean | fwd+bwd |" in md and "MISMATCH" not in md
+
+
 def test_profile_end_to_end_on_one_case(tmp_path):
     from benchmarks import profile
 

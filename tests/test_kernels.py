@@ -152,6 +152,17 @@ def test_auto_equals_each_family_on_cpu():
 # Export for CUDA and TPU: every public op and module, forward and gradient
 
 S1, S2, S3 = (2, 12, 3), (2, 12, 12, 3), (1, 6, 6, 6, 2)
+# Masks (the input without channels) for the masked global ops, with a row that keeps
+# nothing; the global ops' entries export the unmasked and the masked path together.
+M1 = np.arange(12)[None, :] < np.array([7, 0])[:, None]
+M2 = np.broadcast_to(M1[:, :, None], (2, 12, 12))
+# Parameters of the attention pooling ops: every optional layer (q/k norms, the norm
+# before the MLP, a positional embedding resized from 6x6 to the input's 12x12).
+LATENT_PARAMS = jaxpool.AttentionPoolLatent(
+    num_heads=3, qk_norm=True, norm_layer="layernorm", latent_len=2, pool_type="avg",
+).init(jax.random.key(0), jnp.zeros(S1))["params"]
+POOL2D_PARAMS = jaxpool.AttentionPool2d(feat_size=6, num_heads=3, class_token=True).init(
+    jax.random.key(0), jnp.zeros(S2))["params"]
 
 # name -> (input shape, function of x). Integer outputs (indices) are not differentiated.
 OPS = {
@@ -173,8 +184,10 @@ OPS = {
     "adaptive_max_pool1d": (S1, lambda x: jaxpool.adaptive_max_pool1d(x, 5)),
     "adaptive_max_pool2d": (S2, lambda x: jaxpool.adaptive_max_pool2d(x, (5, 4))),
     "adaptive_max_pool3d": (S3, lambda x: jaxpool.adaptive_max_pool3d(x, 4)),
-    "global_avg_pool": (S2, lambda x: jaxpool.global_avg_pool(x)),
-    "global_max_pool": (S2, lambda x: jaxpool.global_max_pool(x)),
+    "global_avg_pool": (S2, lambda x: (jaxpool.global_avg_pool(x),
+                                       jaxpool.global_avg_pool(x, mask=M2))),
+    "global_max_pool": (S2, lambda x: (jaxpool.global_max_pool(x),
+                                       jaxpool.global_max_pool(x, mask=M2))),
     "max_unpool1d": (S1, lambda x: jaxpool.max_unpool1d(*jaxpool.max_pool1d(x, 2, return_indices=True), 2)),
     "max_unpool2d": (S2, lambda x: jaxpool.max_unpool2d(*jaxpool.max_pool2d(x, 2, return_indices=True), 2)),
     "max_unpool3d": (S3, lambda x: jaxpool.max_unpool3d(*jaxpool.max_pool3d(x, 2, return_indices=True), 2)),
@@ -185,12 +198,32 @@ OPS = {
     "hybrid_pool1d": (S1, lambda x: jaxpool.hybrid_pool1d(x, 0.3, 2)),
     "hybrid_pool2d": (S2, lambda x: jaxpool.hybrid_pool2d(x, jnp.full((3,), 0.3), 3, 2, 1)),
     "hybrid_pool3d": (S3, lambda x: jaxpool.hybrid_pool3d(x, 0.3, 2)),
-    "global_hybrid_pool": (S2, lambda x: jaxpool.global_hybrid_pool(x, 0.3)),
+    "global_hybrid_pool": (S2, lambda x: (jaxpool.global_hybrid_pool(x, 0.3),
+                                          jaxpool.global_hybrid_pool(x, 0.3, mask=M2))),
     "gated_pool": (S2, lambda x: jaxpool.gated_pool(x, jnp.full((2, 2), 0.1), 2)),
-    "gem_pool": (S2, lambda x: jaxpool.gem_pool(x, jnp.float32(3.0))),
+    "gem_pool": (S2, lambda x: (jaxpool.gem_pool(x, jnp.float32(3.0)),
+                                jaxpool.gem_pool(x, jnp.float32(3.0), mask=M2))),
     "soft_pool": (S2, lambda x: jaxpool.soft_pool(x, 2)),
-    "global_avg_max_pool": (S2, lambda x: jaxpool.global_avg_max_pool(x)),
-    "global_cat_avg_max_pool": (S2, lambda x: jaxpool.global_cat_avg_max_pool(x)),
+    "global_avg_max_pool": (S2, lambda x: (jaxpool.global_avg_max_pool(x),
+                                           jaxpool.global_avg_max_pool(x, mask=M2))),
+    "global_cat_avg_max_pool": (S2, lambda x: (
+        jaxpool.global_cat_avg_max_pool(x),
+        jaxpool.global_cat_avg_max_pool(x, spatial_dims=1, mask=M1[:, :, None]))),
+    "attention_pool_latent": (S1, lambda x: (
+        jaxpool.attention_pool_latent(x, LATENT_PARAMS, num_heads=3, pool_type="avg"),
+        jaxpool.attention_pool_latent(x, LATENT_PARAMS, num_heads=3, mask=M1))),
+    "attention_pool2d": (S2, lambda x: (
+        jaxpool.attention_pool2d(x, POOL2D_PARAMS, num_heads=3, feat_size=6),
+        jaxpool.attention_pool2d(x, POOL2D_PARAMS, num_heads=3, feat_size=6, pool_type=""))),
+    "blur_pool1d": (S1, lambda x: jaxpool.blur_pool1d(x, 3)),
+    "blur_pool2d": (S2, lambda x: jaxpool.blur_pool2d(x, 4, (2, 3))),
+    "blur_pool3d": (S3, lambda x: jaxpool.blur_pool3d(x, 3)),
+    "max_blur_pool1d": (S1, lambda x: jaxpool.max_blur_pool1d(x, 3)),
+    "max_blur_pool2d": (S2, lambda x: jaxpool.max_blur_pool2d(x, 3, 2, 2)),
+    "max_blur_pool3d": (S3, lambda x: jaxpool.max_blur_pool3d(x, 2, 2, 3)),
+    "roi_align": (S2, lambda x: jaxpool.roi_align(x, np.array(
+        [[0, 1.0, 2.0, 20.0, 18.0], [1, -3.0, 4.5, 9.0, 30.0]], np.float32), 3, 0.5, -1, True)),
+    "spatial_pyramid_pool": (S2, lambda x: jaxpool.spatial_pyramid_pool(x, (1, 2, 4))),
 }
 INDEX_OPS = {
     "max_pool2d_indices": (S2, lambda x: jaxpool.max_pool2d(x, 3, 2, 1, return_indices=True)[1]),
@@ -217,6 +250,8 @@ MODULES = {
     "SoftPool": (S2, jaxpool.SoftPool(kernel_size=(2, 2))),
     "AvgMaxPool": (S2, jaxpool.AvgMaxPool()),
     "CatAvgMaxPool": (S2, jaxpool.CatAvgMaxPool()),
+    "AttentionPoolLatent": (S1, jaxpool.AttentionPoolLatent(num_heads=3, qk_norm=True)),
+    "AttentionPool2d": (S2, jaxpool.AttentionPool2d(feat_size=6, num_heads=3)),
     "models.BatchNorm": (S2, models.BatchNorm(use_running_average=True)),
     "models.HybridResNetBlock": ((2, 8, 8, 3), models.HybridResNetBlock(features=4)),
     "models.BasicBlock": ((2, 8, 8, 4), models.BasicBlock(features=4, stride=2)),

@@ -58,11 +58,24 @@ def test_the_paste_check_catches_what_the_shell_refuses():
     assert _paste_error("class A:\n    x = 1\n    y = 2\n\nprint(A.y)\n") is None
 
 
-@pytest.mark.parametrize("document", ["README.md", "docs/learnable.md"])
+@pytest.mark.parametrize("document", ["README.md", "docs/learnable.md", "docs/vision.md", "docs/attention.md"])
 def test_python_blocks_paste_into_the_plain_python_shell(document):
     text = (REPO / document).read_text()
     for block in re.findall(r"```python\n(.*?)```", text, flags=re.S):
         assert _paste_error(block) is None, (document, _paste_error(block), block[:200])
+
+
+def test_the_vision_guide_runs_as_written(capsys):
+    """docs/vision.md's blocks in order (later ones use earlier names), with what its
+    comments say they print."""
+    namespace: dict = {}
+    text = (REPO / "docs" / "vision.md").read_text()
+    for block in re.findall(r"```python\n(.*?)```", text, flags=re.S):
+        exec(compile(block, "docs/vision.md", "exec"), namespace)
+    out = capsys.readouterr().out.split("\n")
+    assert out[:4] == ["(2, 16, 16, 16)", "(2, 16, 16, 16)", "[0.25 0.25 0.  ]", "True"]
+    assert out[4:7] == ["(2, 7, 7, 8)", "True", "(2, 4, 6, 8)"]
+    assert out[7:11] == ["(2, 168)"] * 3 + ["[[15.  5.  7. 13. 15.]]"]
 
 
 def test_the_nnx_quick_start_runs_on_its_own(capsys):

@@ -117,6 +117,17 @@ BAD = [
     (lambda: torch_compat.hybrid_resnet_block_variables({}, names={"conv3": "x"}), ValueError,
      r"unknown names \['conv3'\]"),
     (lambda: torch_compat.state_dict_to_numpy([1, 2]), TypeError, "state must be a state_dict .* but got list"),
+    (lambda: torch_compat.attention_pool_latent_variables({"kv.weight": np.ones((4, 2))}), ValueError,
+     r"attention_pool_latent_variables\(prefix=''\): the state_dict has no entry 'latent'"),
+    (lambda: torch_compat.attention_pool_latent_variables(
+        {"head.latent": np.ones((1, 1, 2)), "head.kv.weight": np.ones((4, 2)), "head.fc.weight": np.ones((2, 2))},
+        "head."), ValueError, r"unexpected entries \['head.fc.weight'\] \(is the prefix right\?\)"),
+    (lambda: torch_compat.attention_pool_latent_variables({"latent": np.ones((1, 2)), "kv.weight": np.ones((4, 2))}),
+     ValueError, r"'latent' must have 3 dimensions"),
+    (lambda: torch_compat.attention_pool_2d_variables({"pos_embed": np.ones((5, 2)), "q.weight": np.ones((2, 2))}),
+     ValueError, "no entry 'k.weight'"),
+    (lambda: torch_compat.attention_pool_2d_variables({"qkv.weight": np.ones((6, 2))}), ValueError,
+     "no entry 'pos_embed'"),
 ]
 
 
@@ -153,3 +164,23 @@ def test_variables_are_usable_by_jax():
     variables = torch_compat.hybrid_pool_variables({"weight": torch.tensor([0.0])})
     out = jax.jit(lambda v: jax.nn.sigmoid(v["params"]["mix_logit"]))(variables)
     assert float(out) == 0.5
+
+
+def test_attention_pool_weights_inside_a_bigger_model():
+    from tests import attention_oracle
+
+    model = torch.nn.Module()
+    model.head = attention_oracle.timm_latent(16, num_heads=2, qk_norm=True, norm_layer="rmsnorm")
+    model.stem = torch.nn.Linear(3, 16)
+    variables = torch_compat.attention_pool_latent_variables(model, prefix="head.")
+    direct = torch_compat.attention_pool_latent_variables(model.head)
+    chex.assert_trees_all_equal(variables, direct)
+    params = variables["params"]
+    assert sorted(params["q_norm"]) == ["scale"]  # timm's RmsNorm has no bias
+    chex.assert_shape(params["latent"], (1, 16))
+    chex.assert_shape(params["mlp"]["fc1"]["kernel"], (16, 64))
+    pool2d = attention_oracle.timm_pool2d(8, feat_size=3, num_heads=2, class_token=True)
+    params = torch_compat.attention_pool_2d_variables(pool2d.state_dict())["params"]
+    chex.assert_shape(params["cls_token"], (8,))
+    chex.assert_shape(params["qkv"]["kernel"], (8, 24))
+    np.testing.assert_array_equal(params["pos_embed"], pool2d.pos_embed.detach().numpy())

@@ -23,6 +23,8 @@ Example:
   {'params': {'mix_logit': Array(0., dtype=float32)}}
 """
 
+from jaxpool.nnx._attention import AttentionPool2d as AttentionPool2d
+from jaxpool.nnx._attention import AttentionPoolLatent as AttentionPoolLatent
 from jaxpool.nnx._learnable import AttentionHybridPool as AttentionHybridPool
 from jaxpool.nnx._learnable import AvgMaxPool as AvgMaxPool
 from jaxpool.nnx._learnable import CatAvgMaxPool as CatAvgMaxPool
@@ -67,6 +69,9 @@ __all__ = (
     "SoftPool",
     "AvgMaxPool",
     "CatAvgMaxPool",
+    # Attention pooling modules.
+    "AttentionPoolLatent",
+    "AttentionPool2d",
     # Models (twins of jaxpool.models).
     "BatchNorm",
     "HybridResNetBlock",
