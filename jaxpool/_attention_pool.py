@@ -37,7 +37,6 @@ from jax.typing import ArrayLike
 from jaxpool import _geometry as geometry
 from jaxpool import _masked as masked
 from jaxpool._checks import as_array
-from jaxpool._geometry import as_real
 
 POOL_TYPES_LATENT = ("token", "avg", "")
 """``pool_type`` of :func:`attention_pool_latent`: the first latent, their mean, or all."""
@@ -90,10 +89,7 @@ def check_num_heads(num_heads: Any, width: int, where: str, what: str = "embed_d
 
 def check_eps(eps: Any, where: str) -> float:
     """A positive real ``norm_eps``."""
-    value = as_real(eps, "norm_eps", where)
-    if not value > 0:
-        raise ValueError(f"{where}: norm_eps must be positive, but got norm_eps={eps!r}")
-    return value
+    return geometry.check_positive_real(where, "norm_eps", eps)
 
 
 def _require(tree: Mapping, name: str, op: str, prefix: str = "") -> Any:

@@ -545,12 +545,12 @@ def check_norm_type(op: str, norm_type: Any) -> float:
     return value
 
 
-def check_eps(op: str, eps: Any) -> float:
-    """A clamp's lower bound (GeM's ``eps``): a real number > 0."""
-    value = as_real(eps, "eps", op)
-    if not value > 0:
-        raise ValueError(f"{op}: eps must be positive, but got eps={value!r}")
-    return value
+def check_positive_real(op: str, name: str, value: Any) -> float:
+    """A real number > 0 (GeM's clamp ``eps``, a norm's ``norm_eps``)."""
+    number = as_real(value, name, op)
+    if not number > 0:
+        raise ValueError(f"{op}: {name} must be positive, but got {name}={value!r}")
+    return number
 
 
 # The options that are flags, in every op and module that takes them.
@@ -599,7 +599,7 @@ def check_pooling_config(op: str, n: int, config: Mapping[str, Any]) -> None:
     if "norm_type" in config:
         check_norm_type(op, config["norm_type"])
     if "eps" in config:
-        check_eps(op, config["eps"])
+        check_positive_real(op, "eps", config["eps"])
 
 
 # ----------------------------------------------------------------------------------

@@ -497,7 +497,7 @@ def gem_pool(
     n = geometry.check_spatial_dims(spatial_dims, op)
     array = as_array(x, "input", op, kind="float")
     power = _scalar_parameter(p, "p", op)
-    eps = geometry.check_eps(op, eps)
+    eps = geometry.check_positive_real(op, "eps", eps)
     channels_first = geometry.as_bool(channels_first, "channels_first", op)
     count_include_pad = geometry.as_bool(count_include_pad, "count_include_pad", op)
     keepdims = check_keepdims(keepdims, kernel_size, op)
