@@ -28,8 +28,9 @@ And one version difference:
   differentiation and batching rules for it from 0.5.3 on; with older JAX, a primitive
   of ours with the same meaning (identity, lowered to the same barrier) supplies them.
 
-Tested at both ends of the supported range (``.ci/run``: jax 0.4.35 and the newest
-release). When JAX moves one of these, this is the only file to change.
+Tested at both ends of the supported range (``.ci/run``: jax 0.4.36, the floor pinned
+in ``.ci/lower-bounds.txt``, and the newest release). When JAX moves one of these, this
+is the only file to change.
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ __all__ = [
     "optimization_barrier",
 ]
 
-# jax.__version_info__ exists from jax 0.4.? on; every supported version has it.
+# Every supported release (jax >= 0.4.36) has jax.__version_info__.
 JAX_VERSION: tuple[int, ...] = tuple(jax.__version_info__)
 
 

@@ -36,12 +36,11 @@ from jax import lax
 from jaxpool import _kernels_cpu as cpu
 from jaxpool import _kernels_reduce_window as reduce_window
 from jaxpool._geometry import AxisWindows
-from jaxpool._kernel_common import divide, gather_window_max, window_taps
+from jaxpool._kernel_common import gather_window_max, window_taps
 
 __all__ = [
     "ENV_VAR",
     "FAMILIES",
-    "divide",
     "gather_window_max",
     "kernel_family",
     "kernels",

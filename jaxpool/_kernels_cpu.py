@@ -958,10 +958,12 @@ def window_hybrid(
 ) -> jax.Array:
     """``alpha * max + (1 - alpha) * average`` over each window (torch's rules for both).
 
-    Windows reduced in one stage (every pooling with up to 16 taps, and tiling windows)
-    take a fused path: the gradient is one pass over the input that sends
-    ``alpha * g`` to each window's chosen element and ``(1 - alpha) * g / divisor`` to
-    all of its elements. Larger windows compose :func:`window_max` and
+    A plan of one stage (:func:`plan_stages`: windows of at most 16 taps, or one axis
+    that tiles or is adaptive) takes a fused path: the gradient is one pass over the
+    input that sends ``alpha * g`` to each window's chosen element and
+    ``(1 - alpha) * g / divisor`` to all of its elements. Multi-stage plans (more than
+    16 taps, or an axis that tiles with 4 or more taps or is adaptive beside another
+    axis, as in 2-D global pooling) compose :func:`window_max` and
     :func:`window_average`.
 
     Args:
