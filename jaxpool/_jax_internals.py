@@ -20,8 +20,13 @@ rule), so those primitives need JAX's extension points:
   and export for CUDA and TPU like any JAX code).
 * ``jax.core.ShapedArray``: the abstract value returned by abstract evaluation.
 
-And one version difference:
+And two version differences:
 
+* :data:`PLATFORM_DEPENDENT_PRUNES`: from jax 0.6.1 on, ``lax.platform_dependent``
+  lowers only the branches of the platforms a program is lowered for; before, a
+  program lowered for one platform holds every branch behind a constant index, which
+  XLA resolves when it compiles (a CUDA export of ``auto`` then carries the ``cpu``
+  kernel family's code too, never run).
 * :func:`optimization_barrier` keeps XLA from merging two consecutive divisions into one
   (``(s / a) / b`` into ``s / (a * b)``, which rounds differently from torch's
   adaptive averages). ``jax.lax.optimization_barrier`` is public, but JAX only has
@@ -45,6 +50,7 @@ from jax.extend.core import Primitive
 from jax.interpreters import ad, batching, mlir
 
 __all__ = [
+    "PLATFORM_DEPENDENT_PRUNES",
     "Primitive",
     "ShapedArray",
     "define_batching",
@@ -61,6 +67,9 @@ __all__ = [
 
 # Every supported release (jax >= 0.4.36) has jax.__version_info__.
 JAX_VERSION: tuple[int, ...] = tuple(jax.__version_info__)
+
+PLATFORM_DEPENDENT_PRUNES = JAX_VERSION >= (0, 6, 1)
+"""Whether ``lax.platform_dependent`` lowers only the lowering platforms' branches."""
 
 
 def lowered_by(
