@@ -27,7 +27,7 @@ def _adaptive_avg(op: str, n: int, x: ArrayLike, output_size, channels_first) ->
     channels_first = geometry.as_bool(channels_first, "channels_first", op)
     axes = geometry.spatial_axes(array.shape, n, channels_first, op)
     config = geometry.adaptive_windows(op, _spatial_size(array, axes), output_size)
-    return _window_average(array, axes=axes, windows=config.axes, divisor="adaptive",
+    return _window_average(array, axes=axes, windows=config.windows, divisor="adaptive",
                            family=kernel_family())
 
 
@@ -38,7 +38,7 @@ def _adaptive_max(op: str, n: int, x: ArrayLike, output_size, return_indices, ch
     axes = geometry.spatial_axes(array.shape, n, channels_first, op)
     config = geometry.adaptive_windows(op, _spatial_size(array, axes), output_size)
     _check_index_volume(array, axes, op, return_indices)
-    return _window_max(array, axes=axes, windows=config.axes, return_index=return_indices,
+    return _window_max(array, axes=axes, windows=config.windows, return_index=return_indices,
                        family=kernel_family())
 
 
@@ -50,12 +50,12 @@ def _global(op: str, x: ArrayLike, spatial_dims, keepdims, channels_first, *, ki
     axes = geometry.spatial_axes(array.shape, n, channels_first, op)
     config = geometry.global_windows(_spatial_size(array, axes))
     if kind == "avg":
-        out = _window_average(array, axes=axes, windows=config.axes, divisor="adaptive",
+        out = _window_average(array, axes=axes, windows=config.windows, divisor="adaptive",
                               family=kernel_family())
         indices = None
     else:
         _check_index_volume(array, axes, op, kind == "max-index")
-        result = _window_max(array, axes=axes, windows=config.axes,
+        result = _window_max(array, axes=axes, windows=config.windows,
                              return_index=kind == "max-index", family=kernel_family())
         out, indices = result if kind == "max-index" else (result, None)
     if not keepdims:

@@ -74,7 +74,7 @@ def _max_pool(
     )
     _check_index_volume(array, axes, op, return_indices)
     pool = _window_min if negate else _window_max
-    return pool(array, axes=axes, windows=config.axes, return_index=return_indices,
+    return pool(array, axes=axes, windows=config.windows, return_index=return_indices,
                 family=kernels.kernel_family())
 
 
@@ -137,7 +137,7 @@ def _avg_pool(
         divisor = geometry.as_int(divisor_override, "divisor_override", op)
         if divisor == 0:
             raise ValueError(f"{op}: divisor must be not zero, but got divisor_override=0")
-    return _window_average(windows.array, axes=windows.axes, windows=windows.config.axes,
+    return _window_average(windows.array, axes=windows.axes, windows=windows.config.windows,
                            divisor=divisor, family=kernels.kernel_family())
 
 
@@ -151,7 +151,7 @@ def _lp_pool(op, n, x, norm_type, kernel_size, stride, ceil_mode, channels_first
     # torch's lp_pool goes through avg_pool (no padding), so it refuses what avg_pool does.
     windows = average_windows(op, n, x, kernel_size, stride, 0, ceil_mode, True, channels_first)
     return _lp_impl(windows.array, norm_type=norm_type, axes=windows.axes,
-                    windows=windows.config.axes, family=kernels.kernel_family())
+                    windows=windows.config.windows, family=kernels.kernel_family())
 
 
 @functools.partial(jax.jit, static_argnames=("norm_type", "axes", "windows", "family"))

@@ -166,7 +166,7 @@ def _hybrid_pool(op, n, x, alpha, kernel_size, stride, padding, ceil_mode, count
     weight = _alpha_operand(
         weight, out_shape, _channel_axis(array.ndim, n, windows.channels_first), op
     )
-    return _window_hybrid(array, weight, axes=axes, windows=windows.config.axes,
+    return _window_hybrid(array, weight, axes=axes, windows=windows.config.windows,
                           divisor=windows.divisor, family=kernels.kernel_family())
 
 
@@ -314,7 +314,7 @@ def global_hybrid_pool(
     else:
         visible = tuple(s for a, s in enumerate(kept_shape) if a not in axes)
         weight = jnp.expand_dims(_alpha_operand(weight, visible, len(visible) - 1, op), axes)
-    out = _window_hybrid(array, weight, axes=axes, windows=config.axes, divisor="adaptive",
+    out = _window_hybrid(array, weight, axes=axes, windows=config.windows, divisor="adaptive",
                          family=kernels.kernel_family())
     return _squeeze_global(out, axes, True, keepdims)
 
@@ -402,7 +402,7 @@ def gated_pool(
                               count_include_pad, channels_first)
     array, axes, config = windows.array, windows.axes, windows.config
     weight = as_array(gate_weight, "gate_weight", op, kind="float")
-    kernel = tuple(w.kernel for w in config.axes)
+    kernel = tuple(w.kernel for w in config.windows)
     channel_axis = _channel_axis(array.ndim, n, windows.channels_first)
     channels = array.shape[channel_axis]
     if tuple(weight.shape) not in (kernel, (*kernel, channels)):
@@ -411,7 +411,7 @@ def gated_pool(
             f"kernel_size + (C,) = {(*kernel, channels)} (per channel), but got gate_weight of "
             f"shape {tuple(weight.shape)}"
         )
-    return _gated_impl(array, weight, axes=axes, windows=config.axes, divisor=windows.divisor,
+    return _gated_impl(array, weight, axes=axes, windows=config.windows, divisor=windows.divisor,
                        channel_axis=channel_axis, family=kernels.kernel_family())
 
 
@@ -505,7 +505,7 @@ def gem_pool(
         # A windowed GeM is an average pooling of x ** p: the same refusals.
         geometry.check_average_input(op, _spatial_size(array, axes), kernel_size)
         divisor = "with_padding" if count_include_pad else "without_padding"
-    out = _gem_impl(array, power, axes=axes, windows=config.axes, divisor=divisor, eps=eps,
+    out = _gem_impl(array, power, axes=axes, windows=config.windows, divisor=divisor, eps=eps,
                     family=kernels.kernel_family())
     return _squeeze_global(out, axes, is_global, keepdims)
 
@@ -617,7 +617,7 @@ def soft_pool(
     keepdims = check_keepdims(keepdims, kernel_size, op)
     axes, config = _windows(op, n, array, kernel_size, stride, padding, ceil_mode, channels_first)
     is_global = kernel_size is None
-    out = _soft_impl(array, axes=axes, windows=config.axes, is_global=is_global)
+    out = _soft_impl(array, axes=axes, windows=config.windows, is_global=is_global)
     return _squeeze_global(out, axes, is_global, keepdims)
 
 
@@ -674,7 +674,7 @@ def global_avg_max_pool(
         op, x, spatial_dims, keepdims, channels_first
     )
     half = jnp.full((1,) * array.ndim, 0.5, jnp.float32)
-    out = _window_hybrid(array, half, axes=axes, windows=config.axes, divisor="adaptive",
+    out = _window_hybrid(array, half, axes=axes, windows=config.windows, divisor="adaptive",
                          family=kernels.kernel_family())
     return _squeeze_global(out, axes, True, keepdims)
 
@@ -712,7 +712,7 @@ def global_cat_avg_max_pool(
         op, x, spatial_dims, keepdims, channels_first
     )
     channel_axis = _channel_axis(array.ndim, n, channels_first)
-    out = _cat_avg_max_impl(array, axes=axes, windows=config.axes, channel_axis=channel_axis,
+    out = _cat_avg_max_impl(array, axes=axes, windows=config.windows, channel_axis=channel_axis,
                             family=kernels.kernel_family())
     return _squeeze_global(out, axes, True, keepdims)
 

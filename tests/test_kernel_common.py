@@ -13,7 +13,7 @@ from jaxpool import _kernel_common as common
 
 
 def _windows(sizes, kernel, stride, padding, dilation=1, ceil_mode=False):
-    return geometry.sliding_windows("test", sizes, kernel, stride, padding, dilation, ceil_mode).axes
+    return geometry.sliding_windows("test", sizes, kernel, stride, padding, dilation, ceil_mode).windows
 
 
 def test_plan_innermost_axes_first_and_joint_taps():
@@ -29,7 +29,7 @@ def test_plan_blocks_threshold_and_joint_blocks():
     assert [s.kind for s in common.plan_stages((1, 2), tiles, blocks_min_kernel=4)] == ["taps"]
     joint = common.plan_stages((1, 2), tiles, joint_blocks=True)
     assert [(s.kind, s.axes) for s in joint] == [("blocks", (1, 2))]
-    adaptive = geometry.adaptive_windows("t", (56, 13), (7, 5)).axes
+    adaptive = geometry.adaptive_windows("t", (56, 13), (7, 5)).windows
     assert [s.kind for s in common.plan_stages((1, 2), adaptive)] == ["adaptive", "blocks"]
 
 
@@ -45,7 +45,7 @@ def test_division_is_ieee_exact():
 
 def test_adaptive_average_divides_axis_by_axis_as_torch():
     # torch's adaptive average is sum / kh / kw: two roundings, not one division by kh*kw.
-    windows = geometry.adaptive_windows("t", (10, 7), (3, 3)).axes
+    windows = geometry.adaptive_windows("t", (10, 7), (3, 3)).windows
     sums = jnp.asarray(np.random.default_rng(0).standard_normal((1, 3, 3, 2)).astype(np.float32))
     out = jax.jit(lambda s: common.average_of_sums(s, (1, 2), windows, "adaptive"))(sums)
     rows = windows[0].divisor_with_padding().astype(np.float32)
