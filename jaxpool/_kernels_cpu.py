@@ -50,11 +50,11 @@ import numpy as np
 from jax import lax
 
 from jaxpool import _jax_internals as internals
+from jaxpool import _kernel_common as common
 from jaxpool._geometry import AxisWindows, along
 from jaxpool._jax_internals import Primitive
 from jaxpool._kernel_common import (
     Stage,
-    average_of_sums,
     divisor_array,
     flat_index,
     log_path,
@@ -145,30 +145,12 @@ def _valid_in_block(block, tap) -> bool:
     return all(j in valid for (_, _, valid), j in zip(block, tap, strict=True))
 
 
-def _split_blocks(x: jax.Array, stage: Stage, value) -> tuple[jax.Array, tuple[int, ...]]:
-    """Pads each blocks axis to ``size*kernel`` and splits it into (windows, taps).
-
-    Returns the reshaped array and the positions of the new tap axes.
-    """
-    shape = []
-    tap_axes = []
-    for axis, w in zip(stage.axes, stage.windows, strict=True):
-        x = pad_axis(x, axis, w.pad_lo, w.size * w.kernel - w.length - w.pad_lo, value)
-    for axis, length in enumerate(x.shape):
-        if axis in stage.axes:
-            w = stage.windows[stage.axes.index(axis)]
-            shape += [w.size, w.kernel]
-            tap_axes.append(len(shape) - 1)
-        else:
-            shape.append(length)
-    return x.reshape(shape), tuple(tap_axes)
-
-
 def _expand_blocks(c: jax.Array, stage: Stage, tap_values=None) -> jax.Array:
     """Broadcasts window values over their taps and merges back to the input layout.
 
     ``tap_values(split_shape, tap_axes, expanded)`` may replace the broadcast values
-    (e.g. keep only a chosen tap); the inverse of :func:`_split_blocks`'s padding is cut.
+    (e.g. keep only a chosen tap); the inverse of
+    :func:`~jaxpool._kernel_common.split_blocks`'s padding is cut.
     """
     split_shape = []
     tap_axes = []
@@ -239,7 +221,7 @@ def _materialize(x: jax.Array) -> jax.Array:
 def _sum_impl(x: jax.Array, stage: Stage) -> jax.Array:
     """Sum of the valid elements of each window of one stage."""
     if stage.kind == "blocks":
-        split, tap_axes = _split_blocks(x, stage, 0)
+        split, tap_axes = common.split_blocks(x, stage, 0)
         return jnp.sum(split, axis=tap_axes)
     if stage.kind == "adaptive":
         ((axis,), (w,)) = stage.axes, stage.windows
@@ -437,10 +419,7 @@ def _tap_number(stage: Stage, tap: tuple[int, ...]) -> int:
 def _select_impl(x: jax.Array, chosen: jax.Array, stage: Stage) -> jax.Array:
     """The element of each window at its chosen tap (row-major tap number)."""
     if stage.kind == "blocks":
-        split, (tap_axis,) = _split_blocks(x, stage, 0)
-        iota = lax.broadcasted_iota(jnp.int32, split.shape, tap_axis)
-        hit = iota == jnp.expand_dims(chosen, tap_axis)
-        return jnp.sum(jnp.where(hit, split, jnp.zeros((), x.dtype)), axis=tap_axis)
+        return common.select_in_blocks(x, chosen, stage)
     if stage.kind == "adaptive":
         cases = [_adaptive_tap(x, stage, j) for j in range(stage.windows[0].kernel)]
         return cases[0] if len(cases) == 1 else lax.select_n(chosen, *cases)
@@ -723,24 +702,16 @@ def window_sum(x: jax.Array, axes: Sequence[int], windows: Sequence[AxisWindows]
     Returns:
       ``x`` with each spatial axis replaced by its window count.
     """
-    accumulate = jnp.float64 if x.dtype == jnp.float64 else jnp.float32
-    x = x.astype(accumulate)
+    x = x.astype(common.accumulation_dtype(x.dtype))
     for stage in plan_stages(axes, windows, joint_blocks=True):
         log_path(f"sum:{stage.kind}")
         x = window_sum_p.bind(x, stage=stage)
     return x
 
 
-def window_average(
-    x: jax.Array,
-    axes: Sequence[int],
-    windows: Sequence[AxisWindows],
-    divisor: str | int,
-) -> jax.Array:
-    """Window sums divided as torch divides them (:func:`average_of_sums`); same dtype
-    as ``x`` (sums accumulate in float32, float64 for float64)."""
-    sums = window_sum(x, axes, windows)
-    return average_of_sums(sums, axes, windows, divisor).astype(x.dtype)
+# ``window_average(x, axes, windows, divisor)``: the sums divided as torch divides them
+# (:func:`jaxpool._kernel_common.average_of_sums`), in ``x``'s dtype.
+window_average = functools.partial(common.window_average, window_sum)
 
 
 # ----------------------------------------------------------------------------------
@@ -750,7 +721,7 @@ def window_average(
 def _max_value(x: jax.Array, stage: Stage) -> jax.Array:
     """Window maxima of one stage (NaN propagates), no index."""
     if stage.kind == "blocks":
-        split, tap_axes = _split_blocks(x, stage, lowest(x.dtype))
+        split, tap_axes = common.split_blocks(x, stage, lowest(x.dtype))
         return jnp.max(split, axis=tap_axes)
     if stage.kind == "adaptive":
         return _maximum([_adaptive_tap(x, stage, j) for j in range(stage.windows[0].kernel)])
@@ -792,26 +763,15 @@ def _max_choice(
         return best, chosen
 
     if stage.kind == "blocks":
-        ((axis,), (w,)) = stage.axes, stage.windows
-        split, (tap_axis,) = _split_blocks(x, stage, lowest(x.dtype))
-        valid = w.tap_valid().T  # (size, kernel)
-        if valid.all() and w.kernel <= SCAN_TAPS_LIMIT:
+        (w,) = stage.windows
+        split, (tap_axis,) = common.split_blocks(x, stage, lowest(x.dtype))
+        if w.tap_valid().all() and w.kernel <= SCAN_TAPS_LIMIT:
             # A scan, not a reduction: XLA:CPU hands reductions to YNNPACK, which cannot
             # fuse the comparisons and would materialise them at the input's size.
             taps = [lax.index_in_dim(split, j, tap_axis, keepdims=False) for j in range(w.kernel)]
             return scan(list(enumerate(taps)))
         best = jnp.max(split, axis=tap_axis)
-        iota = lax.broadcasted_iota(jnp.int32, split.shape, tap_axis)
-        hit = split == jnp.expand_dims(best, tap_axis)
-        if not valid.all():
-            shape = [1] * split.ndim
-            shape[axis], shape[tap_axis] = valid.shape
-            hit = hit & np.reshape(valid, shape)
-        chosen = jnp.min(jnp.where(hit, iota, w.kernel), axis=tap_axis)
-        if nan_aware:
-            last_nan = jnp.max(jnp.where(jnp.isnan(split), iota, -1), axis=tap_axis)
-            chosen = jnp.where(last_nan >= 0, last_nan, chosen)
-        return best, chosen
+        return best, common.first_max_in_blocks(split, tap_axis, best, stage, nan_aware=nan_aware)
     if stage.kind == "adaptive":
         return scan([(j, _adaptive_tap(x, stage, j)) for j in range(stage.windows[0].kernel)])
     best_parts, chosen_parts = {}, {}
@@ -978,15 +938,12 @@ def window_hybrid(
     """
     axes, windows = tuple(axes), tuple(windows)
     stages = plan_stages(axes, windows)
-    compute = jnp.promote_types(x.dtype, jnp.float32)
     if len(stages) == 1:
         log_path(f"hybrid:{stages[0].kind}")
+        compute = jnp.promote_types(x.dtype, jnp.float32)
         return _hybrid_fused(x, alpha.astype(compute), stages[0], divisor)
     log_path("hybrid:composed")
-    maxima = window_max(x, axes, windows).astype(compute)
-    averages = window_average(x.astype(compute), axes, windows, divisor)
-    alpha = alpha.astype(compute)
-    return (alpha * maxima + (1 - alpha) * averages).astype(x.dtype)
+    return common.composed_hybrid(window_max, window_sum, x, alpha, axes, windows, divisor)
 
 
 def _hybrid_parts(x: jax.Array, stage: Stage, divisor) -> tuple[jax.Array, jax.Array]:
@@ -999,14 +956,14 @@ def _hybrid_parts(x: jax.Array, stage: Stage, divisor) -> tuple[jax.Array, jax.A
 @functools.partial(jax.custom_jvp, nondiff_argnums=(2, 3))
 def _hybrid_fused(x: jax.Array, alpha: jax.Array, stage: Stage, divisor) -> jax.Array:
     maxima, averages = _hybrid_parts(x, stage, divisor)
-    return (alpha * maxima + (1 - alpha) * averages).astype(x.dtype)
+    return common.mix(alpha, maxima, averages).astype(x.dtype)
 
 
 @_hybrid_fused.defjvp
 def _hybrid_fused_jvp(stage, divisor, primals, tangents):
     (x, alpha), (dx, d_alpha) = primals, tangents
     maxima, averages = _hybrid_parts(x, stage, divisor)
-    out = alpha * maxima + (1 - alpha) * averages
+    out = common.mix(alpha, maxima, averages)
     (chosen,), _ = _max_with_choices(x, (stage,), want_index=False, maxima=maxima)
     shape = out.shape
     tap_weight = jnp.broadcast_to(alpha, shape)
