@@ -83,3 +83,25 @@ def test_gather_window_max_matches_torch_fractional_windows():
     )
     np.testing.assert_array_equal(np.asarray(got), expected.numpy())
     np.testing.assert_array_equal(np.asarray(index), expected_index.numpy())
+
+
+@pytest.mark.parametrize("nan", [False, True])
+def test_tiling_windows_choose_torchs_tap(nan):
+    # Windows of 4 tiling a padded axis (ceil mode): the first and last hold padding.
+    (w,) = _windows((13,), 4, 4, 2, ceil_mode=True)
+    stage = common.Stage("blocks", (1,), (w,))
+    rng = np.random.default_rng(2)
+    x = rng.integers(-2, 3, (3, 13, 2)).astype(np.float32)  # ties in every window
+    if nan:
+        x[0, 5, 0] = x[0, 7, 0] = x[1, 12, 1] = np.nan
+    split, (tap_axis,) = common.split_blocks(jnp.asarray(x), stage, common.lowest(x.dtype))
+    assert split.shape == (3, w.size, 4, 2) and tap_axis == 2
+    best = jnp.max(split, axis=tap_axis)
+    chosen = common.first_max_in_blocks(split, tap_axis, best, stage, nan_aware=True)
+    values, index = F.max_pool1d(torch.tensor(np.moveaxis(x, -1, 1)), 4, 4, 2, ceil_mode=True,
+                                 return_indices=True)
+    starts = np.arange(w.size) * w.stride - w.pad_lo
+    expected = np.moveaxis(index.numpy(), 1, -1) - starts[None, :, None]
+    np.testing.assert_array_equal(np.asarray(chosen), expected)
+    selected = common.select_in_blocks(jnp.asarray(x), chosen, stage)
+    np.testing.assert_array_equal(np.asarray(selected), np.moveaxis(values.numpy(), 1, -1))
