@@ -50,6 +50,7 @@ from jax.typing import ArrayLike
 from jaxpool import _geometry as geometry
 from jaxpool import _kernels as kernels
 from jaxpool._checks import as_array
+from jaxpool._docs import per_rank
 from jaxpool._functional import _spatial_size, as_real, average_windows
 
 _window_hybrid = jax.jit(
@@ -231,31 +232,21 @@ _HYBRID_EXAMPLES = {
 }
 
 
-def _hybrid_doc(n: int):
-    spatial = {1: "L", 2: "H, W", 3: "D, H, W"}[n]
-
-    def decorate(function):
-        function.__doc__ = _HYBRID_DOC.format(n=n, spatial=spatial, example=_HYBRID_EXAMPLES[n])
-        return function
-
-    return decorate
-
-
-@_hybrid_doc(1)
+@per_rank(_HYBRID_DOC, _HYBRID_EXAMPLES, 1)
 def hybrid_pool1d(x: ArrayLike, alpha: ArrayLike, kernel_size, stride=None, padding=0,
                   ceil_mode=False, count_include_pad=True, *, channels_first=False) -> jax.Array:
     return _hybrid_pool("hybrid_pool1d", 1, x, alpha, kernel_size, stride, padding, ceil_mode,
                         count_include_pad, channels_first)
 
 
-@_hybrid_doc(2)
+@per_rank(_HYBRID_DOC, _HYBRID_EXAMPLES, 2)
 def hybrid_pool2d(x: ArrayLike, alpha: ArrayLike, kernel_size, stride=None, padding=0,
                   ceil_mode=False, count_include_pad=True, *, channels_first=False) -> jax.Array:
     return _hybrid_pool("hybrid_pool2d", 2, x, alpha, kernel_size, stride, padding, ceil_mode,
                         count_include_pad, channels_first)
 
 
-@_hybrid_doc(3)
+@per_rank(_HYBRID_DOC, _HYBRID_EXAMPLES, 3)
 def hybrid_pool3d(x: ArrayLike, alpha: ArrayLike, kernel_size, stride=None, padding=0,
                   ceil_mode=False, count_include_pad=True, *, channels_first=False) -> jax.Array:
     return _hybrid_pool("hybrid_pool3d", 3, x, alpha, kernel_size, stride, padding, ceil_mode,
