@@ -25,8 +25,8 @@ from tests.oracle import recorded_paths
 
 
 def _compiled_cpu_text(function, *args):
-    # JAX caches traces per function, not per kernel family (the family is read when
-    # tracing): start from empty caches so that the block in force is the one traced.
+    # Before jax 0.7.2 JAX caches traces per function, not per kernel family (the family
+    # is read when tracing): start from empty caches so that the block in force is traced.
     jax.clear_caches()
     return jax.jit(function).lower(*args).compile().as_text()
 
@@ -101,6 +101,35 @@ def test_a_family_change_retraces_jaxpools_own_jit():
             second = jaxpool.max_pool2d(X2, 3, 2, 1)
     assert "reduce_window:max" in paths and any(p.startswith("max:") for p in paths)
     np.testing.assert_array_equal(first, second)
+
+
+def test_a_function_jitted_before_a_block_follows_the_block():
+    traces = []
+
+    def pool(x):
+        traces.append(jaxpool.kernel_family())
+        return jaxpool.max_pool2d(x, 3, 2, 1)
+
+    jitted = jax.jit(pool)
+    outside = jitted(X2)
+    outside_text = jitted.lower(X2).compile().as_text()
+    with jaxpool.kernels("reduce_window"):
+        inside = jitted(X2)
+        inside_text = jitted.lower(X2).compile().as_text()
+    after = jitted(X2)
+    assert "reduce-window" not in outside_text  # auto: the cpu family, on CPU
+    np.testing.assert_array_equal(inside, outside)
+    np.testing.assert_array_equal(after, outside)
+    if internals.JIT_KEYED_CONTEXT:
+        # The block's family is part of jit's cache key: one more trace, the other
+        # family's program, and the first trace again after the block.
+        assert traces == ["auto", "reduce_window"]
+        assert "reduce-window" in inside_text
+    else:
+        # jax < 0.7.2: jit reuses the trace made before the block (documented in
+        # jaxpool.kernels and the README).
+        assert traces == ["auto"]
+        assert inside_text == outside_text
 
 
 def test_subprocess_environment_variable_selects_the_family():
