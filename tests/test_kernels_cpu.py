@@ -38,24 +38,24 @@ def _windows(sizes, kernel, stride, padding, dilation=1, ceil_mode=False):
 
 def test_plan_joint_small_kernels():
     config = _windows((9, 9), 3, 2, 1)
-    (stage,) = kernels.plan_stages((1, 2), config.axes)
+    (stage,) = kernels.plan_stages((1, 2), config.windows)
     assert stage.kind == "taps" and stage.axes == (1, 2)
 
 
 def test_plan_separable_large_kernels_innermost_first():
     config = _windows((20, 20), 5, 1, 2)
-    stages = kernels.plan_stages((1, 2), config.axes)
+    stages = kernels.plan_stages((1, 2), config.windows)
     assert [s.axes for s in stages] == [(2,), (1,)]
     assert all(s.kind == "taps" for s in stages)
 
 
 def test_plan_blocks_and_adaptive():
     global_config = geometry.global_windows((7, 7))
-    assert [s.kind for s in kernels.plan_stages((1, 2), global_config.axes)] == ["blocks", "blocks"]
+    assert [s.kind for s in kernels.plan_stages((1, 2), global_config.windows)] == ["blocks", "blocks"]
     adaptive = geometry.adaptive_windows("t", (56, 13), (7, 5))
-    kinds = [s.kind for s in kernels.plan_stages((1, 2), adaptive.axes)]
+    kinds = [s.kind for s in kernels.plan_stages((1, 2), adaptive.windows)]
     assert kinds == ["adaptive", "blocks"]  # 13 -> 5 is irregular; 56 -> 7 tiles by 8
-    joint = kernels.plan_stages((1, 2), geometry.global_windows((7, 7)).axes, joint_blocks=True)
+    joint = kernels.plan_stages((1, 2), geometry.global_windows((7, 7)).windows, joint_blocks=True)
     assert [s.axes for s in joint] == [(1, 2)]
 
 
@@ -95,14 +95,14 @@ def _dense(function, shape):
 
 
 STAGES = [
-    kernels.Stage("taps", (0, 1), _windows((7, 6), 3, 2, 1).axes),
-    kernels.Stage("taps", (0, 1), _windows((7, 6), (2, 3), (3, 1), (1, 1), (2, 1), True).axes),
-    kernels.Stage("taps", (1,), _windows((9,), 2, 3, 0).axes),  # stride > kernel: gaps
-    kernels.Stage("taps", (1,), geometry.adaptive_windows("t", (56,), 5).axes),  # tiled: stride 11
-    kernels.Stage("taps", (0, 1), _windows((13, 9), (5, 2), 4, (2, 1), 1, True).axes),  # tiled, 2-D
-    kernels.Stage("blocks", (1,), _windows((10,), 4, 4, 1, 1, True).axes),
-    kernels.Stage("adaptive", (0,), geometry.adaptive_windows("t", (10,), 4).axes),
-    kernels.Stage("adaptive", (1,), geometry.adaptive_windows("t", (3,), 7).axes),  # upsampling
+    kernels.Stage("taps", (0, 1), _windows((7, 6), 3, 2, 1).windows),
+    kernels.Stage("taps", (0, 1), _windows((7, 6), (2, 3), (3, 1), (1, 1), (2, 1), True).windows),
+    kernels.Stage("taps", (1,), _windows((9,), 2, 3, 0).windows),  # stride > kernel: gaps
+    kernels.Stage("taps", (1,), geometry.adaptive_windows("t", (56,), 5).windows),  # tiled: stride 11
+    kernels.Stage("taps", (0, 1), _windows((13, 9), (5, 2), 4, (2, 1), 1, True).windows),  # tiled, 2-D
+    kernels.Stage("blocks", (1,), _windows((10,), 4, 4, 1, 1, True).windows),
+    kernels.Stage("adaptive", (0,), geometry.adaptive_windows("t", (10,), 4).windows),
+    kernels.Stage("adaptive", (1,), geometry.adaptive_windows("t", (3,), 7).windows),  # upsampling
 ]
 
 
