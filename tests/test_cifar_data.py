@@ -1,6 +1,6 @@
 """Tests of examples/cifar10/data.py: CIFAR-10's binary files, Fashion-MNIST's and MNIST's
-IDX files, the folders they are looked for in, the atomic download, digits, synthetic data
-and the batch order.
+IDX files, the folders they are looked for in, the atomic download, digits and the batch
+order.
 
 Everything runs offline: the official files are replaced by tiny ones in their formats,
 written here (gzipped or not, and damaged in every way that matters), served through
@@ -292,7 +292,7 @@ def idx(monkeypatch, tmp_path) -> TinyIdx:
         monkeypatch.setitem(data.IDX_SOURCES, name, dataclasses.replace(
             source, url=(tmp_path / "nowhere").as_uri() + "/", split_sizes=(6, 4),
             system_folders=(str(tmp_path / "system" / name),),
-            md5s={part: (md5_of(tiny.raw[part]), md5_of(tiny.gz[part])) for part in tiny.raw}))
+            md5s=tuple((md5_of(tiny.raw[part]), md5_of(tiny.gz[part])) for part in data.IDX_FILES)))
     return tiny
 
 
@@ -354,7 +354,8 @@ def test_idx_counts_and_labels_are_checked(sizes, labels, pattern, idx, tmp_path
                                            monkeypatch) -> None:
     replaced = {} if labels is None else {"train_labels": idx_bytes(labels)}
     source = data.IDX_SOURCES["fashion-mnist"]
-    md5s = {**source.md5s, **{part: (md5_of(raw), "") for part, raw in replaced.items()}}
+    md5s = tuple((md5_of(replaced[part]), "") if part in replaced else md5
+                 for part, md5 in zip(data.IDX_FILES, source.md5s, strict=True))
     monkeypatch.setitem(data.IDX_SOURCES, "fashion-mnist",
                         dataclasses.replace(source, split_sizes=sizes, md5s=md5s))
     idx.write(tmp_path, gzipped=False, **replaced)
@@ -423,7 +424,8 @@ def test_the_real_fashion_mnist_checksums_are_the_official_ones() -> None:
         pytest.skip("dataset-fashion-mnist is not installed")
     for part, name in data.IDX_FILES.items():
         content = gzip.decompress((folder / f"{name}.gz").read_bytes())
-        assert md5_of(content) == data.IDX_SOURCES["fashion-mnist"].md5s[part][0], name
+        index = list(data.IDX_FILES).index(part)
+        assert md5_of(content) == data.IDX_SOURCES["fashion-mnist"].md5s[index][0], name
 
 
 # ---------------------------------------------------------------------------- download
@@ -443,11 +445,11 @@ def test_download_file_replaces_atomically(tmp_path) -> None:
 
 @pytest.mark.parametrize("failure", ["checksum", "closed early"])
 def test_a_failed_download_leaves_nothing(failure, tmp_path, serve) -> None:
+    """A transfer cut short (http.client returns what came, silently) fails the MD5 too."""
     payload = bytes(range(256)) * 64
     url = serve({"x": payload}, send=None if failure == "checksum" else len(payload) // 2) + "x"
     md5 = "0" * 32 if failure == "checksum" else md5_of(payload)
-    with pytest.raises(data.ChecksumError if failure == "checksum" else ConnectionError,
-                       match="expected 0{32}" if failure == "checksum" else "ended after 8192 of 16384"):
+    with pytest.raises(data.ChecksumError, match=f"expected {md5}, got "):
         data.download_file(url, tmp_path / "d" / "x", md5=md5)
     assert list((tmp_path / "d").iterdir()) == []
 
@@ -485,7 +487,7 @@ def test_a_killed_download_never_passes_for_complete(tmp_path, serve) -> None:
     assert not (tmp_path / "x").exists()
 
 
-# ---------------------------------------------------------------------- digits, synthetic
+# -------------------------------------------------------------------------------- digits
 
 
 def test_digits_are_scikit_learns_rescaled_with_a_fixed_stratified_split() -> None:
@@ -503,24 +505,9 @@ def test_digits_are_scikit_learns_rescaled_with_a_fixed_stratified_split() -> No
     np.testing.assert_allclose(fraction, 0.25, atol=0.01)
 
 
-def test_synthetic_is_deterministic_and_learnable() -> None:
-    dataset, again = data.load_synthetic(), data.load_synthetic()
-    assert dataset.train_images.shape == (512, 32, 32, 3) and dataset.train_images.dtype == np.uint8
-    np.testing.assert_array_equal(dataset.train_images, again.train_images)
-    assert not np.array_equal(dataset.train_images, data.load_synthetic(seed=1).train_images)
-    np.testing.assert_array_equal(  # one split's size does not change the other split
-        data.load_synthetic(train_size=30, test_size=9).train_images,
-        data.load_synthetic(train_size=30, test_size=40).train_images)
-    flat = lambda images: images.reshape(len(images), -1).astype(np.float64)  # noqa: E731
-    centroids = np.stack([flat(dataset.train_images)[dataset.train_labels == label].mean(0)
-                          for label in range(10)])
-    distances = ((flat(dataset.test_images)[:, None] - centroids[None]) ** 2).sum(-1)
-    assert (distances.argmin(1) == dataset.test_labels).mean() > 0.9
-
-
 def test_load_dataset_refuses_unknown_names() -> None:
     with pytest.raises(ValueError, match=r"unknown dataset 'cifar100'; expected one of 'cifar10', "
-                                         r"'fashion-mnist', 'mnist', 'digits', 'synthetic'"):
+                                         r"'fashion-mnist', 'mnist', 'digits'"):
         data.load_dataset("cifar100")
 
 
@@ -531,10 +518,9 @@ def test_epoch_batches_are_a_pure_function_of_seed_and_epoch() -> None:
     batches = np.concatenate(order(4, 1))
     assert len(order(4, 1)) == 6 and len(set(batches.tolist())) == 48
     np.testing.assert_array_equal(batches, np.random.default_rng([4, 1]).permutation(50)[:48])
-    with pytest.raises(ValueError, match=r"batch_size=9 must be in \[1, num_examples=8\]"):
-        data.epoch_batches(8, 9, seed=0, epoch=0)
+    assert list(data.epoch_batches(8, 9, seed=0, epoch=0)) == []
 
 
 def test_docstring_examples_run() -> None:
     results = doctest.testmod(data)
-    assert results.attempted >= 4 and results.failed == 0
+    assert results.attempted >= 2 and results.failed == 0

@@ -14,10 +14,10 @@ from flax import nnx
 
 import jaxpool.nnx as jpn
 from examples.cifar10 import compare, data, train
-from tests.test_train import tree_equal
+from tests.test_train import tiny_dataset, tree_equal
 
-DATASET = data.load_synthetic(image_size=8, channels=1, train_size=32, test_size=8, seed=4)
-CONFIG = train.TrainConfig(dataset="synthetic", model="hybrid_resnet", pool="attention", width=2,
+DATASET = tiny_dataset(train_size=32, test_size=8, seed=4)
+CONFIG = train.TrainConfig(dataset="tiny", model="hybrid_resnet", pool="attention", width=2,
                            epochs=2, batch_size=16, eval_batch_size=8, seed=1)
 
 

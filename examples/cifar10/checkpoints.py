@@ -1,10 +1,5 @@
-"""A run's files: orbax checkpoints that fall back past damage, and atomic writes.
-
-orbax's ``CheckpointManager`` writes each checkpoint into a temporary folder and renames it
-into place, so a killed save is never a checkpoint. A crash or a full disk can still leave
-files of the newest one truncated or missing: :func:`restore_newest` tries the newest
-first, and moves each that fails to restore aside, with a one-line warning.
-"""
+"""A run's files: orbax checkpoints (each saved into a temporary folder renamed into place),
+restored past damage to the newest (moved aside with a warning), and atomic writes."""
 
 from __future__ import annotations
 
@@ -35,9 +30,7 @@ def brief(error: BaseException, limit: int = 300) -> str:
 
 @contextlib.contextmanager
 def _quiet_orbax():
-    """Keeps orbax's reports of damage off stderr (the caller reports it in one line): its
-    error logs, and tensorstore's threads reporting the reads a failed restore abandoned
-    into orbax's closed event loop, long after (so that hook stays)."""
+    """Keeps orbax's reports of a failed restore off stderr: the caller reports it in one line."""
     def hook(unraisable, previous=sys.unraisablehook):
         if "Event loop is closed" not in str(unraisable.exc_value):
             previous(unraisable)
@@ -52,8 +45,7 @@ def _quiet_orbax():
 
 
 def open_manager(directory: pathlib.Path):
-    """orbax's manager of ``directory``, with synchronous saves (a checkpoint is complete
-    when ``save`` returns) of a ``state`` and a ``progress`` record; the last 2 kept."""
+    """orbax's manager of synchronous saves (done when ``save`` returns), the last 2 kept."""
     import orbax.checkpoint as ocp
 
     with _quiet_orbax():
@@ -63,33 +55,17 @@ def open_manager(directory: pathlib.Path):
                                          enable_async_checkpointing=False))
 
 
-def save(manager, epoch: int, state: Any, progress: dict[str, Any]) -> None:
-    """Saves ``state`` (a tree of arrays) and ``progress`` (JSON) as ``epoch``."""
+def restore_newest(manager, like: Any, check: Callable[[int, dict], str | None]):
+    """``(state, progress)`` of the newest checkpoint that restores into ``like``'s shapes,
+    dtypes and shardings with a progress record ``check(epoch, progress)`` finds no fault
+    in; None without checkpoints. Newer ones are moved to ``damaged-checkpoints/`` beside
+    the folder with a warning; :class:`CheckpointError` (nothing moved) if none restores."""
     import orbax.checkpoint as ocp
-
-    manager.save(epoch, args=ocp.args.Composite(state=ocp.args.StandardSave(state),
-                                                progress=ocp.args.JsonSave(progress)))
-
-
-def on_every_process(flag: bool) -> bool:
-    """Whether ``flag`` holds in every process (a collective: all must call it)."""
-    if jax.process_count() == 1:
-        return flag
     from jax.experimental import multihost_utils
 
-    return bool(np.all(multihost_utils.process_allgather(np.asarray(flag, np.int32))))
-
-
-def restore_newest(manager, like: Any, check: Callable[[int, dict], str | None]):
-    """``(state, progress)`` of the newest checkpoint that restores into the shapes,
-    dtypes and shardings of ``like`` and whose progress ``check(epoch, progress)`` accepts
-    (it returns what is wrong, or None); None without checkpoints. Newer ones are moved to
-    ``damaged-checkpoints/`` beside the folder, with a warning (their epochs train again).
-
-    Raises:
-      CheckpointError: if none restores; then nothing is moved.
-    """
-    import orbax.checkpoint as ocp
+    def on_every_process(flag: bool) -> bool:  # a collective: every process must call it
+        return flag if jax.process_count() == 1 else bool(
+            np.all(multihost_utils.process_allgather(np.int32(flag))))
 
     failures, restored = [], None
     abstract = jax.tree.map(lambda leaf: jax.ShapeDtypeStruct(leaf.shape, leaf.dtype,
@@ -125,8 +101,6 @@ def restore_newest(manager, like: Any, check: Callable[[int, dict], str | None])
               flush=True)
     if failures:
         if jax.process_count() > 1:
-            from jax.experimental import multihost_utils
-
             multihost_utils.sync_global_devices("jaxpool example: damaged checkpoints moved")
         manager.reload()
     return None if restored is None else (restored.state, restored.progress)
@@ -149,10 +123,3 @@ def read_lines(path: pathlib.Path) -> list[dict[str, Any]]:
     """The JSON objects of a JSON-lines file; none if it is missing."""
     return [json.loads(line) for line in path.read_text().splitlines()] if path.is_file() else []
 
-
-def append_line(path: pathlib.Path, row: dict[str, Any]) -> None:
-    """Appends one JSON object as a line, on disk when this returns."""
-    with open(path, "a") as file:
-        file.write(json.dumps(row) + "\n")
-        file.flush()
-        os.fsync(file.fileno())

@@ -2,20 +2,15 @@
 
     python -m examples.cifar10.compare --compare max,avg,hybrid,attention --seeds 5
 
-It takes every option of ``train.py`` (``train.py --compare`` is the same program). Each
-seed ``s`` and arm (a ``--pool``) trains a run into ``OUT/<arm>/seed-<s>/``: seed ``s``
-fixes the batch order and every augmentation key, so all arms see the same data. A run
-whose ``config.json`` matches and whose ``metrics.jsonl`` has every epoch is finished and
-read back, checkpoints or not (commit those two files and another session resumes the
-rest); an unfinished one resumes. The score is the test accuracy after the *final* epoch
-(the best one would select on the test set); against the baseline, the mean of the
-per-seed paired differences, with its 95 % Student-t interval. Outputs in ``OUT``:
-``compare.md``, ``compare.csv`` (a row per arm), ``runs.csv`` (per run), ``compare.png``.
+Seed ``s`` of each arm (a ``--pool``) trains into ``OUT/<arm>/seed-<s>/`` on every arm's
+data order and augmentation. A run whose ``config.json`` matches and whose ``metrics.jsonl``
+has every epoch is read back, checkpoints or not (commit those two files, and another
+session resumes the rest). Scores: final-epoch test accuracies; against the baseline,
+paired differences with their 95 % Student-t interval.
 """
 
 from __future__ import annotations
 
-import argparse
 import csv
 import dataclasses
 import datetime
@@ -30,25 +25,21 @@ import statistics
 import sys
 from collections.abc import Sequence
 
-if __name__ == "__main__" and not __package__:  # by path: the repository's root, as train.py
-    _here = pathlib.Path(__file__).resolve()
-    if sys.path and pathlib.Path(sys.path[0] or ".").resolve() == _here.parent:
-        sys.path[0] = str(_here.parents[2])
-    else:
-        sys.path.insert(0, str(_here.parents[2]))
+if __name__ == "__main__" and not __package__:
+    # By path, this folder is first on sys.path (but with python -P): the root replaces it.
+    _folder = pathlib.Path(__file__).resolve().parent
+    _first = bool(sys.path) and pathlib.Path(sys.path[0] or ".").resolve() == _folder
+    sys.path[:int(_first)] = [str(_folder.parents[1])]
 
 import jax
 from scipy import stats
 
 from examples.cifar10 import checkpoints, data, train
 
-DEFAULT_ARMS = ("max", "avg", "hybrid", "attention")
-
 
 @dataclasses.dataclass(frozen=True)
 class PairedDifference:
-    """The ``mean`` and sample ``std`` of ``n`` paired differences, and the ``confidence``
-    interval ``[low, high]`` of the mean (NaN for one pair)."""
+    """Mean and std of ``n`` paired differences; the confidence interval of the mean."""
 
     mean: float
     std: float
@@ -57,40 +48,32 @@ class PairedDifference:
     high: float
     confidence: float
 
-    @property
-    def excludes_zero(self) -> bool:
-        """Whether the interval lies wholly above or wholly below 0."""
-        return self.low > 0 or self.high < 0
 
 
 def paired_difference(values: Sequence[float], baseline: Sequence[float], *,
                       confidence: float = 0.95) -> PairedDifference:
-    """``mean(d) ± t_{(1 + confidence) / 2, n - 1} std(d) / sqrt(n)`` of the differences
-    ``d_s = values[s] - baseline[s]``: the paired t interval.
+    """The paired t interval ``mean(d) ± t_{(1 + c) / 2, n - 1} std(d) / sqrt(n)`` of the
+    differences ``d_s = values[s] - baseline[s]``.
 
     Example:
       >>> d = paired_difference([0.91, 0.93, 0.92], [0.90, 0.90, 0.91])
       >>> round(d.mean, 4), round(d.low, 4), round(d.high, 4)
       (0.0167, -0.012, 0.0454)
     """
-    if len(values) != len(baseline) or len(values) == 0:
+    if len(values) != len(baseline) or len(values) == 0 or not 0.0 < confidence < 1.0:
         raise ValueError(f"paired_difference: values and baseline must pair up, but have "
-                         f"{len(values)} and {len(baseline)} entries")
-    if not 0.0 < confidence < 1.0:
-        raise ValueError(f"paired_difference: confidence must be in (0, 1), got {confidence}")
+                         f"{len(values)} and {len(baseline)} entries, and confidence must be "
+                         f"in (0, 1), got {confidence}")
     differences = [float(v) - float(b) for v, b in zip(values, baseline, strict=True)]
     n, mean = len(differences), statistics.fmean(differences)
-    if n < 2:
-        return PairedDifference(mean, math.nan, n, math.nan, math.nan, confidence)
-    std = statistics.stdev(differences)
-    half = float(stats.t.ppf((1.0 + confidence) / 2.0, n - 1)) * std / math.sqrt(n)
+    std = statistics.stdev(differences) if n > 1 else math.nan
+    half = float(stats.t.ppf((1.0 + confidence) / 2.0, max(n - 1, 1))) * std / math.sqrt(n)
     return PairedDifference(mean, std, n, mean - half, mean + half, confidence)
 
 
 @dataclasses.dataclass(frozen=True)
 class RunSummary:
-    """A run: the final and the best epoch's test accuracy (the best is for information
-    only), its parameters, the median images/s and the seconds of its epochs."""
+    """A run: its final (and best) test accuracy, parameters, median images/s and seconds."""
 
     arm: str
     seed: int
@@ -138,8 +121,7 @@ def summarize(runs: Sequence[RunSummary], arms: Sequence[str], baseline: str) ->
 
 
 def finished_run(folder: pathlib.Path, config: train.TrainConfig) -> tuple[list, int] | None:
-    """``(history, num_params)`` of the finished run of the resolved ``config`` in
-    ``folder``, from its ``config.json`` and ``metrics.jsonl`` alone; else None."""
+    """``(history, num_params)`` of the finished run of ``config`` in ``folder``, or None."""
     try:
         saved = json.loads((folder / train.CONFIG_FILE).read_text())
         history = checkpoints.read_lines(folder / train.METRICS_FILE)
@@ -153,25 +135,22 @@ def finished_run(folder: pathlib.Path, config: train.TrainConfig) -> tuple[list,
 def run_comparison(config: train.TrainConfig, arms: Sequence[str], seeds: Sequence[int],
                    out: os.PathLike | str, *, dataset: data.Dataset | None = None,
                    progress: bool = True, quiet: bool = False) -> list[RunSummary]:
-    """Trains, reads back or resumes every arm with every seed (seed-major) into
-    ``out/<arm>/seed-<s>``; ``config``'s pool and seed are replaced."""
+    """Trains, reads back or resumes every arm with every seed into ``out/<arm>/seed-<s>``."""
     dataset = dataset or data.load_dataset(config.dataset, data_dir=config.data_dir)
     runs = []
     for index, seed in enumerate(seeds):
         for arm in arms:
             run_config = train.resolve_config(dataclasses.replace(config, pool=arm, seed=seed),
                                               dataset)
-            folder, heading = pathlib.Path(out) / arm / f"seed-{seed}", (
-                f"== seed {seed} ({index + 1}/{len(seeds)}), arm {arm}")
+            folder = pathlib.Path(out) / arm / f"seed-{seed}"
             finished = finished_run(folder, run_config)
+            train.log(f"== seed {seed} ({index + 1}/{len(seeds)}), arm {arm}" + (
+                f": finished (test accuracy {finished[0][-1]['test_accuracy']:.4f} in "
+                f"{folder / train.METRICS_FILE})" if finished else ""), quiet)
             if finished is None:
-                train.log(heading, quiet)
                 result = train.train(run_config, out=folder, resume=True, dataset=dataset,
                                      progress=progress, quiet=quiet)
                 finished = result.history, result.num_params
-            else:
-                train.log(f"{heading}: finished (test accuracy {finished[0][-1]['test_accuracy']:.4f}"
-                          f" in {folder / train.METRICS_FILE})", quiet)
             history, num_params = finished
             runs.append(RunSummary(
                 arm, seed, history[-1]["test_accuracy"],
@@ -185,18 +164,18 @@ def _percent(value: float, sign: str = "") -> str:
     return "n/a" if math.isnan(value) else f"{100 * value:{sign}.2f}"
 
 
-def _interval(difference: PairedDifference) -> str:
-    return f"[{_percent(difference.low, '+')}, {_percent(difference.high, '+')}]"
+def _interval(d: PairedDifference) -> str:
+    return f"[{_percent(d.low, '+')}, {_percent(d.high, '+')}]"
 
 
 def verdict(summary: ArmSummary, baseline: str) -> str:
     """What the paired interval says about ``summary.arm`` against the baseline."""
-    difference = summary.difference
-    if difference is None or difference.n < 2:
-        return "baseline" if difference is None else "one seed: no interval"
-    if not difference.excludes_zero:
+    d = summary.difference
+    if d is None or d.n < 2:
+        return "baseline" if d is None else "one seed: no interval"
+    if d.low <= 0 <= d.high:
         return f"no detectable difference from {baseline} (the CI includes 0)"
-    return f"{'better' if difference.mean > 0 else 'worse'} than {baseline} (the CI excludes 0)"
+    return f"{'better' if d.mean > 0 else 'worse'} than {baseline} (the CI excludes 0)"
 
 
 def markdown_report(summaries: Sequence[ArmSummary], runs: Sequence[RunSummary], *,
@@ -233,13 +212,9 @@ def markdown_report(summaries: Sequence[ArmSummary], runs: Sequence[RunSummary],
     lines += [f"| {first.arm} − {second.arm} | {_percent(pair.mean, '+')} | {_interval(pair)} |"
               for index, first in enumerate(summaries) for second in summaries[index + 1:]
               for pair in [paired_difference(first.accuracies, second.accuracies)]]
-    lines += ["", "Per seed (final-epoch test accuracy, %):", "",
-              "| pooling | " + " | ".join(f"seed {seed}" for seed in seeds) + " |",
-              "|---|" + "---|" * len(seeds)]
-    lines += [f"| {s.arm} | " + " | ".join(map(_percent, s.accuracies)) + " |" for s in summaries]
-    return "\n".join([*lines, "", "images/s is the median over epochs and seeds of the training "
-                      "throughput on this machine (shared with other work, so only roughly "
-                      "comparable between arms).", ""])
+    return "\n".join([*lines, "", "Every seed's accuracy is in runs.csv. images/s is the median "
+                      "over epochs and seeds of the training throughput on this machine (shared "
+                      "with other work, so only roughly comparable between arms).", ""])
 
 
 def _csv(header: Sequence[str], rows: Sequence[Sequence]) -> str:
@@ -264,34 +239,28 @@ def summary_csv(summaries: Sequence[ArmSummary], baseline: str) -> str:
 
 def plot_comparison(path: pathlib.Path, summaries: Sequence[ArmSummary], baseline: str,
                     title: str) -> None:
-    """``compare.png``: the accuracy per seed with each arm's mean ± 95 % CI, and the same
-    of the paired differences from the baseline."""
-    import matplotlib
+    """``compare.png``: accuracies and paired differences per seed, with means ± 95 % CI."""
+    from matplotlib.figure import Figure  # no pyplot: no GUI backend, nothing to close
 
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
-
-    figure, panels = plt.subplots(1, 2, figsize=(11, 4.2))
+    figure = Figure(figsize=(11, 4.2))
+    panels = figure.subplots(1, 2)
     reference = next(s.accuracies for s in summaries if s.arm == baseline)
-    others = [s for s in summaries if s.difference is not None]
-    for ax, shown, differences, color in ((panels[0], summaries, False, "tab:blue"),
-                                          (panels[1], others, True, "tab:orange")):
+    for ax, shown, subtract, color in (
+            (panels[0], summaries, 0, "tab:blue"),
+            (panels[1], [s for s in summaries if s.difference], 1, "tab:orange")):
         for position, summary in enumerate(shown):
-            points = [a - b if differences else a
-                      for a, b in zip(summary.accuracies, reference, strict=True)]
+            points = [a - subtract * b for a, b in zip(summary.accuracies, reference, strict=True)]
             ax.scatter([position - 0.15 + 0.3 * i / max(1, len(points) - 1)  # seeds side by side
                         for i in range(len(points))], [100 * p for p in points], s=18, alpha=0.6,
                        color=color, label="one seed" if position == 0 else None)
-            interval = paired_difference(points, [0.0] * len(points))
-            if not math.isnan(interval.low):
-                ax.errorbar([position + 0.3], [100 * interval.mean], fmt="o", color="black",
-                            capsize=4, label="mean ± 95 % CI" if position == 0 else None,
-                            yerr=[[100 * (interval.mean - interval.low)],
-                                  [100 * (interval.high - interval.mean)]])
+            d = paired_difference(points, [0.0] * len(points))
+            if not math.isnan(d.low):
+                ax.errorbar([position + 0.3], [100 * d.mean], fmt="o", color="black", capsize=4,
+                            yerr=[[100 * (d.mean - d.low)], [100 * (d.high - d.mean)]],
+                            label="mean ± 95 % CI" if position == 0 else None)
         ax.set_xticks(range(len(shown)), [s.arm for s in shown])
         ax.grid(alpha=0.3, axis="y")
-        if shown:
-            ax.legend(fontsize=8)
+        ax.legend(fontsize=8)
     panels[0].set(ylabel="final test accuracy (%)", title="accuracy per seed")
     panels[1].axhline(0.0, color="grey", linewidth=1)
     panels[1].set(ylabel=f"paired Δ vs {baseline} (pp)",
@@ -300,20 +269,20 @@ def plot_comparison(path: pathlib.Path, summaries: Sequence[ArmSummary], baselin
     figure.tight_layout()
     checkpoints.write_atomically(path, lambda file: figure.savefig(file, format="png", dpi=110),
                                  binary=True)
-    plt.close(figure)
 
 
 def write_reports(out: pathlib.Path, runs: Sequence[RunSummary], arms: Sequence[str],
                   baseline: str, *, command: str, config: train.TrainConfig,
                   dataset_description: str) -> list[ArmSummary]:
     """Writes ``compare.md``, ``compare.csv``, ``runs.csv`` and ``compare.png`` into ``out``."""
-    summaries, fields = summarize(runs, arms, baseline), [f.name for f in dataclasses.fields(RunSummary)]
+    summaries = summarize(runs, arms, baseline)
+    fields = [field.name for field in dataclasses.fields(RunSummary)]
     out.mkdir(parents=True, exist_ok=True)
     for name, text in (("compare.md", markdown_report(
             summaries, runs, baseline=baseline, command=command, config=config,
             dataset_description=dataset_description)),
             ("compare.csv", summary_csv(summaries, baseline)),
-            ("runs.csv", _csv(fields, [[getattr(run, field) for field in fields] for run in runs]))):
+            ("runs.csv", _csv(fields, [[getattr(run, name) for name in fields] for run in runs]))):
         checkpoints.write_atomically(out / name, lambda file, text=text: file.write(text))
     plot_comparison(out / "compare.png", summaries, baseline,
                     f"{config.model} width {config.width} on {config.dataset}, {config.epochs} "
@@ -321,9 +290,13 @@ def write_reports(out: pathlib.Path, runs: Sequence[RunSummary], arms: Sequence[
     return summaries
 
 
-def main_from_args(parser: argparse.ArgumentParser, args: argparse.Namespace,
-                   argv: Sequence[str] | None = None) -> int:
-    """Runs the comparison of parsed ``train`` arguments (with ``--compare``)."""
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``python -m examples.cifar10.compare`` (and of ``train --compare``)."""
+    parser = train.build_parser()
+    parser.prog = "python -m examples.cifar10.compare"
+    parser.set_defaults(compare=("max", "avg", "hybrid", "attention"))
+    args = parser.parse_args(argv)
+    train.join_distributed(parser, args)
     if args.baseline not in args.compare:
         parser.error(f"--baseline {args.baseline!r} must be one of the compared poolings "
                      f"({', '.join(args.compare)})")
@@ -346,17 +319,6 @@ def main_from_args(parser: argparse.ArgumentParser, args: argparse.Namespace,
         print((out / "compare.md").read_text())
         print(f"outputs in {out}: compare.md, compare.csv, runs.csv, compare.png")
     return 0
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``python -m examples.cifar10.compare``: ``train``'s command line,
-    ``--compare`` defaulting to max,avg,hybrid,attention."""
-    parser = train.build_parser()
-    parser.prog = "python -m examples.cifar10.compare"
-    parser.set_defaults(compare=DEFAULT_ARMS)
-    args = parser.parse_args(argv)
-    train.join_distributed(parser, args)
-    return main_from_args(parser, args, argv)
 
 
 if __name__ == "__main__":

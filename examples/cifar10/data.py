@@ -1,17 +1,16 @@
-"""The example's datasets (CIFAR-10, Fashion-MNIST, MNIST, scikit-learn's digits, synthetic)
-and their batch order, a pure function of ``(seed, epoch)``. NumPy and the standard library.
-
-Files are looked for in ``data_dir`` alone when it is given, else in ``$JAXPOOL_DATA_DIR``,
-its ``<name>/`` subfolder, ``~/.cache/jaxpool/<name>`` and, for Fashion-MNIST, Debian's
-``/usr/share/datasets/fashion-mnist``; missing ones are downloaded from the official
-address into ``data_dir``, else ``$JAXPOOL_DATA_DIR/<name>``, else the cache. CIFAR-10 is
-read from its *binary* distribution: the "python" one is pickles, which can run code.
+"""The datasets (CIFAR-10, Fashion-MNIST, MNIST, digits) and their batch order, a function of
+``(seed, epoch)``. Files are looked for in ``data_dir`` alone, or else in
+``$JAXPOOL_DATA_DIR``, its ``<name>/``, ``~/.cache/jaxpool/<name>`` and Debian's
+``/usr/share/datasets/fashion-mnist``; missing ones are downloaded into ``data_dir``, else
+``$JAXPOOL_DATA_DIR/<name>``, else the cache. CIFAR-10's "python" distribution is pickles
+(which can run code): only its *binary* one is read.
 
 Example:
-  >>> dataset = load_synthetic(image_size=8, train_size=40, test_size=20)
-  >>> dataset.image_shape, dataset.train_images.dtype, [len(batch) for batch in
-  ...                                                   epoch_batches(40, 16, seed=0, epoch=0)]
-  ((8, 8, 3), dtype('uint8'), [16, 16])
+  >>> dataset = load_dataset("digits")
+  >>> dataset.image_shape, dataset.train_images.dtype, dataset.num_train, dataset.num_classes
+  ((8, 8, 1), dtype('uint8'), 1347, 10)
+  >>> [len(batch) for batch in epoch_batches(dataset.num_train, 500, seed=0, epoch=0)]
+  [500, 500]
 """
 
 from __future__ import annotations
@@ -27,18 +26,16 @@ import tarfile
 import tempfile
 import urllib.request
 import zlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 
-DATASET_NAMES = ("cifar10", "fashion-mnist", "mnist", "digits", "synthetic")
+DATASET_NAMES = ("cifar10", "fashion-mnist", "mnist", "digits")
 DATA_DIR_ENV_VAR = "JAXPOOL_DATA_DIR"
 CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz"
 CIFAR10_MD5 = "c32a1d4ab5d03f1284b67883e8d87530"  # of the tarball, as published
 CIFAR10_ARCHIVE, CIFAR10_FOLDER = "cifar-10-binary.tar.gz", "cifar-10-batches-bin"
 CIFAR10_FILES = (*(f"data_batch_{index}.bin" for index in range(1, 6)), "test_batch.bin")
-CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
-                   "ship", "truck")
 CIFAR10_RECORD_BYTES = 1 + 3 * 32 * 32  # a label (0-9), then the R, G, B planes, row-major
 
 
@@ -52,9 +49,7 @@ class DatasetUnavailableError(FileNotFoundError):
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class Dataset:
-    """A train/test split in host memory: uint8 ``(N, H, W, C)`` images as stored, int32
-    labels, and the float32 per-channel ``mean`` and (population) ``std`` of
-    ``train_images / 255``; ``description`` says what and from where."""
+    """uint8 NHWC images, int32 labels and the training images' per-channel mean and std."""
 
     name: str
     train_images: np.ndarray
@@ -65,31 +60,26 @@ class Dataset:
     mean: np.ndarray
     std: np.ndarray
     description: str
-    class_names: tuple[str, ...] = ()
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
         """``(height, width, channels)``."""
         return tuple(self.train_images.shape[1:])  # type: ignore[return-value]
 
-    @property
-    def num_train(self) -> int:
-        """The number of training images."""
-        return len(self.train_images)
+    num_train = property(lambda self: len(self.train_images), doc="Training images.")
 
 
 def make_dataset(name: str, train: tuple[np.ndarray, np.ndarray],
-                 test: tuple[np.ndarray, np.ndarray], class_names: Sequence[str],
+                 test: tuple[np.ndarray, np.ndarray], num_classes: int,
                  description: str) -> Dataset:
-    """A :class:`Dataset` of two ``(images, labels)``. The statistics count byte values per
-    channel: exact, without the 1.2 GB float copy ``images.std()`` makes of CIFAR-10."""
+    """A :class:`Dataset`; the statistics count byte values (no float copy of the images)."""
     values, means, stds = np.arange(256, dtype=np.float64) / 255.0, [], []
     for channel in range(train[0].shape[-1]):
         counts = np.bincount(train[0][..., channel].ravel(), minlength=256).astype(np.float64)
         means.append(float(counts @ values) / counts.sum())
         stds.append((float(counts @ (values - means[-1]) ** 2) / counts.sum()) ** 0.5)
-    return Dataset(name, *train, *test, len(class_names), np.asarray(means, np.float32),
-                   np.asarray(stds, np.float32), description, tuple(class_names))
+    return Dataset(name, *train, *test, num_classes, np.asarray(means, np.float32),
+                   np.asarray(stds, np.float32), description)
 
 
 def _folders(name: str, data_dir, system_folders: Sequence[str] = ()) -> list[pathlib.Path]:
@@ -105,32 +95,23 @@ def _folders(name: str, data_dir, system_folders: Sequence[str] = ()) -> list[pa
 def _check_md5(path: pathlib.Path, expected: str, actual: str) -> None:
     if actual != expected.lower():
         raise ChecksumError(f"MD5 mismatch for {path}: expected {expected.lower()}, got "
-                            f"{actual}. The file is corrupt, truncated or not the expected "
-                            "one; delete it and download it again.")
+                            f"{actual}: the file is corrupt, truncated or another one")
 
 
 def download_file(url: str, destination: str | os.PathLike[str], *, md5: str,
                   timeout: float = 60.0) -> pathlib.Path:
-    """Downloads ``url`` (``https://``, ``http://``, ``file://``) to ``destination``: into a
-    ``.part-*`` file beside it, renamed into place once complete (``Content-Length``),
-    MD5-checked and on disk; removed on any error. Raises ChecksumError, ConnectionError
-    (the transfer ended early) or OSError."""
+    """Downloads ``url`` into a ``.part-*`` file beside ``destination``, renamed onto it once
+    complete (a short transfer fails the MD5), MD5-checked and on disk; else removed."""
     final = pathlib.Path(os.path.abspath(destination))
     final.parent.mkdir(parents=True, exist_ok=True)
     descriptor, temporary = tempfile.mkstemp(prefix=f"{final.name}.part-", dir=final.parent)
     try:
-        digest, received = hashlib.md5(usedforsecurity=False), 0
+        digest = hashlib.md5(usedforsecurity=False)
         with os.fdopen(descriptor, "wb") as output:
             with urllib.request.urlopen(url, timeout=timeout) as response:
-                announced = response.headers.get("Content-Length")
                 for chunk in iter(lambda: response.read(1 << 20), b""):
                     digest.update(chunk)
                     output.write(chunk)
-                    received += len(chunk)
-            # http.client returns a short body silently when the server closes early.
-            if announced is not None and announced.isdigit() and received != int(announced):
-                raise ConnectionError(f"download of {url} ended after {received} of "
-                                      f"{announced} bytes")
             _check_md5(final, md5, digest.hexdigest())
             os.fchmod(output.fileno(), 0o644)  # mkstemp's 0600 would hide a shared cache
             output.flush()
@@ -154,12 +135,10 @@ def _unavailable(title: str, reason: str, error: BaseException | None, ways: Seq
 
 
 def parse_cifar10_records(raw: bytes, *, source: str) -> tuple[np.ndarray, np.ndarray]:
-    """One file of CIFAR-10's binary distribution as uint8 ``(N, 32, 32, 3)`` images and
-    int32 labels; a ValueError if it is empty, not whole records, or a label is above 9."""
+    """One CIFAR-10 binary file as uint8 NHWC images and int32 labels, or a ValueError."""
     if not raw or len(raw) % CIFAR10_RECORD_BYTES:
         raise ValueError(f"{source}: truncated record: {len(raw)} bytes is not a whole number "
-                         f"(>= 1) of {CIFAR10_RECORD_BYTES}-byte records (1 label byte + 3072 "
-                         "pixel bytes)")
+                         f"(>= 1) of {CIFAR10_RECORD_BYTES}-byte records")
     records = np.frombuffer(raw, np.uint8).reshape(-1, CIFAR10_RECORD_BYTES)
     bad = np.flatnonzero(records[:, 0] > 9)
     if bad.size:
@@ -170,8 +149,7 @@ def parse_cifar10_records(raw: bytes, *, source: str) -> tuple[np.ndarray, np.nd
 
 
 def _read_tarball(path: pathlib.Path) -> dict[str, bytes]:
-    """The six ``.bin`` members, read in one pass, never extracted (so no member name, with
-    ``..``, absolute or a link, can write anywhere)."""
+    """The six ``.bin`` members, read in one pass and never extracted (nothing is written)."""
     wanted, contents = {f"{CIFAR10_FOLDER}/{name}": name for name in CIFAR10_FILES}, {}
     try:
         with tarfile.open(path, mode="r:gz") as archive:
@@ -193,9 +171,8 @@ def _read_tarball(path: pathlib.Path) -> dict[str, bytes]:
 
 def load_cifar10(data_dir: str | os.PathLike[str] | None = None, *, download: bool = True,
                  timeout: float = 60.0) -> Dataset:
-    """CIFAR-10 (50,000 / 10,000 32x32 RGB images) from the first folder holding
-    ``cifar-10-batches-bin/`` (or its six ``.bin`` files) or the tarball (checked against
-    :data:`CIFAR10_MD5`); with none, and ``download``, the tarball is downloaded."""
+    """CIFAR-10 from the first folder with ``cifar-10-batches-bin/`` (or its ``.bin`` files)
+    or the tarball (MD5-checked, read in place); or else the tarball is downloaded."""
     *folders, target = _folders("cifar10", data_dir)
     for folder in folders:
         contents, location = None, folder / CIFAR10_ARCHIVE
@@ -208,12 +185,13 @@ def load_cifar10(data_dir: str | os.PathLike[str] | None = None, *, download: bo
                        hashlib.md5(location.read_bytes(), usedforsecurity=False).hexdigest())
             contents = _read_tarball(location)
         if contents is not None:
-            (images, labels), test = (tuple(map(np.concatenate, zip(*(
-                parse_cifar10_records(contents[name], source=f"{location}/{name}")
-                for name in names), strict=True))) for names in (CIFAR10_FILES[:5], CIFAR10_FILES[5:]))
-            return make_dataset("cifar10", (images, labels), test, CIFAR10_CLASSES,
-                                f"CIFAR-10 (official binary distribution; {len(labels):,} train "
-                                f"/ {len(test[1]):,} test 32x32 RGB images, from {location})")
+            train, test = ([parse_cifar10_records(contents[name], source=f"{location}/{name}")
+                            for name in names] for names in (CIFAR10_FILES[:5], CIFAR10_FILES[5:]))
+            train = tuple(np.concatenate(arrays) for arrays in zip(*train, strict=True))
+            return make_dataset("cifar10", train, test[0], 10,  # type: ignore[arg-type]
+                                f"CIFAR-10 (official binary distribution; {len(train[1]):,} "
+                                f"train / {len(test[0][1]):,} test 32x32 RGB images, from "
+                                f"{location})")
     error = None
     try:
         if download:
@@ -234,16 +212,12 @@ def load_cifar10(data_dir: str | os.PathLike[str] | None = None, *, download: bo
 
 @dataclasses.dataclass(frozen=True)
 class IdxSource:
-    """An IDX dataset (MNIST's format): where its official .gz files are; per part of
-    :data:`IDX_FILES`, the MD5 of the file's content (which checks it gzipped or not, by
-    whoever: Debian's .gz bytes differ from the official ones, the content does not) and of
-    the official .gz; the split sizes, class names, system folders, how to get it offline."""
+    """An IDX dataset's address, its files' content and .gz MD5s, split sizes and other homes."""
 
     title: str
     url: str
-    md5s: Mapping[str, tuple[str, str]]
+    md5s: tuple[tuple[str, str], ...]
     split_sizes: tuple[int, int]
-    class_names: tuple[str, ...]
     system_folders: tuple[str, ...] = ()
     install_hint: str = ""
 
@@ -251,32 +225,29 @@ class IdxSource:
 IDX_FILES = {"train_images": "train-images-idx3-ubyte", "train_labels": "train-labels-idx1-ubyte",
              "test_images": "t10k-images-idx3-ubyte", "test_labels": "t10k-labels-idx1-ubyte"}
 IDX_SOURCES = {
-    "fashion-mnist": IdxSource(
-        "Fashion-MNIST", "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/", {
-            "train_images": ("f4a8712d7a061bf5bd6d2ca38dc4d50a", "8d4fb7e6c68d591d4c3dfef9ec88bf0d"),
-            "train_labels": ("9018921c3c673c538a1fc5bad174d6f9", "25c81989df183df01b3e8a0aad5dffbe"),
-            "test_images": ("8181f5470baa50b63fa0f6fddb340f0a", "bef4ecab320f06d8554ea6380940ec79"),
-            "test_labels": ("15d484375f8d13e6eb1aabb0c3f46965", "bb300cfdad3c16e7a12a480ee83cd310")},
-        (60_000, 10_000), ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal",
-                           "Shirt", "Sneaker", "Bag", "Ankle boot"),
-        ("/usr/share/datasets/fashion-mnist",),
+    "fashion-mnist": IdxSource(  # MD5s of the IDX_FILES, in order: their content, the .gz
+        "Fashion-MNIST", "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
+        (("f4a8712d7a061bf5bd6d2ca38dc4d50a", "8d4fb7e6c68d591d4c3dfef9ec88bf0d"),
+         ("9018921c3c673c538a1fc5bad174d6f9", "25c81989df183df01b3e8a0aad5dffbe"),
+         ("8181f5470baa50b63fa0f6fddb340f0a", "bef4ecab320f06d8554ea6380940ec79"),
+         ("15d484375f8d13e6eb1aabb0c3f46965", "bb300cfdad3c16e7a12a480ee83cd310")),
+        (60_000, 10_000), ("/usr/share/datasets/fashion-mnist",),
         "on Debian or Ubuntu, 'sudo apt-get install dataset-fashion-mnist' puts them in "
         "/usr/share/datasets/fashion-mnist (without root: 'apt-get download "
         "dataset-fashion-mnist && dpkg-deb -x dataset-fashion-mnist_*.deb DIR', then "
         "--data-dir DIR/usr/share/datasets/fashion-mnist)"),
     "mnist": IdxSource(
-        "MNIST", "https://ossci-datasets.s3.amazonaws.com/mnist/", {
-            "train_images": ("6bbc9ace898e44ae57da46a324031adb", "f68b3c2dcbeaaa9fbdd348bbdeb94873"),
-            "train_labels": ("a25bea736e30d166cdddb491f175f624", "d53e105ee54ea40749a09fcbcd1e9432"),
-            "test_images": ("2646ac647ad5339dbf082846283269ea", "9fb629c4189551a2d022fa330f9573f3"),
-            "test_labels": ("27ae3e4e09519cfbb04c329615203637", "ec29112dd5afa0611ce80d1b7f02629c")},
-        (60_000, 10_000), tuple(map(str, range(10)))),
+        "MNIST", "https://ossci-datasets.s3.amazonaws.com/mnist/",
+        (("6bbc9ace898e44ae57da46a324031adb", "f68b3c2dcbeaaa9fbdd348bbdeb94873"),
+         ("a25bea736e30d166cdddb491f175f624", "d53e105ee54ea40749a09fcbcd1e9432"),
+         ("2646ac647ad5339dbf082846283269ea", "9fb629c4189551a2d022fa330f9573f3"),
+         ("27ae3e4e09519cfbb04c329615203637", "ec29112dd5afa0611ce80d1b7f02629c")),
+        (60_000, 10_000)),
 }
 
 
 def parse_idx(raw: bytes, *, source: str, ndim: int) -> np.ndarray:
-    """An IDX file of unsigned bytes (magic number ``00 00 08 <ndim>``, ``ndim`` big-endian
-    uint32 sizes, the values) as an array; a ValueError for a wrong magic number or length."""
+    """An IDX file of unsigned bytes as an array, or a ValueError naming what is wrong."""
     header = 4 + 4 * ndim
     if len(raw) < header or raw[:3] != b"\x00\x00\x08" or raw[3] != ndim:
         raise ValueError(f"{source}: not an IDX file of unsigned bytes with {ndim} dimension(s)"
@@ -308,11 +279,10 @@ def _read_idx(path: pathlib.Path, content_md5: str, ndim: int) -> np.ndarray:
 
 def load_idx_dataset(name: str, data_dir: str | os.PathLike[str] | None = None, *,
                      download: bool = True, timeout: float = 60.0) -> Dataset:
-    """Fashion-MNIST or MNIST (:data:`IDX_SOURCES`): uint8 ``(N, 28, 28, 1)`` images from
-    the first folder holding all four :data:`IDX_FILES` (each gzipped or not), checked
-    against the official MD5s and split sizes; with none, and ``download``, the missing
-    official .gz files are downloaded."""
+    """Fashion-MNIST or MNIST from the first folder with all :data:`IDX_FILES` (gzipped or
+    not), checked against the official MD5s and sizes; or else downloaded (the .gz files)."""
     source = IDX_SOURCES[name]
+    md5s = dict(zip(IDX_FILES, source.md5s, strict=True))
     *folders, target = _folders(name, data_dir, source.system_folders)
     folder = next((folder for folder in folders
                    if all(_idx_path(folder, file) for file in IDX_FILES.values())), None)
@@ -322,7 +292,7 @@ def load_idx_dataset(name: str, data_dir: str | os.PathLike[str] | None = None, 
             for part, file in IDX_FILES.items() if download else ():
                 if _idx_path(folder, file) is None:
                     download_file(f"{source.url}{file}.gz", folder / f"{file}.gz",
-                                  md5=source.md5s[part][1], timeout=timeout)
+                                  md5=md5s[part][1], timeout=timeout)
         except (OSError, http.client.HTTPException) as caught:
             error = caught
         if error or not download:
@@ -331,31 +301,30 @@ def load_idx_dataset(name: str, data_dir: str | os.PathLike[str] | None = None, 
                 f"(gzipped or not) are not all in {' or '.join(map(str, folders))}", error,
                 [f"download them from {source.url} into {folder} (with a network this loader "
                  "does it itself)", *filter(None, [source.install_hint])]) from error
-    arrays = {part: _read_idx(_idx_path(folder, file), source.md5s[part][0],  # type: ignore[arg-type]
-                              3 if part.endswith("images") else 1) for part, file in IDX_FILES.items()}
+    arrays = {part: _read_idx(_idx_path(folder, file), md5s[part][0],  # type: ignore[arg-type]
+                              3 if part.endswith("images") else 1)
+              for part, file in IDX_FILES.items()}
     splits = []
     for split, size in zip(("train", "test"), source.split_sizes, strict=True):
         images, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]
         if images.shape != (size, 28, 28) or len(labels) != size:
             raise ValueError(f"{folder}: the {split} split has images of shape {images.shape} "
                              f"and {len(labels)} labels; expected ({size}, 28, 28) and {size}")
-        if labels.max(initial=0) >= len(source.class_names):
-            raise ValueError(f"{folder}: a {split} label is {labels.max()}, above "
-                             f"{len(source.class_names) - 1}")
+        if labels.max(initial=0) > 9:
+            raise ValueError(f"{folder}: a {split} label is {labels.max()}, above 9")
         splits.append((np.ascontiguousarray(images[..., None]), labels.astype(np.int32)))
-    return make_dataset(name, *splits, source.class_names,
+    return make_dataset(name, *splits, 10,
                         f"{source.title} (official IDX files; {source.split_sizes[0]:,} train / "
                         f"{source.split_sizes[1]:,} test 28x28 grey images, 10 classes, from "
                         f"{folder})")
 
 
-# ---------------------------------------------------------------------- digits, synthetic
+# -------------------------------------------------------------------------------- digits
 
 
 def load_digits() -> Dataset:
-    """scikit-learn's 1,797 real 8x8 grey digits (in its wheel: offline), pixels 0-16 as
-    uint8 ``rint(v * 255 / 16)``, split once for all seeds (stratified, 25 % test with
-    ``random_state=0``: 1,347 / 450), each split in the original order."""
+    """scikit-learn's 1,797 8x8 digits (offline) as uint8 ``rint(v * 255 / 16)``, split once
+    for all seeds (stratified, 25 % test, ``random_state=0``), in the original order."""
     from sklearn import datasets, model_selection  # only this dataset needs scikit-learn
 
     bunch = datasets.load_digits()
@@ -364,61 +333,28 @@ def load_digits() -> Dataset:
     train, test = map(np.sort, model_selection.train_test_split(
         np.arange(len(labels)), test_size=0.25, stratify=labels, random_state=0))
     return make_dataset(
-        "digits", (images[train], labels[train]), (images[test], labels[test]),
-        tuple(map(str, range(10))),
+        "digits", (images[train], labels[train]), (images[test], labels[test]), 10,
         f"scikit-learn digits ({len(labels):,} real 8x8 images; {len(train):,} train / "
         f"{len(test):,} test, fixed stratified split; offline stand-in for CIFAR-10)")
 
 
-def load_synthetic(*, image_size: int = 32, channels: int = 3, num_classes: int = 10,
-                   train_size: int = 512, test_size: int = 128, seed: int = 0) -> Dataset:
-    """Learnable random images for smoke runs: ``128 + 48 * pattern + 32 * noise``, with a
-    random 4x4 pattern per class and channel, upsampled; the patterns and the two splits
-    come from independent streams of ``seed``."""
-    pattern_rng, *rngs = map(np.random.default_rng, np.random.SeedSequence(seed).spawn(3))
-    upsample = (np.arange(image_size) * 4) // image_size
-    patterns = pattern_rng.standard_normal((num_classes, 4, 4, channels))[:, upsample][:, :, upsample]
-
-    def sample(rng: np.random.Generator, size: int) -> tuple[np.ndarray, np.ndarray]:
-        labels = rng.permutation(np.arange(size) % num_classes).astype(np.int32)
-        pixels = 128.0 + 48.0 * patterns[labels] + 32.0 * rng.standard_normal(
-            (size, image_size, image_size, channels))
-        return np.clip(np.rint(pixels), 0, 255).astype(np.uint8), labels
-
-    return make_dataset(
-        "synthetic", sample(rngs[0], train_size), sample(rngs[1], test_size),
-        tuple(f"class_{index}" for index in range(num_classes)),
-        f"synthetic ({train_size:,} train / {test_size:,} test random {image_size}x{image_size}"
-        f"x{channels} images, {num_classes} classes, seed {seed}; for smoke runs)")
-
-
 def load_dataset(name: str, *, data_dir: str | os.PathLike[str] | None = None,
                  download: bool = True) -> Dataset:
-    """The dataset of a ``--dataset`` name, one of :data:`DATASET_NAMES`.
-
-    Example:
-      >>> dataset = load_dataset("digits")
-      >>> dataset.image_shape, dataset.num_train, len(dataset.test_labels)
-      ((8, 8, 1), 1347, 450)
-    """
+    """The dataset of a ``--dataset`` name, one of :data:`DATASET_NAMES`."""
     if name == "cifar10":
         return load_cifar10(data_dir, download=download)
     if name in IDX_SOURCES:
         return load_idx_dataset(name, data_dir, download=download)
-    if name in ("digits", "synthetic"):
-        return load_digits() if name == "digits" else load_synthetic()
+    if name == "digits":
+        return load_digits()
     raise ValueError(f"load_dataset: unknown dataset {name!r}; expected one of "
                      f"{', '.join(map(repr, DATASET_NAMES))}")
 
 
 def epoch_batches(num_examples: int, batch_size: int, *, seed: int, epoch: int
                   ) -> Iterator[np.ndarray]:
-    """The index batches of an epoch: ``np.random.default_rng([seed, epoch])``'s permutation
-    in ``num_examples // batch_size`` full batches (jit sees one shape); a ValueError when
-    called if that is none."""
-    if not 1 <= batch_size <= num_examples:
-        raise ValueError(f"epoch_batches: batch_size={batch_size} must be in [1, num_examples="
-                         f"{num_examples}]")
+    """An epoch's full batches of ``np.random.default_rng([seed, epoch]).permutation``
+    (``num_examples // batch_size`` of them; jit sees one shape)."""
     permutation = np.random.default_rng([seed, epoch]).permutation(num_examples)
     stop = num_examples // batch_size * batch_size
     return (permutation[start:start + batch_size] for start in range(0, stop, batch_size))

@@ -3,18 +3,16 @@
     python -m examples.cifar10.train                      # digits, offline, under a minute
     python examples/cifar10/train.py --dataset fashion-mnist --width 16 --batch-size 128
 
-In reading order: the data (``data.py``; :func:`preprocess` augments on device), the model,
-the optimizer, the jitted steps (:func:`linen_steps`; :func:`nnx_steps` with
-``nnx.Optimizer`` and ``nnx.jit``), the evaluation; then the settings, the loop
-(:func:`train`) and the command line. Epoch ``e``'s batch order is
-``np.random.default_rng([seed, e])``'s and step ``t`` augments with
-``fold_in(fold_in(PRNGKey(seed), 1), t)``, so a resumed run ends bit-identical to an
-uninterrupted one.
+In reading order: the data (``data.py``, :func:`preprocess`), the model, the optimizer, the
+jitted steps (linen; NNX with ``nnx.Optimizer``, ``nnx.jit``), the evaluation; the settings,
+the loop, the command line. Epoch ``e``'s order is ``np.random.default_rng([seed, e])``'s,
+step ``t`` augments with ``fold_in(fold_in(PRNGKey(seed), 1), t)``: resumes are exact.
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
 import contextlib
 import dataclasses
 import functools
@@ -29,19 +27,17 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 if __name__ == "__main__" and not __package__:
-    # By path, Python puts this folder (not the working directory) first on sys.path: put
-    # the repository's root there instead, as `python -m` from the root has it.
-    _here = pathlib.Path(__file__).resolve()
-    if sys.path and pathlib.Path(sys.path[0] or ".").resolve() == _here.parent:
-        sys.path[0] = str(_here.parents[2])
-    else:  # python -P adds no folder
-        sys.path.insert(0, str(_here.parents[2]))
+    # By path, this folder is first on sys.path (but with python -P): the root replaces it.
+    _folder = pathlib.Path(__file__).resolve().parent
+    _first = bool(sys.path) and pathlib.Path(sys.path[0] or ".").resolve() == _folder
+    sys.path[:int(_first)] = [str(_folder.parents[1])]
 
 import flax
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+import orbax.checkpoint as ocp
 from flax import nnx
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
@@ -55,9 +51,8 @@ DEFAULT_LEARNING_RATES = {"sgd": 0.1, "adamw": 3e-3}
 RESUMABLE_CHANGES = frozenset({"data_dir", "eval_batch_size"})  # they change no number
 INIT_STREAM, AUGMENT_STREAM = 0, 1  # streams of the run's PRNGKey(seed)
 FAST_COMPILE = {"xla_backend_optimization_level": 0}
-METRICS_FILE, CONFIG_FILE, CURVES_FILE = "metrics.jsonl", "config.json", "curves.png"
+METRICS_FILE, CONFIG_FILE = "metrics.jsonl", "config.json"
 CHECKPOINT_DIR = "checkpoints"
-DISTRIBUTED_ENV_VARS = ("JAX_COORDINATOR_ADDRESS", "JAX_NUM_PROCESSES", "JAX_PROCESS_ID")
 
 
 # ------------------------------------------------ data, model, optimizer, steps, evaluation
@@ -65,9 +60,7 @@ DISTRIBUTED_ENV_VARS = ("JAX_COORDINATOR_ADDRESS", "JAX_NUM_PROCESSES", "JAX_PRO
 
 def preprocess(images: jax.Array, key: jax.Array | None, *, mean: Sequence[float],
                std: Sequence[float], crop_padding: int, flip: bool, dtype: Any) -> jax.Array:
-    """uint8 ``(B, H, W, C)`` images to ``(augmented / 255 - mean) / std`` of ``dtype``;
-    with a ``key``, augmented as torchvision's ``RandomCrop(H, padding=crop_padding)``
-    (zero padding) and, if ``flip``, ``RandomHorizontalFlip()``."""
+    """uint8 images to ``(x / 255 - mean) / std``; with a ``key``, randomly cropped and flipped."""
     x = images.astype(jnp.float32) / 255.0
     if key is not None:
         batch, height, width, channels = x.shape
@@ -105,28 +98,22 @@ def decay_mask(params: Any) -> Any:
     return jax.tree.map(lambda leaf: jnp.ndim(leaf) >= 2, params)
 
 
-def make_schedule(config: TrainConfig, steps_per_epoch: int) -> optax.Schedule:
-    """Linear warmup then cosine decay to 0, or optax's cosine one-cycle."""
+def make_optimizer(config: TrainConfig, steps_per_epoch: int):
+    """``(optimizer, schedule)``: SGD (Nesterov, L2 decay) or AdamW; cosine or one-cycle."""
     total = config.epochs * steps_per_epoch
-    if config.schedule == "onecycle":
-        return optax.cosine_onecycle_schedule(total, config.lr, pct_start=0.25)
     warmup = min(round(config.warmup_epochs * steps_per_epoch), total - 1)
-    return optax.warmup_cosine_decay_schedule(0.0, config.lr, warmup, total, end_value=0.0)
-
-
-def make_optimizer(config: TrainConfig, steps_per_epoch: int) -> optax.GradientTransformation:
-    """SGD, Nesterov momentum 0.9, L2 decay added to the gradient (as ``torch.optim.SGD``'s
-    ``weight_decay``), or AdamW (decoupled decay); only kernels are decayed."""
-    schedule = make_schedule(config, steps_per_epoch)
+    schedule = (optax.cosine_onecycle_schedule(total, config.lr, pct_start=0.25)
+                if config.schedule == "onecycle" else
+                optax.warmup_cosine_decay_schedule(0.0, config.lr, warmup, total, end_value=0.0))
     if config.optimizer == "adamw":
-        return optax.adamw(schedule, weight_decay=config.weight_decay, mask=decay_mask)
+        return optax.adamw(schedule, weight_decay=config.weight_decay, mask=decay_mask), schedule
     return optax.chain(optax.add_decayed_weights(config.weight_decay, mask=decay_mask),
-                       optax.sgd(schedule, momentum=0.9, nesterov=True))
+                       optax.sgd(schedule, momentum=0.9, nesterov=True)), schedule
 
 
 @flax.struct.dataclass
 class TrainState:
-    """The linen run's state (what a checkpoint holds); step ``t`` augments with ``fold_in(rng, t)``."""
+    """The linen run's state (all a checkpoint holds); step ``t`` augments with ``rng``."""
 
     step: jax.Array
     params: Any
@@ -143,8 +130,7 @@ def _eval_sums(logits: jax.Array, labels: jax.Array, weights: jax.Array) -> dict
 
 def linen_steps(model: Any, optimizer: optax.GradientTransformation, prepare: Callable,
                 input_shape: tuple[int, ...], dtype: Any):
-    """Pure ``init(PRNGKey(seed)) -> TrainState``, ``train_step(state, images, labels) ->
-    (state, metrics)`` and ``eval_step(state, images, labels, weights) -> sums``."""
+    """Pure ``init(seed_key)``, ``train_step(state, images, labels)`` and ``eval_step``."""
 
     def init(seed_key: jax.Array) -> TrainState:
         variables = model.init(jax.random.fold_in(seed_key, INIT_STREAM),
@@ -185,8 +171,7 @@ _UPDATE_TAKES_MODEL = "model" in inspect.signature(nnx.Optimizer.update).paramet
 
 def nnx_steps(build: Callable[[nnx.Rngs], nnx.Module], optimizer: optax.GradientTransformation,
               prepare: Callable, replicated: NamedSharding):
-    """The NNX twins: ``init`` gives ``(model, nnx.Optimizer, augmentation key)``, which
-    the ``nnx.jit`` steps update in place."""
+    """``init(seed_key) -> (model, nnx.Optimizer, key)``; ``nnx.jit`` steps update them in place."""
 
     def create(seed_key: jax.Array):
         model = build(nnx.Rngs(jax.random.fold_in(seed_key, INIT_STREAM)))
@@ -227,32 +212,20 @@ def nnx_steps(build: Callable[[nnx.Rngs], nnx.Module], optimizer: optax.Gradient
     return init, lambda run, *batch: (run, train_step(*run, *batch)), evaluation
 
 
-@dataclasses.dataclass(frozen=True)
-class Experiment:
-    """What runs that differ only in their seed share (a comparison compiles once per arm);
-    ``checkpointed(state)`` is what a checkpoint holds, ``restored`` puts one back."""
-
-    steps_per_epoch: int
-    schedule: optax.Schedule
-    batch_sharding: NamedSharding
-    init: Callable[[jax.Array], Any]
-    train_step: Callable[..., Any]
-    eval_step: Callable[..., Any]
-    checkpointed: Callable[[Any], Any]
-    restored: Callable[[Any, Any], Any]
+# What runs that differ only in their seed share (a comparison compiles once per arm);
+# ``checkpointed(state)`` is what a checkpoint holds, ``restored(state, tree)`` puts it back.
+Experiment = collections.namedtuple("Experiment", "steps_per_epoch schedule batch_sharding init "
+                                    "train_step eval_step checkpointed restored")
 
 
 @functools.lru_cache(maxsize=8)
 def get_experiment(config: TrainConfig, image_shape: tuple[int, int, int], num_classes: int,
                    num_train: int, mean: tuple[float, ...], std: tuple[float, ...],
                    devices: tuple[jax.Device, ...]) -> Experiment:
-    """The :class:`Experiment` of a resolved ``config`` (but its seed): the batch sharded
-    over ``devices`` along ``'data'``, the state replicated."""
-    dtype = jnp.bfloat16 if config.bf16 else jnp.float32
-    steps = num_train // config.batch_size
-    optimizer, schedule = make_optimizer(config, steps), make_schedule(config, steps)
-    mesh = Mesh(np.asarray(devices), ("data",))
-    batch, replicated = NamedSharding(mesh, PartitionSpec("data")), NamedSharding(mesh, PartitionSpec())
+    """The :class:`Experiment` of a resolved config: batches split over ``devices``."""
+    dtype, steps = jnp.bfloat16 if config.bf16 else jnp.float32, num_train // config.batch_size
+    (optimizer, schedule), mesh = make_optimizer(config, steps), Mesh(np.array(devices), ["data"])
+    batch, replicated = (NamedSharding(mesh, PartitionSpec(*axes)) for axes in (["data"], []))
     prepare = functools.partial(preprocess, mean=mean, std=std, crop_padding=config.crop_padding,
                                 flip=config.flip, dtype=dtype)
     if config.api == "nnx":
@@ -264,7 +237,8 @@ def get_experiment(config: TrainConfig, image_shape: tuple[int, int, int], num_c
                                               optimizer, prepare, (1, *image_shape), dtype)
     options = FAST_COMPILE if config.fast_compile else None
     return Experiment(
-        steps, schedule, batch, jax.jit(init, out_shardings=replicated, compiler_options=FAST_COMPILE),
+        steps, schedule, batch,
+        jax.jit(init, out_shardings=replicated, compiler_options=FAST_COMPILE),
         jax.jit(train_step, in_shardings=(replicated, batch, batch), donate_argnums=(0,),
                 out_shardings=(replicated, replicated), compiler_options=options),
         jax.jit(eval_step, in_shardings=(replicated, batch, batch, batch),
@@ -273,8 +247,7 @@ def get_experiment(config: TrainConfig, image_shape: tuple[int, int, int], num_c
 
 
 def global_batch(sharding: NamedSharding, *arrays: np.ndarray) -> list[jax.Array]:
-    """Global arrays of the whole batch on the host: every process computes the same batch
-    (from the seed) and gives its contiguous ``1 / process_count`` slice."""
+    """Global arrays of a batch every process has whole: each gives its contiguous share."""
     count, index = jax.process_count(), jax.process_index()
     return [jax.make_array_from_process_local_data(
         sharding, array.reshape(count, -1, *array.shape[1:])[index], array.shape)
@@ -303,9 +276,7 @@ def evaluate(experiment: Experiment, state: Any, images: np.ndarray, labels: np.
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
-    """Everything that sets a run's numbers (:data:`HELP` says what); ``None`` takes a
-    default for the data, model or optimizer (:func:`resolve_config`), which
-    ``config.json`` records."""
+    """What sets a run's numbers; ``None`` takes a default for the data (:func:`resolve_config`)."""
 
     dataset: str = "digits"
     model: str = "hybrid_resnet"
@@ -335,12 +306,10 @@ class TrainConfig:
 
 HELP = {  # of TrainConfig's fields, which are the command line's flags
     "dataset": "digits: 1,797 real 8x8 images that ship with scikit-learn (offline)",
-    "optimizer": "sgd: Nesterov momentum 0.9, L2 weight decay; adamw: decoupled decay",
     "lr": "peak learning rate (default 0.1 for sgd, 3e-3 for adamw)",
     "width": "channels of the first stage (default 32 for hybrid_resnet, 64 for resnet18)",
     "flip": "random horizontal flips (default: on, but for digits and mnist)",
     "crop_padding": "zero padding of the random crop (default: image height // 8, >= 1)",
-    "fast_compile": "no XLA optimisations (linen only): starts sooner, runs slower",
     "api": "Flax API of the same models: linen (jaxpool.models) or nnx (jaxpool.nnx)"}
 CHOICES = {"dataset": data.DATASET_NAMES, "model": models.MODEL_NAMES, "api": APIS,
            "pool": models.POOLING_NAMES, "optimizer": OPTIMIZERS, "schedule": SCHEDULES}
@@ -362,8 +331,7 @@ def resolve_config(config: TrainConfig, dataset: data.Dataset) -> TrainConfig:
 
 
 def settings_differences(saved: dict[str, Any], config: TrainConfig) -> list[str]:
-    """How a saved ``config.json`` differs from a resolved ``config``, but for
-    :data:`RESUMABLE_CHANGES` (a setting absent from the file had its default)."""
+    """How a saved ``config.json`` differs from ``config``, but for :data:`RESUMABLE_CHANGES`."""
     return [f"{field.name}: saved {saved.get(field.name, field.default)!r}, now "
             f"{getattr(config, field.name)!r}" for field in dataclasses.fields(config)
             if field.name not in RESUMABLE_CHANGES
@@ -373,66 +341,32 @@ def settings_differences(saved: dict[str, Any], config: TrainConfig) -> list[str
 # ----------------------------------------------------------------------------- the loop
 
 
-def plot_curves(path: pathlib.Path, history: Sequence[dict[str, Any]], title: str) -> None:
-    """Loss and accuracy per epoch, train and test, into a PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
-
-    figure, axes = plt.subplots(1, 2, figsize=(10, 4))
-    for ax, metric, scale in zip(axes, ("loss", "accuracy"), (1, 100), strict=True):
-        for split, style in (("train", "-o"), ("test", "-s")):
-            ax.plot([row["epoch"] for row in history],
-                    [scale * row[f"{split}_{metric}"] for row in history], style, label=split)
-        ax.set(xlabel="epoch", ylabel=f"{metric} (%)" if scale > 1 else metric, title=metric)
-        ax.grid(alpha=0.3)
-        ax.legend()
-    figure.suptitle(title, fontsize=10)
-    figure.tight_layout()
-    checkpoints.write_atomically(path, lambda file: figure.savefig(file, format="png", dpi=110),
-                                 binary=True)
-    plt.close(figure)
-
-
 def log(message: str, quiet: bool = False) -> None:
     """Prints ``message`` in process 0 unless ``quiet``."""
     if not quiet and jax.process_index() == 0:
         print(message, flush=True)
 
 
-@dataclasses.dataclass
-class RunResult:
-    """What :func:`train` returns; ``state`` is a :class:`TrainState`, or for NNX
-    ``(model, optimizer, augmentation key)``; ``history`` is ``metrics.jsonl``'s rows."""
-
-    config: TrainConfig
-    state: Any
-    history: list[dict[str, Any]]
-    num_params: int
-    dataset: str
+# What train() returns: the resolved config, the state (a TrainState, or for NNX
+# ``(model, optimizer, augmentation key)``), metrics.jsonl's rows, the parameter count.
+RunResult = collections.namedtuple("RunResult", "config state history num_params")
 
 
-def _start(out: pathlib.Path, config: TrainConfig, resume: bool, manager, experiment, state):
-    """``(state, history)`` of the run in ``out`` to resume, after checking its settings."""
-    if not manager.all_steps():
-        return state, []
-    if not resume:
+def _resumed(out: pathlib.Path, config: TrainConfig, resume: bool, manager, experiment, state):
+    """``(state, history)`` of the run in ``out``, restored if it has checkpoints."""
+    if manager.all_steps() and not resume:
         raise ValueError(f"{out} already holds checkpoints; pass --resume to continue that "
                          "run, or choose another --out")
     saved = json.loads((out / CONFIG_FILE).read_text()) if (out / CONFIG_FILE).is_file() else {}
     differences = settings_differences(saved, config) if saved else [f"{CONFIG_FILE} is missing"]
-    if differences:
+    if manager.all_steps() and differences:
         raise ValueError(f"cannot resume the run in {out} with different settings ("
                          + "; ".join(differences) + "); use the saved settings or another --out")
     steps = experiment.steps_per_epoch
-
-    def check(epoch: int, progress: dict) -> str | None:
-        recorded = progress["epoch"], progress["step"], [r["epoch"] for r in progress["history"]]
-        matches = recorded == (epoch, epoch * steps, list(range(1, epoch + 1)))
-        return None if matches else "its progress record does not match its epoch"
-
-    found = checkpoints.restore_newest(manager, experiment.checkpointed(state), check)
+    found = checkpoints.restore_newest(manager, experiment.checkpointed(state), lambda epoch, p: (
+        None if (p["epoch"], p["step"], [row["epoch"] for row in p["history"]]) == (
+            epoch, epoch * steps, list(range(1, epoch + 1)))
+        else "its progress record does not match its epoch"))
     return (state, []) if found is None else (experiment.restored(state, found[0]),
                                               found[1]["history"])
 
@@ -441,15 +375,15 @@ def train(config: TrainConfig, *, out: os.PathLike | str | None = None, resume: 
           dataset: data.Dataset | None = None, progress: bool = True,
           stop_after: int | None = None, devices: Sequence[jax.Device] | None = None,
           quiet: bool = False) -> RunResult:
-    """Trains one model; writes ``config.json``, ``metrics.jsonl``, ``curves.png`` and
-    each epoch's checkpoint (the last two kept) into ``out`` (``None``: nothing).
+    """Trains one model; writes ``config.json``, ``metrics.jsonl`` and each epoch's
+    checkpoint (the last two kept) into ``out`` (``None``: nothing).
 
-    ``resume`` continues from the newest checkpoint in ``out`` that restores (or starts,
-    without one), with the saved settings but :data:`RESUMABLE_CHANGES`; ``stop_after``
-    stops after that many epochs in all, as if interrupted; ``devices`` (default: all, of
-    every process) share each batch. ValueError: a batch size that does not divide over
-    the devices or exceeds the data, checkpoints in ``out`` without ``resume``, settings
-    other than the saved ones; :class:`CheckpointError`: no checkpoint restores.
+    ``resume`` continues from the newest checkpoint in ``out`` that restores, with the
+    saved settings but :data:`RESUMABLE_CHANGES`; ``stop_after`` stops after that many
+    epochs in all, as if interrupted; ``devices`` (default: all, of every process) share
+    each batch. ValueError: a batch size that does not divide over the devices or exceeds
+    the data, checkpoints in ``out`` without ``resume``, other settings than the saved
+    ones; CheckpointError: none restores.
     """
     dataset = dataset or data.load_dataset(config.dataset, data_dir=config.data_dir)
     config = resolve_config(config, dataset)
@@ -475,20 +409,18 @@ def train(config: TrainConfig, *, out: os.PathLike | str | None = None, resume: 
             out.mkdir(parents=True, exist_ok=True)
             manager = checkpoints.open_manager(out / CHECKPOINT_DIR)
             cleanup.callback(manager.close)  # orbax's threads must not outlive the run
-            state, history = _start(out, config, resume, manager, experiment, state)
-        if history:
-            log(f"resumed from {out / CHECKPOINT_DIR} at epoch {len(history)} "  # type: ignore[operator]
-                f"(step {history[-1]['step']})", quiet)
-        else:
-            log(f"{dataset.description}\n{config.model} (Flax {config.api}, width "
-                f"{config.width}, pool {config.pool!r}): {num_params:,} parameters; "
-                f"{len(devices)} device(s)", quiet)
+            state, history = _resumed(out, config, resume, manager, experiment, state)
+        log(f"resumed from {manager.directory} at epoch {len(history)} (step "  # type: ignore[union-attr]
+            f"{history[-1]['step']})" if history else f"{dataset.description}\n{config.model} "
+            f"(Flax {config.api}, width {config.width}, pool {config.pool!r}): {num_params:,} "
+            f"parameters; {len(devices)} device(s)", quiet)
         if writer:
             record = {**dataclasses.asdict(config), "num_params": num_params,
                       "dataset_description": dataset.description,
                       "num_devices": len(devices), "num_processes": jax.process_count()}
-            checkpoints.write_atomically(out / CONFIG_FILE, lambda file: json.dump(record, file, indent=2))
-            checkpoints.write_atomically(out / METRICS_FILE, lambda file: file.writelines(  # type: ignore[operator]
+            checkpoints.write_atomically(out / CONFIG_FILE, lambda file: json.dump(record, file,
+                                                                                   indent=2))
+            checkpoints.write_atomically(out / METRICS_FILE, lambda file: file.writelines(
                 json.dumps(row) + "\n" for row in history))
         from tqdm.auto import tqdm
 
@@ -499,7 +431,7 @@ def train(config: TrainConfig, *, out: os.PathLike | str | None = None, resume: 
                                          epoch=epoch - 1)
             for index, batch in enumerate(tqdm(
                     batches, total=steps, desc=f"epoch {epoch}/{config.epochs}", leave=False,
-                    disable=None if progress and not quiet and jax.process_index() == 0 else True)):
+                    disable=not progress or quiet or jax.process_index() > 0 or None)):
                 state, step_metrics = experiment.train_step(state, *global_batch(
                     experiment.batch_sharding, dataset.train_images[batch],
                     dataset.train_labels[batch]))
@@ -521,17 +453,20 @@ def train(config: TrainConfig, *, out: os.PathLike | str | None = None, resume: 
                 "seconds": time.perf_counter() - started, "compile_seconds": compile_seconds,
                 "learning_rate": float(experiment.schedule(epoch * steps - 1))})
             if manager is not None:
-                checkpoints.save(manager, epoch, experiment.checkpointed(state),
-                                 {"epoch": epoch, "step": epoch * steps, "history": history})
-            if writer:
-                checkpoints.append_line(out / METRICS_FILE, row)  # type: ignore[operator]
-                plot_curves(out / CURVES_FILE, history, f"{config.model} width "  # type: ignore[operator]
-                            f"{config.width}, pool {config.pool}, {dataset.name}, seed {config.seed}")
+                manager.save(epoch, args=ocp.args.Composite(
+                    state=ocp.args.StandardSave(experiment.checkpointed(state)),
+                    progress=ocp.args.JsonSave({"epoch": epoch, "step": epoch * steps,
+                                                "history": history})))
+            if writer:  # one line per epoch, on disk (and in the checkpoint) once written
+                with open(out / METRICS_FILE, "a") as file:  # type: ignore[operator]
+                    file.write(json.dumps(row) + "\n")
+                    file.flush()
+                    os.fsync(file.fileno())
             log(f"epoch {epoch:3d}/{config.epochs}  train loss {row['train_loss']:.4f} acc "
                 f"{row['train_accuracy']:.4f}  test loss {row['test_loss']:.4f} acc "
                 f"{row['test_accuracy']:.4f}  {row['images_per_second']:.0f} img/s  "
                 f"{row['seconds']:.1f} s", quiet)
-    return RunResult(config, state, history, num_params, dataset.description)
+    return RunResult(config, state, history, num_params)
 
 
 # ------------------------------------------------------------------------ command line
@@ -557,8 +492,7 @@ def _flag_type(name: str) -> Callable[[str], Any]:
 def pool_list(text: str) -> tuple[str, ...]:
     """Parses ``--compare``: at least two distinct, known, comma-separated pooling names."""
     names = tuple(name.strip() for name in text.split(",") if name.strip())
-    unknown = [name for name in names if name not in models.POOLING_NAMES]
-    if unknown:
+    if unknown := [name for name in names if name not in models.POOLING_NAMES]:
         raise argparse.ArgumentTypeError(f"unknown pooling {', '.join(map(repr, unknown))}; "
                                          f"valid poolings: {', '.join(models.POOLING_NAMES)}")
     if len(names) < 2 or len(set(names)) != len(names):
@@ -568,10 +502,9 @@ def pool_list(text: str) -> tuple[str, ...]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The command line of ``python -m examples.cifar10.train`` (and of ``compare``): a
-    flag per :class:`TrainConfig` field, then the run's own."""
+    """The command line: a flag per :class:`TrainConfig` field, then the run's own."""
     parser = argparse.ArgumentParser(
-        prog="python -m examples.cifar10.train", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        "python -m examples.cifar10.train", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
         description="Train a classifier with a choice of jaxpool pooling (Flax + Optax).")
     for field in dataclasses.fields(TrainConfig):
         options = ({"choices": CHOICES[field.name]} if field.name in CHOICES else
@@ -588,12 +521,12 @@ def build_parser() -> argparse.ArgumentParser:
                      help="stop after this many epochs in all, as if interrupted")
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
     run.add_argument("--distributed", action="store_true", help="one process per host: join "
-                     "through jax.distributed.initialize() (the next three are detected on "
-                     "Cloud TPU, SLURM and Open MPI)")
-    for flag, variable, kind in zip(("--coordinator-address", "--num-processes", "--process-id"),
-                                    DISTRIBUTED_ENV_VARS, (str, "epochs", "seed"), strict=True):
-        run.add_argument(flag, type=_flag_type(kind) if isinstance(kind, str) else kind,
-                         help=f"with --distributed (default ${variable})")
+                     "through jax.distributed.initialize() (on Cloud TPU, SLURM, Open MPI the "
+                     "next three are detected)")
+    run.add_argument("--coordinator-address", metavar="HOST:PORT", help="with --distributed: "
+                     "process 0's (default $JAX_COORDINATOR_ADDRESS)")
+    run.add_argument("--num-processes", type=_flag_type("epochs"), help="with --distributed")
+    run.add_argument("--process-id", type=_flag_type("seed"), help="with --distributed: 0 to N-1")
     run.add_argument("--compare", type=pool_list, metavar="POOL,POOL,...", help="train every "
                      "listed pooling with the same seeds and compare them (compare.py)")
     run.add_argument("--seeds", type=_flag_type("epochs"), default=5,
@@ -610,32 +543,21 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 
 
 def join_distributed(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-    """With ``--distributed``: ``jax.distributed.initialize`` from the flags, else the
-    environment (:data:`DISTRIBUTED_ENV_VARS`), CPUs exchanging data through gloo; exits
-    through ``parser`` on bad values or a failure to join."""
+    """With ``--distributed``, ``jax.distributed.initialize`` (CPUs through gloo), or exits."""
     values = {name: getattr(args, name) for name in ("coordinator_address", "num_processes",
                                                      "process_id")}
-    if not args.distributed:
-        if any(value is not None for value in values.values()):
-            parser.error("--coordinator-address, --num-processes and --process-id only apply "
-                         "with --distributed")
-        return
-    for (name, value), variable, parse in zip(values.items(), DISTRIBUTED_ENV_VARS, (
-            str, _flag_type("epochs"), _flag_type("seed")), strict=True):
-        try:
-            values[name] = parse(os.environ[variable]) if value is None else value
-        except KeyError:
-            pass
-        except argparse.ArgumentTypeError as error:
-            parser.error(f"${variable}: {error}")
+    if not args.distributed and any(value is not None for value in values.values()):
+        parser.error("--coordinator-address, --num-processes and --process-id only apply "
+                     "with --distributed")
     host, _, port = (values["coordinator_address"] or "host:1").rpartition(":")
-    if not host or not port.isdigit():
+    if args.distributed and (not host or not port.isdigit()):
         parser.error(f"the coordinator address must be HOST:PORT, got "
                      f"{values['coordinator_address']!r}")
-    if not os.environ.get("JAX_CPU_COLLECTIVES_IMPLEMENTATION"):
+    if args.distributed and not os.environ.get("JAX_CPU_COLLECTIVES_IMPLEMENTATION"):
         jax.config.update("jax_cpu_collectives_implementation", "gloo")
     try:
-        jax.distributed.initialize(**values)
+        if args.distributed:
+            jax.distributed.initialize(**values)
     except Exception as error:  # jax's ValueError, XlaRuntimeError, ...: one line each
         parser.exit(2, f"{parser.prog}: error: could not join the distributed run: "
                        f"{checkpoints.brief(error)}\n")
@@ -645,11 +567,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``python -m examples.cifar10.train``."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    join_distributed(parser, args)
     if args.compare is not None:
         from examples.cifar10 import compare
 
-        return compare.main_from_args(parser, args, argv)
+        return compare.main(sys.argv[1:] if argv is None else argv)
+    join_distributed(parser, args)
     try:
         config = config_from_args(args)
         out = args.out or os.path.join("runs", f"{config.dataset}-{config.model}-{config.pool}")
