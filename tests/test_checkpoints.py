@@ -11,7 +11,6 @@ import json
 import pathlib
 import shutil
 
-import numpy as np
 import pytest
 
 from examples.cifar10 import checkpoints, train

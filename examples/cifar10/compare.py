@@ -26,7 +26,7 @@ import sys
 from collections.abc import Sequence
 
 if __name__ == "__main__" and not __package__:
-    # By path, this folder is first on sys.path (but with python -P): the root replaces it.
+    # Run by path, this folder is first on sys.path (not with -P): the root takes its place.
     _folder = pathlib.Path(__file__).resolve().parent
     _first = bool(sys.path) and pathlib.Path(sys.path[0] or ".").resolve() == _folder
     sys.path[:int(_first)] = [str(_folder.parents[1])]
