@@ -55,10 +55,10 @@ def _windows(kind: str, params: dict, size: tuple[int, int]):
         p = params
         return geometry.sliding_windows(
             "profile", size, p["kernel_size"], p["stride"], p["padding"], p["dilation"], False
-        ).axes
+        ).windows
     if kind == "global":
-        return geometry.global_windows(size).axes
-    return geometry.adaptive_windows("profile", size, params["output_size"]).axes
+        return geometry.global_windows(size).windows
+    return geometry.adaptive_windows("profile", size, params["output_size"]).windows
 
 
 def _torch_call(kind: str, params: dict):

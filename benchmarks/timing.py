@@ -89,7 +89,7 @@ def temp_bytes(compiled) -> int | None:
 def compile_jax(fn: Callable, operands: tuple, to_nhwc, family: str | None = None) -> Runner:
     """Runner of ``jax.jit(fn)`` compiled ahead for ``operands`` with the kernel family
     ``family``. ``fn`` must be a fresh function object: JAX caches traces per function, and
-    the family is no part of its cache key."""
+    before jax 0.7.2 the family is no part of its cache key."""
     started = time.perf_counter()
     with kernel_family(family):
         compiled = jax.jit(fn).lower(*operands).compile()

@@ -14,6 +14,7 @@ from jax.typing import ArrayLike
 from jaxpool import _geometry as geometry
 from jaxpool import _masked as masked
 from jaxpool._checks import as_array
+from jaxpool._docs import per_rank
 from jaxpool._functional import (
     _check_index_volume,
     _spatial_size,
@@ -28,7 +29,7 @@ def _adaptive_avg(op: str, n: int, x: ArrayLike, output_size, channels_first) ->
     channels_first = geometry.as_bool(channels_first, "channels_first", op)
     axes = geometry.spatial_axes(array.shape, n, channels_first, op)
     config = geometry.adaptive_windows(op, _spatial_size(array, axes), output_size)
-    return _window_average(array, axes=axes, windows=config.axes, divisor="adaptive",
+    return _window_average(array, axes=axes, windows=config.windows, divisor="adaptive",
                            family=kernel_family())
 
 
@@ -39,7 +40,7 @@ def _adaptive_max(op: str, n: int, x: ArrayLike, output_size, return_indices, ch
     axes = geometry.spatial_axes(array.shape, n, channels_first, op)
     config = geometry.adaptive_windows(op, _spatial_size(array, axes), output_size)
     _check_index_volume(array, axes, op, return_indices)
-    return _window_max(array, axes=axes, windows=config.axes, return_index=return_indices,
+    return _window_max(array, axes=axes, windows=config.windows, return_index=return_indices,
                        family=kernel_family())
 
 
@@ -62,12 +63,12 @@ def _global(op: str, x: ArrayLike, spatial_dims, keepdims, channels_first, mask,
                else masked.masked_max(array, kept, axes, kernel_family()))
         return out if keepdims else jnp.squeeze(out, axis=axes)
     if kind == "avg":
-        out = _window_average(array, axes=axes, windows=config.axes, divisor="adaptive",
+        out = _window_average(array, axes=axes, windows=config.windows, divisor="adaptive",
                               family=kernel_family())
         indices = None
     else:
         _check_index_volume(array, axes, op, kind == "max-index")
-        result = _window_max(array, axes=axes, windows=config.axes,
+        result = _window_max(array, axes=axes, windows=config.windows,
                              return_index=kind == "max-index", family=kernel_family())
         out, indices = result if kind == "max-index" else (result, None)
     if not keepdims:
@@ -75,11 +76,6 @@ def _global(op: str, x: ArrayLike, spatial_dims, keepdims, channels_first, mask,
         indices = None if indices is None else jnp.squeeze(indices, axis=axes)
     return out if indices is None else (out, indices)
 
-
-_LAYOUT = """\
-    Layout: ``x`` is ``(*batch, {spatial}, C)`` (channels-last) or, with
-    ``channels_first=True``, ``(*batch, C, {spatial})``; any number of batch dims, zero
-    included. The output keeps the input's layout."""
 
 _ADAPTIVE_AVG_DOC = """{n}D adaptive average pooling: ``torch.nn.functional.adaptive_avg_pool{n}d``.
 
@@ -130,73 +126,64 @@ _ADAPTIVE_MAX_DOC = """{n}D adaptive max pooling, as ``torch.nn.functional.adapt
       {example}
     """
 
-_EXAMPLES = {
-    ("avg", 1): """>>> import jax.numpy as jnp, jaxpool
+_AVG_EXAMPLES = {
+    1: """>>> import jax.numpy as jnp, jaxpool
       >>> x = jnp.array([1.0, 2.0, 3.0, 4.0, 5.0])[:, None]
       >>> jaxpool.adaptive_avg_pool1d(x, 2)[:, 0]   # windows [0, 3) and [2, 5)
       Array([2., 4.], dtype=float32)""",
-    ("avg", 2): """>>> import jax.numpy as jnp, jaxpool
+    2: """>>> import jax.numpy as jnp, jaxpool
       >>> x = jnp.arange(1.0, 17.0).reshape(1, 4, 4, 1)
       >>> jaxpool.adaptive_avg_pool2d(x, (1, 2))[0, ..., 0]
       Array([[7.5, 9.5]], dtype=float32)""",
-    ("avg", 3): """>>> import jax.numpy as jnp, jaxpool
+    3: """>>> import jax.numpy as jnp, jaxpool
       >>> jaxpool.adaptive_avg_pool3d(jnp.ones((4, 4, 4, 2)), (2, None, 1)).shape
       (2, 4, 1, 2)""",
-    ("max", 1): """>>> import jax.numpy as jnp, jaxpool
+}
+
+_MAX_EXAMPLES = {
+    1: """>>> import jax.numpy as jnp, jaxpool
       >>> x = jnp.array([1.0, 5.0, 3.0, 4.0, 2.0])[:, None]
       >>> y, i = jaxpool.adaptive_max_pool1d(x, 2, return_indices=True)
       >>> y[:, 0], i[:, 0]
       (Array([5., 4.], dtype=float32), Array([1, 3], dtype=int32))""",
-    ("max", 2): """>>> import jax.numpy as jnp, jaxpool
+    2: """>>> import jax.numpy as jnp, jaxpool
       >>> x = jnp.arange(1.0, 17.0).reshape(4, 4, 1)
       >>> jaxpool.adaptive_max_pool2d(x, 3)[..., 0]
       Array([[ 6.,  7.,  8.],
              [10., 11., 12.],
              [14., 15., 16.]], dtype=float32)""",
-    ("max", 3): """>>> import jax.numpy as jnp, jaxpool
+    3: """>>> import jax.numpy as jnp, jaxpool
       >>> jaxpool.adaptive_max_pool3d(jnp.arange(8.0).reshape(2, 2, 2, 1), 1).reshape(-1)
       Array([7.], dtype=float32)""",
 }
 
 
-def _doc(template: str, kind: str, n: int):
-    spatial = {1: "L", 2: "H, W", 3: "D, H, W"}[n]
-
-    def decorate(function):
-        function.__doc__ = template.format(
-            n=n, layout=_LAYOUT.format(spatial=spatial), example=_EXAMPLES[kind, n]
-        )
-        return function
-
-    return decorate
-
-
-@_doc(_ADAPTIVE_AVG_DOC, "avg", 1)
+@per_rank(_ADAPTIVE_AVG_DOC, _AVG_EXAMPLES, 1)
 def adaptive_avg_pool1d(x: ArrayLike, output_size, *, channels_first=False) -> jax.Array:
     return _adaptive_avg("adaptive_avg_pool1d", 1, x, output_size, channels_first)
 
 
-@_doc(_ADAPTIVE_AVG_DOC, "avg", 2)
+@per_rank(_ADAPTIVE_AVG_DOC, _AVG_EXAMPLES, 2)
 def adaptive_avg_pool2d(x: ArrayLike, output_size, *, channels_first=False) -> jax.Array:
     return _adaptive_avg("adaptive_avg_pool2d", 2, x, output_size, channels_first)
 
 
-@_doc(_ADAPTIVE_AVG_DOC, "avg", 3)
+@per_rank(_ADAPTIVE_AVG_DOC, _AVG_EXAMPLES, 3)
 def adaptive_avg_pool3d(x: ArrayLike, output_size, *, channels_first=False) -> jax.Array:
     return _adaptive_avg("adaptive_avg_pool3d", 3, x, output_size, channels_first)
 
 
-@_doc(_ADAPTIVE_MAX_DOC, "max", 1)
+@per_rank(_ADAPTIVE_MAX_DOC, _MAX_EXAMPLES, 1)
 def adaptive_max_pool1d(x: ArrayLike, output_size, return_indices=False, *, channels_first=False):
     return _adaptive_max("adaptive_max_pool1d", 1, x, output_size, return_indices, channels_first)
 
 
-@_doc(_ADAPTIVE_MAX_DOC, "max", 2)
+@per_rank(_ADAPTIVE_MAX_DOC, _MAX_EXAMPLES, 2)
 def adaptive_max_pool2d(x: ArrayLike, output_size, return_indices=False, *, channels_first=False):
     return _adaptive_max("adaptive_max_pool2d", 2, x, output_size, return_indices, channels_first)
 
 
-@_doc(_ADAPTIVE_MAX_DOC, "max", 3)
+@per_rank(_ADAPTIVE_MAX_DOC, _MAX_EXAMPLES, 3)
 def adaptive_max_pool3d(x: ArrayLike, output_size, return_indices=False, *, channels_first=False):
     return _adaptive_max("adaptive_max_pool3d", 3, x, output_size, return_indices, channels_first)
 

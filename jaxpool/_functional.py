@@ -22,6 +22,7 @@ from jaxpool import _geometry as geometry
 from jaxpool import _jax_internals as internals
 from jaxpool import _kernels as kernels
 from jaxpool._checks import as_array
+from jaxpool._docs import per_rank
 from jaxpool._kernel_common import index_dtype
 
 # The kernel family is a static argument: a trace is never reused across families.
@@ -74,7 +75,7 @@ def _max_pool(
     )
     _check_index_volume(array, axes, op, return_indices)
     pool = _window_min if negate else _window_max
-    return pool(array, axes=axes, windows=config.axes, return_index=return_indices,
+    return pool(array, axes=axes, windows=config.windows, return_index=return_indices,
                 family=kernels.kernel_family())
 
 
@@ -134,7 +135,7 @@ def _avg_pool(
                               count_include_pad, channels_first)
     override = geometry.check_divisor_override(op, divisor_override)
     divisor: str | int = windows.divisor if override is None else override
-    return _window_average(windows.array, axes=windows.axes, windows=windows.config.axes,
+    return _window_average(windows.array, axes=windows.axes, windows=windows.config.windows,
                            divisor=divisor, family=kernels.kernel_family())
 
 
@@ -143,7 +144,7 @@ def _lp_pool(op, n, x, norm_type, kernel_size, stride, ceil_mode, channels_first
     # torch's lp_pool goes through avg_pool (no padding), so it refuses what avg_pool does.
     windows = average_windows(op, n, x, kernel_size, stride, 0, ceil_mode, True, channels_first)
     return _lp_impl(windows.array, norm_type=norm_type, axes=windows.axes,
-                    windows=windows.config.axes, family=kernels.kernel_family())
+                    windows=windows.config.windows, family=kernels.kernel_family())
 
 
 @functools.partial(jax.jit, static_argnames=("norm_type", "axes", "windows", "family"))
@@ -379,26 +380,6 @@ def fractional_intervals(sample: jax.Array, length: int, out: int, kernel: int) 
 # ----------------------------------------------------------------------------------
 # Docstring templates
 
-_LAYOUT = """\
-    Layout: ``x`` is ``(*batch, {spatial}, C)`` (channels-last, Flax's default) or, with
-    ``channels_first=True``, ``(*batch, C, {spatial})`` (torch's); any number of batch
-    dims, zero included. The output keeps the input's layout."""
-
-_SIZE = """\
-    Output size per spatial dim (``L`` input, ``k`` kernel, ``s`` stride, ``p`` padding,
-    ``d`` dilation)::
-
-        O = floor((L + 2p - d*(k-1) - 1 + (s-1 if ceil_mode else 0)) / s) + 1
-
-    and in ceil mode the last window must start inside the input or the left padding
-    (see :func:`jaxpool.pool_output_shape`)."""
-
-
-def _fill(template: str, n: int) -> str:
-    spatial = {1: "L", 2: "H, W", 3: "D, H, W"}[n]
-    return template.format(n=n, spatial=spatial, layout=_LAYOUT.format(spatial=spatial), size=_SIZE)
-
-
 _MAX_DOC = """{n}D max pooling, as ``torch.nn.functional.max_pool{n}d``.
 
     Each output is the maximum of a window of ``kernel_size`` elements spaced
@@ -431,6 +412,7 @@ _MAX_DOC = """{n}D max pooling, as ``torch.nn.functional.max_pool{n}d``.
       ValueError: for invalid sizes (the message says which argument and value).
 
     Example:
+      {example}
     """
 
 # Concrete examples per rank (doctested).
@@ -455,19 +437,6 @@ _MAX_EXAMPLES = {
       >>> jaxpool.max_pool3d(x, 2).reshape(-1)
       Array([7.], dtype=float32)""",
 }
-
-
-def _with_example(template: str, examples: dict[int, str], n: int) -> str:
-    head, _, _ = template.partition("    Example:")
-    return head + "    Example:\n      " + examples[n] + "\n    "
-
-
-def _doc(template: str, examples: dict[int, str], n: int):
-    def decorate(function):
-        function.__doc__ = _fill(_with_example(template, examples, n), n)
-        return function
-
-    return decorate
 
 
 _MIN_DOC = """{n}D min pooling (Flax's ``min_pool``), with max pooling's options and rules.
@@ -497,6 +466,7 @@ _MIN_DOC = """{n}D min pooling (Flax's ``min_pool``), with max pooling's options
       TypeError, ValueError: as :func:`jaxpool.max_pool{n}d`.
 
     Example:
+      {example}
     """
 
 _MIN_EXAMPLES = {
@@ -543,6 +513,7 @@ _AVG_DOC = """{n}D average pooling, as ``torch.nn.functional.avg_pool{n}d``.
       ValueError: for invalid sizes, or ``divisor_override=0``.
 
     Example:
+      {example}
     """
 
 _AVG_EXAMPLES = {
@@ -593,6 +564,7 @@ _LP_DOC = """{n}D power-average pooling, as ``torch.nn.functional.lp_pool{n}d``.
       ValueError: for ``norm_type <= 0`` or NaN, or invalid sizes.
 
     Example:
+      {example}
     """
 
 _LP_EXAMPLES = {
@@ -641,6 +613,7 @@ _UNPOOL_DOC = """{n}D max unpooling, as ``torch.nn.functional.max_unpool{n}d``.
         checked and are dropped.
 
     Example:
+      {example}
     """
 
 _UNPOOL_EXAMPLES = {
@@ -693,6 +666,7 @@ _FRACTIONAL_DOC = """{n}D fractional max pooling: ``torch.nn.functional.fraction
         output size (``output_size + kernel_size - 1`` must not exceed the input).
 
     Example:
+      {example}
     """
 
 _FRACTIONAL_EXAMPLES = {
@@ -714,109 +688,109 @@ _FRACTIONAL_EXAMPLES = {
 # Public functions
 
 
-@_doc(_MAX_DOC, _MAX_EXAMPLES, 1)
+@per_rank(_MAX_DOC, _MAX_EXAMPLES, 1)
 def max_pool1d(x: ArrayLike, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
                return_indices=False, *, channels_first=False):
     return _max_pool("max_pool1d", 1, x, kernel_size, stride, padding, dilation, ceil_mode,
                      return_indices, channels_first)
 
 
-@_doc(_MAX_DOC, _MAX_EXAMPLES, 2)
+@per_rank(_MAX_DOC, _MAX_EXAMPLES, 2)
 def max_pool2d(x: ArrayLike, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
                return_indices=False, *, channels_first=False):
     return _max_pool("max_pool2d", 2, x, kernel_size, stride, padding, dilation, ceil_mode,
                      return_indices, channels_first)
 
 
-@_doc(_MAX_DOC, _MAX_EXAMPLES, 3)
+@per_rank(_MAX_DOC, _MAX_EXAMPLES, 3)
 def max_pool3d(x: ArrayLike, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
                return_indices=False, *, channels_first=False):
     return _max_pool("max_pool3d", 3, x, kernel_size, stride, padding, dilation, ceil_mode,
                      return_indices, channels_first)
 
 
-@_doc(_MIN_DOC, _MIN_EXAMPLES, 1)
+@per_rank(_MIN_DOC, _MIN_EXAMPLES, 1)
 def min_pool1d(x: ArrayLike, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
                return_indices=False, *, channels_first=False):
     return _max_pool("min_pool1d", 1, x, kernel_size, stride, padding, dilation, ceil_mode,
                      return_indices, channels_first, negate=True)
 
 
-@_doc(_MIN_DOC, _MIN_EXAMPLES, 2)
+@per_rank(_MIN_DOC, _MIN_EXAMPLES, 2)
 def min_pool2d(x: ArrayLike, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
                return_indices=False, *, channels_first=False):
     return _max_pool("min_pool2d", 2, x, kernel_size, stride, padding, dilation, ceil_mode,
                      return_indices, channels_first, negate=True)
 
 
-@_doc(_MIN_DOC, _MIN_EXAMPLES, 3)
+@per_rank(_MIN_DOC, _MIN_EXAMPLES, 3)
 def min_pool3d(x: ArrayLike, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
                return_indices=False, *, channels_first=False):
     return _max_pool("min_pool3d", 3, x, kernel_size, stride, padding, dilation, ceil_mode,
                      return_indices, channels_first, negate=True)
 
 
-@_doc(_AVG_DOC, _AVG_EXAMPLES, 1)
+@per_rank(_AVG_DOC, _AVG_EXAMPLES, 1)
 def avg_pool1d(x: ArrayLike, kernel_size, stride=None, padding=0, ceil_mode=False,
                count_include_pad=True, divisor_override=None, *, channels_first=False) -> jax.Array:
     return _avg_pool("avg_pool1d", 1, x, kernel_size, stride, padding, ceil_mode,
                      count_include_pad, divisor_override, channels_first)
 
 
-@_doc(_AVG_DOC, _AVG_EXAMPLES, 2)
+@per_rank(_AVG_DOC, _AVG_EXAMPLES, 2)
 def avg_pool2d(x: ArrayLike, kernel_size, stride=None, padding=0, ceil_mode=False,
                count_include_pad=True, divisor_override=None, *, channels_first=False) -> jax.Array:
     return _avg_pool("avg_pool2d", 2, x, kernel_size, stride, padding, ceil_mode,
                      count_include_pad, divisor_override, channels_first)
 
 
-@_doc(_AVG_DOC, _AVG_EXAMPLES, 3)
+@per_rank(_AVG_DOC, _AVG_EXAMPLES, 3)
 def avg_pool3d(x: ArrayLike, kernel_size, stride=None, padding=0, ceil_mode=False,
                count_include_pad=True, divisor_override=None, *, channels_first=False) -> jax.Array:
     return _avg_pool("avg_pool3d", 3, x, kernel_size, stride, padding, ceil_mode,
                      count_include_pad, divisor_override, channels_first)
 
 
-@_doc(_LP_DOC, _LP_EXAMPLES, 1)
+@per_rank(_LP_DOC, _LP_EXAMPLES, 1)
 def lp_pool1d(x: ArrayLike, norm_type, kernel_size, stride=None, ceil_mode=False, *,
               channels_first=False) -> jax.Array:
     return _lp_pool("lp_pool1d", 1, x, norm_type, kernel_size, stride, ceil_mode, channels_first)
 
 
-@_doc(_LP_DOC, _LP_EXAMPLES, 2)
+@per_rank(_LP_DOC, _LP_EXAMPLES, 2)
 def lp_pool2d(x: ArrayLike, norm_type, kernel_size, stride=None, ceil_mode=False, *,
               channels_first=False) -> jax.Array:
     return _lp_pool("lp_pool2d", 2, x, norm_type, kernel_size, stride, ceil_mode, channels_first)
 
 
-@_doc(_LP_DOC, _LP_EXAMPLES, 3)
+@per_rank(_LP_DOC, _LP_EXAMPLES, 3)
 def lp_pool3d(x: ArrayLike, norm_type, kernel_size, stride=None, ceil_mode=False, *,
               channels_first=False) -> jax.Array:
     return _lp_pool("lp_pool3d", 3, x, norm_type, kernel_size, stride, ceil_mode, channels_first)
 
 
-@_doc(_UNPOOL_DOC, _UNPOOL_EXAMPLES, 1)
+@per_rank(_UNPOOL_DOC, _UNPOOL_EXAMPLES, 1)
 def max_unpool1d(x: ArrayLike, indices: ArrayLike, kernel_size, stride=None, padding=0,
                  output_size=None, *, channels_first=False) -> jax.Array:
     return _max_unpool("max_unpool1d", 1, x, indices, kernel_size, stride, padding, output_size,
                        channels_first)
 
 
-@_doc(_UNPOOL_DOC, _UNPOOL_EXAMPLES, 2)
+@per_rank(_UNPOOL_DOC, _UNPOOL_EXAMPLES, 2)
 def max_unpool2d(x: ArrayLike, indices: ArrayLike, kernel_size, stride=None, padding=0,
                  output_size=None, *, channels_first=False) -> jax.Array:
     return _max_unpool("max_unpool2d", 2, x, indices, kernel_size, stride, padding, output_size,
                        channels_first)
 
 
-@_doc(_UNPOOL_DOC, _UNPOOL_EXAMPLES, 3)
+@per_rank(_UNPOOL_DOC, _UNPOOL_EXAMPLES, 3)
 def max_unpool3d(x: ArrayLike, indices: ArrayLike, kernel_size, stride=None, padding=0,
                  output_size=None, *, channels_first=False) -> jax.Array:
     return _max_unpool("max_unpool3d", 3, x, indices, kernel_size, stride, padding, output_size,
                        channels_first)
 
 
-@_doc(_FRACTIONAL_DOC, _FRACTIONAL_EXAMPLES, 2)
+@per_rank(_FRACTIONAL_DOC, _FRACTIONAL_EXAMPLES, 2)
 def fractional_max_pool2d(x: ArrayLike, kernel_size, output_size=None, output_ratio=None,
                           return_indices=False, *, key=None, random_samples=None,
                           channels_first=False):
@@ -824,7 +798,7 @@ def fractional_max_pool2d(x: ArrayLike, kernel_size, output_size=None, output_ra
                                 output_ratio, return_indices, key, random_samples, channels_first)
 
 
-@_doc(_FRACTIONAL_DOC, _FRACTIONAL_EXAMPLES, 3)
+@per_rank(_FRACTIONAL_DOC, _FRACTIONAL_EXAMPLES, 3)
 def fractional_max_pool3d(x: ArrayLike, kernel_size, output_size=None, output_ratio=None,
                           return_indices=False, *, key=None, random_samples=None,
                           channels_first=False):

@@ -637,13 +637,17 @@ def spatial_axes(
 
 @dataclasses.dataclass(frozen=True)
 class WindowConfig:
-    """Validated configuration of a sliding-window pooling op along every spatial axis."""
+    """Validated configuration of a sliding-window pooling op along every spatial axis.
 
-    axes: tuple[AxisWindows, ...]
+    Attributes:
+      windows: the windows along each spatial axis, outermost first.
+    """
+
+    windows: tuple[AxisWindows, ...]
 
     @property
     def output_size(self) -> tuple[int, ...]:
-        return tuple(w.size for w in self.axes)
+        return tuple(w.size for w in self.windows)
 
 
 def sliding_windows(
@@ -708,7 +712,7 @@ def sliding_windows(
                 f"stride={stride!r}, dilation={dilation!r}, input size {tuple(spatial_size)}); "
                 "it would have no element to pool"
             )
-    return WindowConfig(axes=windows)
+    return WindowConfig(windows=windows)
 
 
 def check_average_input(op: str, spatial_size: tuple[int, ...], kernel_size: Any) -> None:
@@ -733,14 +737,14 @@ def adaptive_windows(op: str, spatial_size: tuple[int, ...], output_size: Any) -
     sizes = check_adaptive_output_size(op, n, output_size)
     resolved = tuple(spatial_size[i] if s is None else s for i, s in enumerate(sizes))
     return WindowConfig(
-        axes=tuple(AxisWindows.make_adaptive(spatial_size[i], resolved[i]) for i in range(n))
+        windows=tuple(AxisWindows.make_adaptive(spatial_size[i], resolved[i]) for i in range(n))
     )
 
 
 def global_windows(spatial_size: tuple[int, ...]) -> WindowConfig:
     """One window per axis covering all of it."""
     return WindowConfig(
-        axes=tuple(AxisWindows(length=L, size=1, kernel=L, stride=L) for L in spatial_size)
+        windows=tuple(AxisWindows(length=L, size=1, kernel=L, stride=L) for L in spatial_size)
     )
 
 

@@ -51,6 +51,7 @@ from jaxpool import _geometry as geometry
 from jaxpool import _kernels as kernels
 from jaxpool import _masked as masked
 from jaxpool._checks import as_array
+from jaxpool._docs import per_rank
 from jaxpool._functional import _spatial_size, average_windows
 from jaxpool._geometry import check_keepdims
 
@@ -146,7 +147,7 @@ def _hybrid_pool(op, n, x, alpha, kernel_size, stride, padding, ceil_mode, count
     weight = _alpha_operand(
         weight, out_shape, _channel_axis(array.ndim, n, windows.channels_first), op
     )
-    return _window_hybrid(array, weight, axes=axes, windows=windows.config.axes,
+    return _window_hybrid(array, weight, axes=axes, windows=windows.config.windows,
                           divisor=windows.divisor, family=kernels.kernel_family())
 
 
@@ -211,31 +212,21 @@ _HYBRID_EXAMPLES = {
 }
 
 
-def _hybrid_doc(n: int):
-    spatial = {1: "L", 2: "H, W", 3: "D, H, W"}[n]
-
-    def decorate(function):
-        function.__doc__ = _HYBRID_DOC.format(n=n, spatial=spatial, example=_HYBRID_EXAMPLES[n])
-        return function
-
-    return decorate
-
-
-@_hybrid_doc(1)
+@per_rank(_HYBRID_DOC, _HYBRID_EXAMPLES, 1)
 def hybrid_pool1d(x: ArrayLike, alpha: ArrayLike, kernel_size, stride=None, padding=0,
                   ceil_mode=False, count_include_pad=True, *, channels_first=False) -> jax.Array:
     return _hybrid_pool("hybrid_pool1d", 1, x, alpha, kernel_size, stride, padding, ceil_mode,
                         count_include_pad, channels_first)
 
 
-@_hybrid_doc(2)
+@per_rank(_HYBRID_DOC, _HYBRID_EXAMPLES, 2)
 def hybrid_pool2d(x: ArrayLike, alpha: ArrayLike, kernel_size, stride=None, padding=0,
                   ceil_mode=False, count_include_pad=True, *, channels_first=False) -> jax.Array:
     return _hybrid_pool("hybrid_pool2d", 2, x, alpha, kernel_size, stride, padding, ceil_mode,
                         count_include_pad, channels_first)
 
 
-@_hybrid_doc(3)
+@per_rank(_HYBRID_DOC, _HYBRID_EXAMPLES, 3)
 def hybrid_pool3d(x: ArrayLike, alpha: ArrayLike, kernel_size, stride=None, padding=0,
                   ceil_mode=False, count_include_pad=True, *, channels_first=False) -> jax.Array:
     return _hybrid_pool("hybrid_pool3d", 3, x, alpha, kernel_size, stride, padding, ceil_mode,
@@ -303,7 +294,7 @@ def global_hybrid_pool(
     if kept is not None:
         out = masked.masked_hybrid(array, weight, kept, axes=axes, family=kernels.kernel_family())
     else:
-        out = _window_hybrid(array, weight, axes=axes, windows=config.axes, divisor="adaptive",
+        out = _window_hybrid(array, weight, axes=axes, windows=config.windows, divisor="adaptive",
                              family=kernels.kernel_family())
     return _squeeze_global(out, axes, True, keepdims)
 
@@ -391,7 +382,7 @@ def gated_pool(
                               count_include_pad, channels_first)
     array, axes, config = windows.array, windows.axes, windows.config
     weight = as_array(gate_weight, "gate_weight", op, kind="float")
-    kernel = tuple(w.kernel for w in config.axes)
+    kernel = tuple(w.kernel for w in config.windows)
     channel_axis = _channel_axis(array.ndim, n, windows.channels_first)
     channels = array.shape[channel_axis]
     if tuple(weight.shape) not in (kernel, (*kernel, channels)):
@@ -400,7 +391,7 @@ def gated_pool(
             f"kernel_size + (C,) = {(*kernel, channels)} (per channel), but got gate_weight of "
             f"shape {tuple(weight.shape)}"
         )
-    return _gated_impl(array, weight, axes=axes, windows=config.axes, divisor=windows.divisor,
+    return _gated_impl(array, weight, axes=axes, windows=config.windows, divisor=windows.divisor,
                        channel_axis=channel_axis, family=kernels.kernel_family())
 
 
@@ -520,7 +511,7 @@ def gem_pool(
         # A windowed GeM is an average pooling of x ** p: the same refusals.
         geometry.check_average_input(op, _spatial_size(array, axes), kernel_size)
         divisor = "with_padding" if count_include_pad else "without_padding"
-    out = _gem_impl(array, power, axes=axes, windows=config.axes, divisor=divisor, eps=eps,
+    out = _gem_impl(array, power, axes=axes, windows=config.windows, divisor=divisor, eps=eps,
                     family=kernels.kernel_family())
     return _squeeze_global(out, axes, is_global, keepdims)
 
@@ -632,7 +623,7 @@ def soft_pool(
     keepdims = check_keepdims(keepdims, kernel_size, op)
     axes, config = _windows(op, n, array, kernel_size, stride, padding, ceil_mode, channels_first)
     is_global = kernel_size is None
-    out = _soft_impl(array, axes=axes, windows=config.axes, is_global=is_global)
+    out = _soft_impl(array, axes=axes, windows=config.windows, is_global=is_global)
     return _squeeze_global(out, axes, is_global, keepdims)
 
 
@@ -702,7 +693,7 @@ def global_avg_max_pool(
     if kept is not None:
         out = masked.masked_hybrid(array, half, kept, axes=axes, family=kernels.kernel_family())
     else:
-        out = _window_hybrid(array, half, axes=axes, windows=config.axes, divisor="adaptive",
+        out = _window_hybrid(array, half, axes=axes, windows=config.windows, divisor="adaptive",
                              family=kernels.kernel_family())
     return _squeeze_global(out, axes, True, keepdims)
 
@@ -751,7 +742,7 @@ def global_cat_avg_max_pool(
         out = masked.masked_mean_and_max(array, kept, axes=axes, channel_axis=channel_axis,
                                          family=kernels.kernel_family())
     else:
-        out = _cat_avg_max_impl(array, axes=axes, windows=config.axes,
+        out = _cat_avg_max_impl(array, axes=axes, windows=config.windows,
                                 channel_axis=channel_axis, family=kernels.kernel_family())
     return _squeeze_global(out, axes, True, keepdims)
 

@@ -20,21 +20,33 @@ rule), so those primitives need JAX's extension points:
   and export for CUDA and TPU like any JAX code).
 * ``jax.core.ShapedArray``: the abstract value returned by abstract evaluation.
 
-And one version difference:
+And three version differences:
 
+* :func:`jit_keyed_context`: a value set for a ``with`` block that ``jax.jit``'s caches
+  key on, so that a function jitted before the block retraces inside it:
+  ``jax.make_user_context`` from jax 0.7.2 on (public); before, a ``contextvars`` value
+  with the same interface, which jit does not see (:data:`JIT_KEYED_CONTEXT` is False).
+* :data:`PLATFORM_DEPENDENT_PRUNES`: from jax 0.6.1 on, ``lax.platform_dependent``
+  lowers only the branches of the platforms a program is lowered for; before, a
+  program lowered for one platform holds every branch behind a constant index, which
+  XLA resolves when it compiles (a CUDA export of ``auto`` then carries the ``cpu``
+  kernel family's code too, never run).
 * :func:`optimization_barrier` keeps XLA from merging two consecutive divisions into one
   (``(s / a) / b`` into ``s / (a * b)``, which rounds differently from torch's
   adaptive averages). ``jax.lax.optimization_barrier`` is public, but JAX only has
   differentiation and batching rules for it from 0.5.3 on; with older JAX, a primitive
   of ours with the same meaning (identity, lowered to the same barrier) supplies them.
 
-Tested at both ends of the supported range (``.ci/run``: jax 0.4.35 and the newest
-release). When JAX moves one of these, this is the only file to change.
+Tested at both ends of the supported range (``.ci/run``: jax 0.4.36, the floor pinned
+in ``.ci/lower-bounds.txt``, and the newest release). When JAX moves one of these, this
+is the only file to change.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import contextvars
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import jax
@@ -44,6 +56,8 @@ from jax.extend.core import Primitive
 from jax.interpreters import ad, batching, mlir
 
 __all__ = [
+    "JIT_KEYED_CONTEXT",
+    "PLATFORM_DEPENDENT_PRUNES",
     "Primitive",
     "ShapedArray",
     "define_batching",
@@ -54,12 +68,16 @@ __all__ = [
     "is_tracer",
     "is_undefined_primal",
     "is_zero",
+    "jit_keyed_context",
     "lowered_by",
     "optimization_barrier",
 ]
 
-# jax.__version_info__ exists from jax 0.4.? on; every supported version has it.
+# Every supported release (jax >= 0.4.36) has jax.__version_info__.
 JAX_VERSION: tuple[int, ...] = tuple(jax.__version_info__)
+
+PLATFORM_DEPENDENT_PRUNES = JAX_VERSION >= (0, 6, 1)
+"""Whether ``lax.platform_dependent`` lowers only the lowering platforms' branches."""
 
 
 def lowered_by(
@@ -133,3 +151,45 @@ def optimization_barrier(x: jax.Array) -> jax.Array:
     if _BARRIER_HAS_RULES:
         return lax.optimization_barrier(x)
     return _barrier_p.bind(x)
+
+
+# ----------------------------------------------------------------------------------
+# A context value that jax.jit's caches key on
+
+JIT_KEYED_CONTEXT = hasattr(jax, "make_user_context")  # jax >= 0.7.2
+"""Whether :func:`jit_keyed_context` values are part of what ``jax.jit`` caches on."""
+
+
+class _ContextValue:
+    """A value set for the length of a ``with`` block, kept in a ``contextvars`` variable,
+    with the interface of ``jax.make_user_context``'s: ``.value`` and ``context(value)``."""
+
+    def __init__(self, name: str, default: Any):
+        self._variable: contextvars.ContextVar[Any] = contextvars.ContextVar(name, default=default)
+
+    @property
+    def value(self) -> Any:
+        return self._variable.get()
+
+    @contextlib.contextmanager
+    def __call__(self, value: Any) -> Iterator[None]:
+        token = self._variable.set(value)
+        try:
+            yield
+        finally:
+            self._variable.reset(token)
+
+
+def jit_keyed_context(name: str, default: Any) -> Any:
+    """A value set for the length of ``with context(value):`` and read as ``context.value``.
+
+    With :data:`JIT_KEYED_CONTEXT` (jax 0.7.2 and newer) it is ``jax.make_user_context``'s:
+    ``jax.jit``'s tracing, lowering and compilation caches key on its value, so a
+    function jitted before a block retraces inside it (every jitted function called
+    inside the block does, once per value). With older JAX it is a ``contextvars``
+    value: jit reuses a trace whatever the value. The value must be hashable. Create one
+    per name, at import (JAX adds its contexts without locking).
+    """
+    if JIT_KEYED_CONTEXT:
+        return jax.make_user_context(default)
+    return _ContextValue(name, default)

@@ -1,10 +1,16 @@
 """What every kernel family shares: stage planning, padding, exact division, flat
-indices, and the reductions that do not depend on the family.
+indices, averages and the hybrid mix built on a family's sums and maxima, tiling
+windows, and the reductions that do not depend on the family.
 
 * :func:`plan_stages` splits a window reduction into stages (the innermost axes first),
   so that keeping the first maximum stage by stage equals torch's row-major choice;
 * :func:`divide` and :func:`average_of_sums`: window sums divided as torch divides them
-  (IEEE division, never a multiplication by a reciprocal);
+  (IEEE division, never a multiplication by a reciprocal); :func:`window_average` and
+  :func:`composed_hybrid` build a family's average and hybrid mix from its
+  ``window_sum`` and ``window_max``;
+* :func:`split_blocks`, :func:`first_max_in_blocks` and :func:`select_in_blocks`: the
+  windows of a ``blocks`` stage (they tile the axis) as a (windows, taps) split, the tap
+  torch chooses in each, and the element at a chosen tap;
 * :func:`window_taps` (every tap of regular windows: gated pooling, SoftPool) and
   :func:`gather_window_max` (windows whose starts are data: fractional pooling) are plain
   JAX, the same on every platform.
@@ -16,7 +22,7 @@ import dataclasses
 import functools
 import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -228,6 +234,47 @@ def average_of_sums(
     return sums
 
 
+def accumulation_dtype(dtype) -> type:
+    """The dtype window sums accumulate in: float64 for float64 input, else float32."""
+    return jnp.float64 if dtype == jnp.float64 else jnp.float32
+
+
+def window_average(
+    window_sum: Callable[..., jax.Array],
+    x: jax.Array,
+    axes: Sequence[int],
+    windows: Sequence[AxisWindows],
+    divisor: str | int,
+) -> jax.Array:
+    """A family's window sums (``window_sum(x, axes, windows)``) divided as torch divides
+    them (:func:`average_of_sums`); same dtype as ``x``."""
+    sums = window_sum(x, axes, windows)
+    return average_of_sums(sums, axes, windows, divisor).astype(x.dtype)
+
+
+def mix(alpha: jax.Array, maxima: jax.Array, averages: jax.Array) -> jax.Array:
+    """The hybrid's ``alpha * max + (1 - alpha) * average``."""
+    return alpha * maxima + (1 - alpha) * averages
+
+
+def composed_hybrid(
+    window_max: Callable[..., jax.Array],
+    window_sum: Callable[..., jax.Array],
+    x: jax.Array,
+    alpha: jax.Array,
+    axes: Sequence[int],
+    windows: Sequence[AxisWindows],
+    divisor: str | int,
+) -> jax.Array:
+    """``alpha * max + (1 - alpha) * average`` from a family's ``window_max`` and
+    ``window_sum``: each part keeps its own gradient rule (torch's), mixed in float32
+    for narrower floats; the result has ``x``'s dtype."""
+    compute = jnp.promote_types(x.dtype, jnp.float32)
+    maxima = window_max(x, axes, windows).astype(compute)
+    averages = window_average(window_sum, x.astype(compute), axes, windows, divisor)
+    return mix(alpha.astype(compute), maxima, averages).astype(x.dtype)
+
+
 def tap_coordinates(stage: Stage, chosen: jax.Array, ndim: int) -> dict[int, jax.Array]:
     """Input coordinate along each stage axis of every window's chosen tap."""
     coords: dict[int, jax.Array] = {}
@@ -262,6 +309,66 @@ def flat_index(coords: dict[int, jax.Array], lengths: tuple[tuple[int, int], ...
         terms.append(coords[axis].astype(dtype) * multiplier)
         multiplier *= length
     return functools.reduce(jnp.add, terms)
+
+
+# ----------------------------------------------------------------------------------
+# Tiling windows (``blocks`` stages)
+
+
+def split_blocks(x: jax.Array, stage: Stage, fill) -> tuple[jax.Array, tuple[int, ...]]:
+    """Pads each axis of a ``blocks`` stage to ``size * kernel`` with ``fill`` and splits
+    it into (windows, taps).
+
+    Returns the reshaped array and the positions of the new tap axes (each right after
+    its window axis).
+    """
+    shape = []
+    tap_axes = []
+    for axis, w in zip(stage.axes, stage.windows, strict=True):
+        x = pad_axis(x, axis, w.pad_lo, w.size * w.kernel - w.length - w.pad_lo, fill)
+    for axis, length in enumerate(x.shape):
+        if axis in stage.axes:
+            w = stage.windows[stage.axes.index(axis)]
+            shape += [w.size, w.kernel]
+            tap_axes.append(len(shape) - 1)
+        else:
+            shape.append(length)
+    return x.reshape(shape), tuple(tap_axes)
+
+
+def first_max_in_blocks(
+    split: jax.Array, tap_axis: int, best: jax.Array, stage: Stage, *, nan_aware: bool
+) -> jax.Array:
+    """torch's chosen tap of each window of a one-axis ``blocks`` stage, by reductions
+    over the (windows, taps) split of :func:`split_blocks` (padded with :func:`lowest`).
+
+    ``best`` holds the window maxima. The first tap equal to it wins (ties keep the
+    first maximum; padding never wins, so an all ``-inf`` window points at its first
+    real element); with ``nan_aware``, a window holding NaN points at its last NaN.
+    """
+    ((axis,), (w,)) = stage.axes, stage.windows
+    iota = lax.broadcasted_iota(jnp.int32, split.shape, tap_axis)
+    hit = split == jnp.expand_dims(best, tap_axis)
+    valid = w.tap_valid().T  # (size, kernel)
+    if not valid.all():
+        shape = [1] * split.ndim
+        shape[axis], shape[tap_axis] = valid.shape
+        hit = hit & np.reshape(valid, shape)
+    chosen = jnp.min(jnp.where(hit, iota, w.kernel), axis=tap_axis)
+    if nan_aware:
+        last_nan = jnp.max(jnp.where(jnp.isnan(split), iota, -1), axis=tap_axis)
+        chosen = jnp.where(last_nan >= 0, last_nan, chosen)
+    return chosen
+
+
+def select_in_blocks(x: jax.Array, chosen: jax.Array, stage: Stage) -> jax.Array:
+    """The element of each window of a one-axis ``blocks`` stage at its chosen tap:
+    linear in ``x`` (a masked sum over the taps)."""
+    split, (tap_axis,) = split_blocks(x, stage, 0)
+    hit = lax.broadcasted_iota(jnp.int32, split.shape, tap_axis) == jnp.expand_dims(
+        chosen, tap_axis
+    )
+    return jnp.sum(jnp.where(hit, split, jnp.zeros((), x.dtype)), axis=tap_axis)
 
 
 # ----------------------------------------------------------------------------------

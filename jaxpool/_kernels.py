@@ -14,8 +14,12 @@ the ``cpu`` family where the program is lowered for CPU, ``reduce_window`` elsew
 (GPU, TPU). So one jitted or ``jax.export``\\ ed function carries the right kernel for each
 platform, and a multi-platform export holds both. The choice is read when an op is
 *traced*: :func:`kernels` (a context manager) wins over the environment variable
-``JAXPOOL_KERNELS``, which wins over ``'auto'``. A function already jitted keeps the
-kernels it was traced with (``jax.clear_caches()`` or a new function retraces).
+``JAXPOOL_KERNELS``, which wins over ``'auto'``. With jax 0.7.2 and newer the block's
+family is part of what ``jax.jit`` caches on, so a function jitted before the block
+retraces inside it and runs the block's family (as does every jitted function first
+called inside a block: one more trace and compilation per family). With older JAX a
+function already jitted keeps the kernels it was traced with (``jax.clear_caches()``
+or a new function retraces); so does any function after ``JAXPOOL_KERNELS`` changes.
 
 The ops call :func:`window_max`, :func:`window_average` and :func:`window_hybrid` with
 the family from :func:`kernel_family`, as a static argument of their jitted
@@ -25,7 +29,6 @@ implementation, so changing the family never reuses a stale trace of jaxpool's o
 from __future__ import annotations
 
 import contextlib
-import contextvars
 import functools
 import os
 from collections.abc import Callable, Iterator, Sequence
@@ -33,15 +36,15 @@ from collections.abc import Callable, Iterator, Sequence
 import jax
 from jax import lax
 
+from jaxpool import _jax_internals as internals
 from jaxpool import _kernels_cpu as cpu
 from jaxpool import _kernels_reduce_window as reduce_window
 from jaxpool._geometry import AxisWindows
-from jaxpool._kernel_common import divide, gather_window_max, window_taps
+from jaxpool._kernel_common import gather_window_max, window_taps
 
 __all__ = [
     "ENV_VAR",
     "FAMILIES",
-    "divide",
     "gather_window_max",
     "kernel_family",
     "kernels",
@@ -57,9 +60,9 @@ FAMILIES = ("auto", "reduce_window", "cpu")
 ENV_VAR = "JAXPOOL_KERNELS"
 """The environment variable that picks the family when no :func:`kernels` block does."""
 
-_forced: contextvars.ContextVar[str | None] = contextvars.ContextVar(
-    "jaxpool_kernels", default=None
-)
+# The family forced by the innermost kernels() block (None outside any): part of what
+# jax.jit caches on where JAX allows it (see _jax_internals.jit_keyed_context).
+_forced = internals.jit_keyed_context("jaxpool_kernels", None)
 
 
 def _checked(family: object, where: str) -> str:
@@ -79,8 +82,10 @@ def kernels(family: str) -> Iterator[None]:
     for GPU and TPU; ``'reduce_window'`` or ``'cpu'`` forces one family everywhere. Both
     give torch's values, indices and gradients; they differ in speed per platform, and
     sums may round differently in the last bit. Blocks nest; the innermost wins over the
-    environment variable. The choice is read when an op is traced, so a function that
-    was jitted before keeps its kernels.
+    environment variable. The choice is read when an op is traced; with jax 0.7.2 and
+    newer the block's family is also part of ``jax.jit``'s cache key, so a function
+    jitted before the block retraces inside it. With older JAX a function that was
+    jitted before keeps its kernels (``jax.clear_caches()`` retraces it).
 
     Args:
       family: ``'auto'``, ``'reduce_window'`` or ``'cpu'``.
@@ -100,11 +105,8 @@ def kernels(family: str) -> Iterator[None]:
       >>> jaxpool.kernel_family() == before    # the block's end restores the choice
       True
     """
-    token = _forced.set(_checked(family, "jaxpool.kernels: family"))
-    try:
+    with _forced(_checked(family, "jaxpool.kernels: family")):
         yield
-    finally:
-        _forced.reset(token)
 
 
 def kernel_family() -> str:
@@ -121,7 +123,7 @@ def kernel_family() -> str:
       ...     jaxpool.kernel_family()
       'cpu'
     """
-    forced = _forced.get()
+    forced = _forced.value
     if forced is not None:
         return forced
     value = os.environ.get(ENV_VAR, "")

@@ -29,6 +29,12 @@ stage). A stage is one of
 * ``adaptive``: torch's adaptive windows that do not tile the axis; taps are static
   gathers, a short window repeats its last element.
 
+Each kind is one class (:class:`_Taps`, :class:`_Blocks`, :class:`_Adaptive`, behind the
+interface :class:`_StageKind`) holding every operation the reductions and primitives
+need: the window sum and its transpose, the maximum, the chosen tap, and the selection
+of the chosen element and its transpose. A new way of reducing windows is a new kind:
+one class, and the rule in :func:`plan_stages` that picks it.
+
 **Gradients.** The linear maps under the reductions are JAX primitives with their own
 transpose rules: :data:`window_sum_p` (transpose: every input element gathers the window
 sums it belongs to, computed phase by phase of the stride as stride-1 window sums of the
@@ -40,6 +46,7 @@ through XLA's ``select_and_scatter_add`` or interior padding.
 
 from __future__ import annotations
 
+import abc
 import functools
 import itertools
 from collections.abc import Callable, Sequence
@@ -50,11 +57,11 @@ import numpy as np
 from jax import lax
 
 from jaxpool import _jax_internals as internals
+from jaxpool import _kernel_common as common
 from jaxpool._geometry import AxisWindows, along
 from jaxpool._jax_internals import Primitive
 from jaxpool._kernel_common import (
     Stage,
-    average_of_sums,
     divisor_array,
     flat_index,
     log_path,
@@ -62,7 +69,6 @@ from jaxpool._kernel_common import (
     pad_axis,
     tap_coordinates,
 )
-from jaxpool._kernel_common import plan_stages as _plan_stages
 
 # Tiling windows at least this long are reduced by reshape + axis reduction (``blocks``)
 # rather than by combining strided slices (measured faster for 2x2 and 3x3 on XLA:CPU).
@@ -71,12 +77,281 @@ BLOCKS_MIN_KERNEL = 4
 
 def plan_stages(axes, windows, *, joint_blocks: bool = False) -> tuple[Stage, ...]:
     """:func:`jaxpool._kernel_common.plan_stages` with this family's ``blocks`` threshold."""
-    return _plan_stages(
+    return common.plan_stages(
         axes, windows, joint_blocks=joint_blocks, blocks_min_kernel=BLOCKS_MIN_KERNEL
     )
 
+
 # ----------------------------------------------------------------------------------
-# Helpers
+# Helpers of every kind
+
+
+def _sum(terms: Sequence[jax.Array]) -> jax.Array:
+    """The sum of one or more arrays, in order."""
+    return functools.reduce(jnp.add, terms)
+
+
+def _maximum(values: Sequence[jax.Array]) -> jax.Array:
+    """The elementwise maximum of one or more arrays (NaN propagates)."""
+    return functools.reduce(jnp.maximum, values)
+
+
+def _materialize(x: jax.Array) -> jax.Array:
+    """Returns ``x`` unchanged, computed once into memory.
+
+    Passing it through a reduction (over a stack with a neutral value) keeps XLA from
+    fusing its computation into consumers that read each element several times; an
+    optimization barrier does not survive XLA's CPU pipeline.
+    """
+    return jnp.max(jnp.stack([x, jnp.full_like(x, lowest(x.dtype))]), axis=0)
+
+
+def _first_max(
+    values: Sequence[tuple[int, jax.Array]], nan_aware: bool
+) -> tuple[jax.Array, jax.Array]:
+    """The maximum of ``(number, tap values)`` pairs and the number torch chooses.
+
+    The first pair starts the scan (so an all -inf window points at its first real
+    element); a later one replaces the choice when it is greater (so ties keep the first
+    maximum) or, with ``nan_aware``, NaN (so a NaN window ends at its last NaN).
+    """
+    number, best = values[0]
+    chosen = jnp.full(best.shape, number, jnp.int32)
+    for number, value in values[1:]:
+        better = value > best
+        if nan_aware:
+            better = better | jnp.isnan(value)
+        best = jnp.where(better, value, best)
+        chosen = jnp.where(better, number, chosen)
+    return best, chosen
+
+
+def _tap_number(stage: Stage, tap: tuple[int, ...]) -> int:
+    number = 0
+    for w, j in zip(stage.windows, tap, strict=True):
+        number = number * w.kernel + j
+    return number
+
+
+def _nested(counts: Sequence[int], parts: dict, join: Callable) -> jax.Array:
+    """Joins ``parts[index]`` (``index`` over every combination of ``range(count)`` per
+    level) level by level: ``join(level, pieces)`` joins the pieces of one level."""
+
+    def build(prefix: list[int], level: int) -> jax.Array:
+        if level == len(counts):
+            return parts[tuple(prefix)]
+        return join(level, [build([*prefix, i], level + 1) for i in range(counts[level])])
+
+    return build([], 0)
+
+
+# ----------------------------------------------------------------------------------
+# Stage kinds
+
+
+class _StageKind(abc.ABC):
+    """How this family computes each window operation over one kind of stage.
+
+    Every method takes the stage (static) and arrays laid out as the op's: inputs have
+    the stage axes at input length, outputs (and chosen taps) at window count.
+    """
+
+    @abc.abstractmethod
+    def sum(self, x: jax.Array, stage: Stage) -> jax.Array:
+        """Sum of the valid elements of each window."""
+
+    @abc.abstractmethod
+    def sum_transpose(self, c: jax.Array, stage: Stage) -> jax.Array:
+        """Transpose of :meth:`sum`: each input element sums the windows holding it."""
+
+    @abc.abstractmethod
+    def max(self, x: jax.Array, stage: Stage) -> jax.Array:
+        """Window maxima (NaN propagates), no index."""
+
+    @abc.abstractmethod
+    def max_choice(
+        self, x: jax.Array, stage: Stage, nan_aware: bool
+    ) -> tuple[jax.Array, jax.Array]:
+        """Window maxima and the chosen tap (row-major number), as torch chooses.
+
+        Ties keep the first maximum, an all -inf window points at its first real
+        element and, with ``nan_aware``, a window holding NaN at its last NaN. Without
+        ``nan_aware`` a window holding NaN gets an arbitrary choice: callers use it only
+        when no window does.
+        """
+
+    @abc.abstractmethod
+    def select(self, x: jax.Array, chosen: jax.Array, stage: Stage) -> jax.Array:
+        """The element of each window at its chosen tap (row-major tap number)."""
+
+    @abc.abstractmethod
+    def scatter(
+        self, c: jax.Array, chosen: jax.Array, stage: Stage, dense: jax.Array | None = None
+    ) -> jax.Array:
+        """Transpose of :meth:`select`: each window's value goes to its chosen tap.
+
+        With ``dense`` (output-shaped), every element also receives the ``dense`` value
+        of each window that holds it (the transpose of :meth:`sum`), in the same pass.
+        """
+
+
+# Tiling windows up to this long choose their maximum by a scan over the taps (a loop
+# XLA:CPU vectorises); longer ones by reductions over a (windows, taps) split.
+SCAN_TAPS_LIMIT = 64
+
+
+def _expand_blocks(c: jax.Array, stage: Stage, tap_values=None) -> jax.Array:
+    """Broadcasts window values over their taps and merges back to the input layout.
+
+    ``tap_values(split_shape, tap_axes, expanded)`` may replace the broadcast values
+    (e.g. keep only a chosen tap); the inverse of
+    :func:`~jaxpool._kernel_common.split_blocks`'s padding is cut.
+    """
+    split_shape = []
+    tap_axes = []
+    for axis, length in enumerate(c.shape):
+        split_shape.append(length)
+        if axis in stage.axes:
+            split_shape.append(stage.windows[stage.axes.index(axis)].kernel)
+            tap_axes.append(len(split_shape) - 1)
+    expanded = jnp.broadcast_to(jnp.expand_dims(c, tap_axes), split_shape)
+    if tap_values is not None:
+        expanded = tap_values(split_shape, tuple(tap_axes), expanded)
+    merged_shape = list(c.shape)
+    for axis, w in zip(stage.axes, stage.windows, strict=True):
+        merged_shape[axis] = w.size * w.kernel
+    merged = expanded.reshape(merged_shape)
+    for axis, w in zip(stage.axes, stage.windows, strict=True):
+        merged = pad_axis(merged, axis, -w.pad_lo, w.length + w.pad_lo - w.size * w.kernel, 0)
+    return merged
+
+
+class _Blocks(_StageKind):
+    """Windows that tile their axes: a reshape splits each axis into (windows, taps),
+    and reductions over the tap axes do the work. Sums and plain maxima reduce several
+    axes at once; the chosen tap, selection and scatter work on one axis."""
+
+    def sum(self, x, stage):
+        split, tap_axes = common.split_blocks(x, stage, 0)
+        return jnp.sum(split, axis=tap_axes)
+
+    def sum_transpose(self, c, stage):
+        return _expand_blocks(c, stage)
+
+    def max(self, x, stage):
+        split, tap_axes = common.split_blocks(x, stage, lowest(x.dtype))
+        return jnp.max(split, axis=tap_axes)
+
+    def max_choice(self, x, stage, nan_aware):
+        (w,) = stage.windows
+        split, (tap_axis,) = common.split_blocks(x, stage, lowest(x.dtype))
+        if w.tap_valid().all() and w.kernel <= SCAN_TAPS_LIMIT:
+            # A scan, not a reduction: XLA:CPU hands reductions to YNNPACK, which cannot
+            # fuse the comparisons and would materialise them at the input's size.
+            taps = [lax.index_in_dim(split, j, tap_axis, keepdims=False) for j in range(w.kernel)]
+            return _first_max(list(enumerate(taps)), nan_aware)
+        best = jnp.max(split, axis=tap_axis)
+        return best, common.first_max_in_blocks(split, tap_axis, best, stage, nan_aware=nan_aware)
+
+    def select(self, x, chosen, stage):
+        return common.select_in_blocks(x, chosen, stage)
+
+    def scatter(self, c, chosen, stage, dense=None):
+        zero = jnp.zeros((), c.dtype)
+
+        def keep_chosen(split_shape, tap_axes, expanded):
+            (tap_axis,) = tap_axes
+            iota = lax.broadcasted_iota(jnp.int32, split_shape, tap_axis)
+            hit = iota == jnp.expand_dims(chosen, tap_axis)
+            return jnp.where(hit, expanded, zero)
+
+        out = _expand_blocks(c, stage, keep_chosen)
+        return out if dense is None else out + _expand_blocks(dense, stage)
+
+
+@functools.lru_cache(maxsize=256)
+def _adaptive_inverse(w: AxisWindows) -> tuple[np.ndarray, np.ndarray]:
+    """For each input position, the windows that hold it: ``(length, count)`` indices
+    (-1 where a position belongs to fewer windows)."""
+    positions = w.tap_positions()
+    valid = w.tap_valid()
+    members: list[list[int]] = [[] for _ in range(w.length)]
+    for i in range(w.size):
+        for j in range(w.kernel):
+            if valid[j, i]:
+                members[positions[j, i]].append(i)
+    count = max(len(m) for m in members)
+    table = np.full((w.length, count), -1, np.int32)
+    for position, owners in enumerate(members):
+        table[position, : len(owners)] = owners
+    return table, table >= 0
+
+
+class _Adaptive(_StageKind):
+    """torch's adaptive windows along one axis that do not tile it: each tap is a static
+    gather (a short window repeats its last element, which sums count once); the
+    transposes gather, for every input position, the windows that hold it."""
+
+    @staticmethod
+    def _tap(x: jax.Array, stage: Stage, j: int) -> jax.Array:
+        ((axis,), (w,)) = stage.axes, stage.windows
+        return jnp.take(x, jnp.asarray(w.tap_positions()[j], np.int32), axis=axis)
+
+    def sum(self, x, stage):
+        ((axis,), (w,)) = stage.axes, stage.windows
+        valid = w.tap_valid()
+        terms = []
+        for j in range(w.kernel):
+            value = self._tap(x, stage, j)
+            if not valid[j].all():
+                value = jnp.where(along(valid[j], axis, x.ndim), value, 0)
+            terms.append(value)
+        return _sum(terms)
+
+    def sum_transpose(self, c, stage):
+        ((axis,), (w,)) = stage.axes, stage.windows
+        table, valid = _adaptive_inverse(w)
+        terms = []
+        for k in range(table.shape[1]):
+            value = jnp.take(c, jnp.asarray(np.maximum(table[:, k], 0)), axis=axis)
+            if not valid[:, k].all():
+                value = jnp.where(along(valid[:, k], axis, c.ndim), value, 0)
+            terms.append(value)
+        return _sum(terms)
+
+    def max(self, x, stage):
+        return _maximum([self._tap(x, stage, j) for j in range(stage.windows[0].kernel)])
+
+    def max_choice(self, x, stage, nan_aware):
+        taps = [(j, self._tap(x, stage, j)) for j in range(stage.windows[0].kernel)]
+        return _first_max(taps, nan_aware)
+
+    def select(self, x, chosen, stage):
+        cases = [self._tap(x, stage, j) for j in range(stage.windows[0].kernel)]
+        return cases[0] if len(cases) == 1 else lax.select_n(chosen, *cases)
+
+    def scatter(self, c, chosen, stage, dense=None):
+        zero = jnp.zeros((), c.dtype)
+        ((axis,), (w,)) = stage.axes, stage.windows
+        table, valid = _adaptive_inverse(w)
+        starts = w.tap_positions()[0]
+        ends = w.tap_positions()[-1]
+        position = along(np.arange(w.length), axis, c.ndim)
+        terms = []
+        for k in range(table.shape[1]):
+            owner = jnp.asarray(np.maximum(table[:, k], 0))
+            owner_chosen = jnp.take(chosen, owner, axis=axis)
+            target = jnp.minimum(
+                along(starts[np.maximum(table[:, k], 0)], axis, c.ndim) + owner_chosen,
+                along(ends[np.maximum(table[:, k], 0)], axis, c.ndim),
+            )
+            value = jnp.where(target == position, jnp.take(c, owner, axis=axis), zero)
+            if dense is not None:
+                value = value + jnp.take(dense, owner, axis=axis)
+            if not valid[:, k].all():
+                value = jnp.where(along(valid[:, k], axis, c.ndim), value, zero)
+            terms.append(value)
+        return _sum(terms)
 
 
 @functools.lru_cache(maxsize=1024)
@@ -128,138 +403,17 @@ def _block_shape(shape, stage: Stage, block) -> tuple[int, ...]:
     return tuple(shape)
 
 
-def _assemble(parts: dict, stage: Stage) -> jax.Array:
-    """Joins per-block arrays back into one output by nested concatenation."""
-    runs = [_segments(w) for w in stage.windows]
-
-    def build(prefix: list[int], level: int) -> jax.Array:
-        if level == len(runs):
-            return parts[tuple(prefix)]
-        pieces = [build([*prefix, i], level + 1) for i in range(len(runs[level]))]
-        return pieces[0] if len(pieces) == 1 else jnp.concatenate(pieces, stage.axes[level])
-
-    return build([], 0)
-
-
 def _valid_in_block(block, tap) -> bool:
     return all(j in valid for (_, _, valid), j in zip(block, tap, strict=True))
 
 
-def _split_blocks(x: jax.Array, stage: Stage, value) -> tuple[jax.Array, tuple[int, ...]]:
-    """Pads each blocks axis to ``size*kernel`` and splits it into (windows, taps).
+def _assemble(parts: dict, stage: Stage) -> jax.Array:
+    """Joins per-block arrays back into one output by nested concatenation."""
 
-    Returns the reshaped array and the positions of the new tap axes.
-    """
-    shape = []
-    tap_axes = []
-    for axis, w in zip(stage.axes, stage.windows, strict=True):
-        x = pad_axis(x, axis, w.pad_lo, w.size * w.kernel - w.length - w.pad_lo, value)
-    for axis, length in enumerate(x.shape):
-        if axis in stage.axes:
-            w = stage.windows[stage.axes.index(axis)]
-            shape += [w.size, w.kernel]
-            tap_axes.append(len(shape) - 1)
-        else:
-            shape.append(length)
-    return x.reshape(shape), tuple(tap_axes)
+    def join(level: int, pieces: list[jax.Array]) -> jax.Array:
+        return pieces[0] if len(pieces) == 1 else jnp.concatenate(pieces, stage.axes[level])
 
-
-def _expand_blocks(c: jax.Array, stage: Stage, tap_values=None) -> jax.Array:
-    """Broadcasts window values over their taps and merges back to the input layout.
-
-    ``tap_values(split_shape, tap_axes, expanded)`` may replace the broadcast values
-    (e.g. keep only a chosen tap); the inverse of :func:`_split_blocks`'s padding is cut.
-    """
-    split_shape = []
-    tap_axes = []
-    for axis, length in enumerate(c.shape):
-        split_shape.append(length)
-        if axis in stage.axes:
-            split_shape.append(stage.windows[stage.axes.index(axis)].kernel)
-            tap_axes.append(len(split_shape) - 1)
-    expanded = jnp.broadcast_to(jnp.expand_dims(c, tap_axes), split_shape)
-    if tap_values is not None:
-        expanded = tap_values(split_shape, tuple(tap_axes), expanded)
-    merged_shape = list(c.shape)
-    for axis, w in zip(stage.axes, stage.windows, strict=True):
-        merged_shape[axis] = w.size * w.kernel
-    merged = expanded.reshape(merged_shape)
-    for axis, w in zip(stage.axes, stage.windows, strict=True):
-        merged = pad_axis(merged, axis, -w.pad_lo, w.length + w.pad_lo - w.size * w.kernel, 0)
-    return merged
-
-
-def _adaptive_tap(x: jax.Array, stage: Stage, j: int) -> jax.Array:
-    ((axis,), (w,)) = stage.axes, stage.windows
-    return jnp.take(x, jnp.asarray(w.tap_positions()[j], np.int32), axis=axis)
-
-
-@functools.lru_cache(maxsize=256)
-def _adaptive_inverse(w: AxisWindows) -> tuple[np.ndarray, np.ndarray]:
-    """For each input position, the windows that hold it: ``(length, count)`` indices
-    (-1 where a position belongs to fewer windows)."""
-    positions = w.tap_positions()
-    valid = w.tap_valid()
-    members: list[list[int]] = [[] for _ in range(w.length)]
-    for i in range(w.size):
-        for j in range(w.kernel):
-            if valid[j, i]:
-                members[positions[j, i]].append(i)
-    count = max(len(m) for m in members)
-    table = np.full((w.length, count), -1, np.int32)
-    for position, owners in enumerate(members):
-        table[position, : len(owners)] = owners
-    return table, table >= 0
-
-
-def _sum(terms: Sequence[jax.Array]) -> jax.Array:
-    """The sum of one or more arrays, in order."""
-    return functools.reduce(jnp.add, terms)
-
-
-def _maximum(values: Sequence[jax.Array]) -> jax.Array:
-    """The elementwise maximum of one or more arrays (NaN propagates)."""
-    return functools.reduce(jnp.maximum, values)
-
-
-def _materialize(x: jax.Array) -> jax.Array:
-    """Returns ``x`` unchanged, computed once into memory.
-
-    Passing it through a reduction (over a stack with a neutral value) keeps XLA from
-    fusing its computation into consumers that read each element several times; an
-    optimization barrier does not survive XLA's CPU pipeline.
-    """
-    return jnp.max(jnp.stack([x, jnp.full_like(x, lowest(x.dtype))]), axis=0)
-
-
-# ----------------------------------------------------------------------------------
-# Linear maps: implementations
-
-
-def _sum_impl(x: jax.Array, stage: Stage) -> jax.Array:
-    """Sum of the valid elements of each window of one stage."""
-    if stage.kind == "blocks":
-        split, tap_axes = _split_blocks(x, stage, 0)
-        return jnp.sum(split, axis=tap_axes)
-    if stage.kind == "adaptive":
-        ((axis,), (w,)) = stage.axes, stage.windows
-        valid = w.tap_valid()
-        terms = []
-        for j in range(w.kernel):
-            value = _adaptive_tap(x, stage, j)
-            if not valid[j].all():
-                value = jnp.where(along(valid[j], axis, x.ndim), value, 0)
-            terms.append(value)
-        return _sum(terms)
-    parts = {}
-    for index, block in _blocks_of(stage):
-        terms = [
-            _block_tap(x, stage, block, tap) for tap in stage.taps if _valid_in_block(block, tap)
-        ]
-        # A transposed window may hold no element (inputs that no window reads).
-        empty = jnp.zeros(_block_shape(x.shape, stage, block), x.dtype) if not terms else None
-        parts[index] = _sum(terms) if empty is None else empty
-    return _assemble(parts, stage)
+    return _nested([len(_segments(w)) for w in stage.windows], parts, join)
 
 
 @functools.lru_cache(maxsize=1024)
@@ -299,14 +453,10 @@ def _phases(w: AxisWindows) -> tuple[tuple[int, AxisWindows | None, tuple[int, .
 
 def _interleave(parts: dict, stage: Stage) -> jax.Array:
     """Joins phase arrays back into input order along each stage axis."""
-    per_axis = [_phases(w) for w in stage.windows]
 
-    def build(prefix: list[int], level: int) -> jax.Array:
-        if level == len(per_axis):
-            return parts[tuple(prefix)]
+    def join(level: int, pieces: list[jax.Array]) -> jax.Array:
         axis, w = stage.axes[level], stage.windows[level]
         rows = -(-w.length // w.stride)
-        pieces = [build([*prefix, r], level + 1) for r in range(w.stride)]
         if w.stride == 1:
             return pieces[0]
         stacked = jnp.stack(pieces, axis=axis + 1)
@@ -317,7 +467,7 @@ def _interleave(parts: dict, stage: Stage) -> jax.Array:
             joined = lax.slice_in_dim(joined, 0, w.length, 1, axis)
         return joined
 
-    return build([], 0)
+    return _nested([w.stride for w in stage.windows], parts, join)
 
 
 def _phase_stage(stage: Stage, choice) -> tuple[Stage, tuple[int, ...], list[tuple[int, ...]]]:
@@ -398,141 +548,129 @@ def _tiled_transpose(
     return out
 
 
-def _sum_transpose_impl(c: jax.Array, stage: Stage) -> jax.Array:
-    """Transpose of :func:`_sum_impl`: each input element sums the windows holding it."""
-    if stage.kind == "blocks":
-        return _expand_blocks(c, stage)
-    if stage.kind == "adaptive":
-        ((axis,), (w,)) = stage.axes, stage.windows
-        table, valid = _adaptive_inverse(w)
-        terms = []
-        for k in range(table.shape[1]):
-            value = jnp.take(c, jnp.asarray(np.maximum(table[:, k], 0)), axis=axis)
-            if not valid[:, k].all():
-                value = jnp.where(along(valid[:, k], axis, c.ndim), value, 0)
-            terms.append(value)
-        return _sum(terms)
-    if max(w.stride for w in stage.windows) > PHASE_STRIDE_LIMIT:
-        return _tiled_transpose(c, None, stage)
-    parts = {}
-    for choice in itertools.product(*(range(w.stride) for w in stage.windows)):
-        phase, lengths, _ = _phase_stage(stage, choice)
-        shape = list(c.shape)
-        for axis, length in zip(stage.axes, lengths, strict=True):
-            shape[axis] = length
-        if any(w is None for w in phase.windows):
-            parts[choice] = jnp.zeros(shape, c.dtype)
-        else:
-            parts[choice] = _sum_impl(c, phase)
-    return _interleave(parts, stage)
+def _phase_shape(shape, stage: Stage, lengths) -> list[int]:
+    shape = list(shape)
+    for axis, length in zip(stage.axes, lengths, strict=True):
+        shape[axis] = length
+    return shape
 
 
-def _tap_number(stage: Stage, tap: tuple[int, ...]) -> int:
-    number = 0
-    for w, j in zip(stage.windows, tap, strict=True):
-        number = number * w.kernel + j
-    return number
+class _Taps(_StageKind):
+    """Regular windows whose every tap is a strided slice of the input, cut into border
+    blocks (:func:`_blocks_of`) so that no tap is padded. The transposes run phase by
+    phase of the stride (stride-1 windows over the cotangent, then interleaved), or for
+    strides past :data:`PHASE_STRIDE_LIMIT` in one pass over a tiled layout."""
 
+    def sum(self, x, stage):
+        parts = {}
+        for index, block in _blocks_of(stage):
+            terms = [
+                _block_tap(x, stage, block, tap)
+                for tap in stage.taps
+                if _valid_in_block(block, tap)
+            ]
+            # A transposed window may hold no element (inputs that no window reads).
+            empty = jnp.zeros(_block_shape(x.shape, stage, block), x.dtype) if not terms else None
+            parts[index] = _sum(terms) if empty is None else empty
+        return _assemble(parts, stage)
 
-def _select_impl(x: jax.Array, chosen: jax.Array, stage: Stage) -> jax.Array:
-    """The element of each window at its chosen tap (row-major tap number)."""
-    if stage.kind == "blocks":
-        split, (tap_axis,) = _split_blocks(x, stage, 0)
-        iota = lax.broadcasted_iota(jnp.int32, split.shape, tap_axis)
-        hit = iota == jnp.expand_dims(chosen, tap_axis)
-        return jnp.sum(jnp.where(hit, split, jnp.zeros((), x.dtype)), axis=tap_axis)
-    if stage.kind == "adaptive":
-        cases = [_adaptive_tap(x, stage, j) for j in range(stage.windows[0].kernel)]
-        return cases[0] if len(cases) == 1 else lax.select_n(chosen, *cases)
-    parts = {}
-    for index, block in _blocks_of(stage):
-        shape = _block_shape(x.shape, stage, block)
-        cases = [
-            _block_tap(x, stage, block, tap)
-            if _valid_in_block(block, tap)
-            else jnp.zeros(shape, x.dtype)
-            for tap in stage.taps
-        ]
-        if len(cases) == 1:
-            parts[index] = cases[0]
-        else:
-            parts[index] = lax.select_n(_block_of(chosen, stage, block), *cases)
-    return _assemble(parts, stage)
+    def sum_transpose(self, c, stage):
+        if max(w.stride for w in stage.windows) > PHASE_STRIDE_LIMIT:
+            return _tiled_transpose(c, None, stage)
+        parts = {}
+        for choice in itertools.product(*(range(w.stride) for w in stage.windows)):
+            phase, lengths, _ = _phase_stage(stage, choice)
+            if any(w is None for w in phase.windows):
+                parts[choice] = jnp.zeros(_phase_shape(c.shape, stage, lengths), c.dtype)
+            else:
+                parts[choice] = self.sum(c, phase)
+        return _interleave(parts, stage)
 
+    def max(self, x, stage):
+        parts = {}
+        for index, block in _blocks_of(stage):
+            parts[index] = _maximum([
+                _block_tap(x, stage, block, tap)
+                for tap in stage.taps
+                if _valid_in_block(block, tap)
+            ])
+        return _assemble(parts, stage)
 
-def _scatter_impl(
-    c: jax.Array, chosen: jax.Array, stage: Stage, dense: jax.Array | None = None
-) -> jax.Array:
-    """Transpose of :func:`_select_impl`: each window's value goes to its chosen tap.
-
-    With ``dense`` (output-shaped), every element also receives the ``dense`` value of
-    each window that holds it (the transpose of :func:`_sum_impl`), in the same pass.
-    """
-    zero = jnp.zeros((), c.dtype)
-    if stage.kind == "blocks":
-
-        def keep_chosen(split_shape, tap_axes, expanded):
-            (tap_axis,) = tap_axes
-            iota = lax.broadcasted_iota(jnp.int32, split_shape, tap_axis)
-            hit = iota == jnp.expand_dims(chosen, tap_axis)
-            return jnp.where(hit, expanded, zero)
-
-        out = _expand_blocks(c, stage, keep_chosen)
-        return out if dense is None else out + _expand_blocks(dense, stage)
-    if stage.kind == "adaptive":
-        ((axis,), (w,)) = stage.axes, stage.windows
-        table, valid = _adaptive_inverse(w)
-        starts = w.tap_positions()[0]
-        ends = w.tap_positions()[-1]
-        position = along(np.arange(w.length), axis, c.ndim)
-        terms = []
-        for k in range(table.shape[1]):
-            owner = jnp.asarray(np.maximum(table[:, k], 0))
-            owner_chosen = jnp.take(chosen, owner, axis=axis)
-            target = jnp.minimum(
-                along(starts[np.maximum(table[:, k], 0)], axis, c.ndim) + owner_chosen,
-                along(ends[np.maximum(table[:, k], 0)], axis, c.ndim),
+    def max_choice(self, x, stage, nan_aware):
+        best_parts, chosen_parts = {}, {}
+        for index, block in _blocks_of(stage):
+            best_parts[index], chosen_parts[index] = _first_max(
+                [
+                    (_tap_number(stage, tap), _block_tap(x, stage, block, tap))
+                    for tap in stage.taps
+                    if _valid_in_block(block, tap)
+                ],
+                nan_aware,
             )
-            value = jnp.where(target == position, jnp.take(c, owner, axis=axis), zero)
-            if dense is not None:
-                value = value + jnp.take(dense, owner, axis=axis)
-            if not valid[:, k].all():
-                value = jnp.where(along(valid[:, k], axis, c.ndim), value, zero)
-            terms.append(value)
-        return _sum(terms)
-    if max(w.stride for w in stage.windows) > PHASE_STRIDE_LIMIT:
-        return _tiled_transpose(c, chosen, stage, dense)
-    parts = {}
-    for choice in itertools.product(*(range(w.stride) for w in stage.windows)):
-        phase, lengths, originals = _phase_stage(stage, choice)
-        shape = list(c.shape)
-        for axis, length in zip(stage.axes, lengths, strict=True):
-            shape[axis] = length
-        if any(w is None for w in phase.windows):
-            parts[choice] = jnp.zeros(shape, c.dtype)
-            continue
-        blocks = {}
-        for index, block in _blocks_of(phase):
-            terms = []
-            for ptap in phase.taps:
-                if not _valid_in_block(block, ptap):
-                    continue
-                tap = tuple(order[k] for order, k in zip(originals, ptap, strict=True))
-                hit = _block_tap(chosen, phase, block, ptap) == _tap_number(stage, tap)
-                value = jnp.where(hit, _block_tap(c, phase, block, ptap), zero)
-                if dense is not None:
-                    value = value + _block_tap(dense, phase, block, ptap)
-                terms.append(value)
-            blocks[index] = (
-                _sum(terms) if terms else jnp.zeros(_block_shape(shape, phase, block), c.dtype)
-            )
-        parts[choice] = _assemble(blocks, phase)
-    return _interleave(parts, stage)
+        return _assemble(best_parts, stage), _assemble(chosen_parts, stage)
+
+    def select(self, x, chosen, stage):
+        parts = {}
+        for index, block in _blocks_of(stage):
+            shape = _block_shape(x.shape, stage, block)
+            cases = [
+                _block_tap(x, stage, block, tap)
+                if _valid_in_block(block, tap)
+                else jnp.zeros(shape, x.dtype)
+                for tap in stage.taps
+            ]
+            if len(cases) == 1:
+                parts[index] = cases[0]
+            else:
+                parts[index] = lax.select_n(_block_of(chosen, stage, block), *cases)
+        return _assemble(parts, stage)
+
+    def scatter(self, c, chosen, stage, dense=None):
+        zero = jnp.zeros((), c.dtype)
+        if max(w.stride for w in stage.windows) > PHASE_STRIDE_LIMIT:
+            return _tiled_transpose(c, chosen, stage, dense)
+        parts = {}
+        for choice in itertools.product(*(range(w.stride) for w in stage.windows)):
+            phase, lengths, originals = _phase_stage(stage, choice)
+            shape = _phase_shape(c.shape, stage, lengths)
+            if any(w is None for w in phase.windows):
+                parts[choice] = jnp.zeros(shape, c.dtype)
+                continue
+            blocks = {}
+            for index, block in _blocks_of(phase):
+                terms = []
+                for ptap in phase.taps:
+                    if not _valid_in_block(block, ptap):
+                        continue
+                    tap = tuple(order[k] for order, k in zip(originals, ptap, strict=True))
+                    hit = _block_tap(chosen, phase, block, ptap) == _tap_number(stage, tap)
+                    value = jnp.where(hit, _block_tap(c, phase, block, ptap), zero)
+                    if dense is not None:
+                        value = value + _block_tap(dense, phase, block, ptap)
+                    terms.append(value)
+                blocks[index] = (
+                    _sum(terms) if terms else jnp.zeros(_block_shape(shape, phase, block), c.dtype)
+                )
+            parts[choice] = _assemble(blocks, phase)
+        return _interleave(parts, stage)
+
+
+_KINDS: dict[str, _StageKind] = {"taps": _Taps(), "blocks": _Blocks(), "adaptive": _Adaptive()}
+
+
+def _kind(stage: Stage) -> _StageKind:
+    """The implementation of a stage's kind."""
+    return _KINDS[stage.kind]
+
+
+# ----------------------------------------------------------------------------------
+# The hybrid's mix of a chosen element and a window sum
 
 
 def _mix_impl(x, chosen, tap_weight, sum_weight, stage: Stage) -> jax.Array:
     """``tap_weight * select(x) + sum_weight * window_sum(x)`` (the hybrid's tangent)."""
-    return tap_weight * _select_impl(x, chosen, stage) + sum_weight * _sum_impl(x, stage)
+    kind = _kind(stage)
+    return tap_weight * kind.select(x, chosen, stage) + sum_weight * kind.sum(x, stage)
 
 
 def _mix_transpose_impl(c, chosen, tap_weight, sum_weight, stage: Stage) -> jax.Array:
@@ -541,7 +679,7 @@ def _mix_transpose_impl(c, chosen, tap_weight, sum_weight, stage: Stage) -> jax.
     Each window sends ``c * (tap_weight + sum_weight)`` to its chosen element and
     ``c * sum_weight`` to the others.
     """
-    return _scatter_impl(c * tap_weight, chosen, stage, dense=c * sum_weight)
+    return _kind(stage).scatter(c * tap_weight, chosen, stage, dense=c * sum_weight)
 
 
 # ----------------------------------------------------------------------------------
@@ -564,22 +702,22 @@ def _linear_primitive(name: str, impl: Callable, out_shape: Callable) -> Primiti
 
 window_sum_p = _linear_primitive(
     "jaxpool_window_sum",
-    lambda x, *, stage: _sum_impl(x, stage),
+    lambda x, *, stage: _kind(stage).sum(x, stage),
     lambda s, shape: s.out_shape(shape),
 )
 window_sum_transpose_p = _linear_primitive(
     "jaxpool_window_sum_transpose",
-    lambda c, *, stage: _sum_transpose_impl(c, stage),
+    lambda c, *, stage: _kind(stage).sum_transpose(c, stage),
     lambda s, shape: s.in_shape(shape),
 )
 select_tap_p = _linear_primitive(
     "jaxpool_select_tap",
-    lambda x, chosen, *, stage: _select_impl(x, chosen, stage),
+    lambda x, chosen, *, stage: _kind(stage).select(x, chosen, stage),
     lambda s, shape: s.out_shape(shape),
 )
 scatter_tap_p = _linear_primitive(
     "jaxpool_scatter_tap",
-    lambda c, chosen, *, stage: _scatter_impl(c, chosen, stage),
+    lambda c, chosen, *, stage: _kind(stage).scatter(c, chosen, stage),
     lambda s, shape: s.in_shape(shape),
 )
 
@@ -634,12 +772,9 @@ def _mix_transpose(other: Primitive, forward: bool):
             return [other.bind(ct, chosen, tap_weight, sum_weight, stage=stage), None, None, None]
         # Linear in the weights: the mix of x is tap_weight * a + sum_weight * b with
         # a, b the selected elements and window sums (forward), or their transposes.
-        if forward:
-            taps = _select_impl(x, chosen, stage)
-            sums = _sum_impl(x, stage)
-        else:
-            taps = _select_impl(ct, chosen, stage)
-            sums = _sum_impl(ct, stage)
+        values = x if forward else ct
+        taps = _kind(stage).select(values, chosen, stage)
+        sums = _kind(stage).sum(values, stage)
         factor = ct if forward else x
         d_tap = factor * taps if internals.is_undefined_primal(tap_weight) else None
         d_sum = factor * sums if internals.is_undefined_primal(sum_weight) else None
@@ -723,124 +858,38 @@ def window_sum(x: jax.Array, axes: Sequence[int], windows: Sequence[AxisWindows]
     Returns:
       ``x`` with each spatial axis replaced by its window count.
     """
-    accumulate = jnp.float64 if x.dtype == jnp.float64 else jnp.float32
-    x = x.astype(accumulate)
+    x = x.astype(common.accumulation_dtype(x.dtype))
     for stage in plan_stages(axes, windows, joint_blocks=True):
         log_path(f"sum:{stage.kind}")
         x = window_sum_p.bind(x, stage=stage)
     return x
 
 
-def window_average(
-    x: jax.Array,
-    axes: Sequence[int],
-    windows: Sequence[AxisWindows],
-    divisor: str | int,
-) -> jax.Array:
-    """Window sums divided as torch divides them (:func:`average_of_sums`); same dtype
-    as ``x`` (sums accumulate in float32, float64 for float64)."""
-    sums = window_sum(x, axes, windows)
-    return average_of_sums(sums, axes, windows, divisor).astype(x.dtype)
+# ``window_average(x, axes, windows, divisor)``: the sums divided as torch divides them
+# (:func:`jaxpool._kernel_common.average_of_sums`), in ``x``'s dtype.
+window_average = functools.partial(common.window_average, window_sum)
 
 
 # ----------------------------------------------------------------------------------
 # Maxima
 
 
-def _max_value(x: jax.Array, stage: Stage) -> jax.Array:
-    """Window maxima of one stage (NaN propagates), no index."""
-    if stage.kind == "blocks":
-        split, tap_axes = _split_blocks(x, stage, lowest(x.dtype))
-        return jnp.max(split, axis=tap_axes)
-    if stage.kind == "adaptive":
-        return _maximum([_adaptive_tap(x, stage, j) for j in range(stage.windows[0].kernel)])
-    parts = {}
-    for index, block in _blocks_of(stage):
-        parts[index] = _maximum([
-            _block_tap(x, stage, block, tap) for tap in stage.taps if _valid_in_block(block, tap)
-        ])
-    return _assemble(parts, stage)
-
-
-# Tiling windows up to this long choose their maximum by a scan over the taps (a loop
-# XLA:CPU vectorises); longer ones by reductions over a (windows, taps) split.
-SCAN_TAPS_LIMIT = 64
-
-
-def _max_choice(
-    x: jax.Array, stage: Stage, nan_aware: bool
-) -> tuple[jax.Array, jax.Array]:
-    """Window maxima of one stage and the chosen tap (row-major number), as torch.
-
-    The first valid tap starts the scan (so an all -inf window points at its first real
-    element); a later tap replaces the choice when it is greater (so ties keep the first
-    maximum) or, with ``nan_aware``, NaN (so a NaN window ends at its last NaN). Without
-    ``nan_aware`` a window holding NaN gets an arbitrary choice: callers use it only
-    when no window does.
-    """
-    nan_aware = nan_aware and jnp.issubdtype(x.dtype, jnp.floating)
-
-    def scan(values: list[tuple[int, jax.Array]]) -> tuple[jax.Array, jax.Array]:
-        number, best = values[0]
-        chosen = jnp.full(best.shape, number, jnp.int32)
-        for number, value in values[1:]:
-            better = value > best
-            if nan_aware:
-                better = better | jnp.isnan(value)
-            best = jnp.where(better, value, best)
-            chosen = jnp.where(better, number, chosen)
-        return best, chosen
-
-    if stage.kind == "blocks":
-        ((axis,), (w,)) = stage.axes, stage.windows
-        split, (tap_axis,) = _split_blocks(x, stage, lowest(x.dtype))
-        valid = w.tap_valid().T  # (size, kernel)
-        if valid.all() and w.kernel <= SCAN_TAPS_LIMIT:
-            # A scan, not a reduction: XLA:CPU hands reductions to YNNPACK, which cannot
-            # fuse the comparisons and would materialise them at the input's size.
-            taps = [lax.index_in_dim(split, j, tap_axis, keepdims=False) for j in range(w.kernel)]
-            return scan(list(enumerate(taps)))
-        best = jnp.max(split, axis=tap_axis)
-        iota = lax.broadcasted_iota(jnp.int32, split.shape, tap_axis)
-        hit = split == jnp.expand_dims(best, tap_axis)
-        if not valid.all():
-            shape = [1] * split.ndim
-            shape[axis], shape[tap_axis] = valid.shape
-            hit = hit & np.reshape(valid, shape)
-        chosen = jnp.min(jnp.where(hit, iota, w.kernel), axis=tap_axis)
-        if nan_aware:
-            last_nan = jnp.max(jnp.where(jnp.isnan(split), iota, -1), axis=tap_axis)
-            chosen = jnp.where(last_nan >= 0, last_nan, chosen)
-        return best, chosen
-    if stage.kind == "adaptive":
-        return scan([(j, _adaptive_tap(x, stage, j)) for j in range(stage.windows[0].kernel)])
-    best_parts, chosen_parts = {}, {}
-    for index, block in _blocks_of(stage):
-        best_parts[index], chosen_parts[index] = scan(
-            [
-                (_tap_number(stage, tap), _block_tap(x, stage, block, tap))
-                for tap in stage.taps
-                if _valid_in_block(block, tap)
-            ]
-        )
-    return _assemble(best_parts, stage), _assemble(chosen_parts, stage)
-
-
 def _staged_choices(x: jax.Array, stages: tuple[Stage, ...], want_index: bool, nan_aware: bool):
+    nan_aware = nan_aware and jnp.issubdtype(x.dtype, jnp.floating)
     coords: dict[int, jax.Array] = {}
     choices = []
     for number, stage in enumerate(stages):
-        _, chosen = _max_choice(x, stage, nan_aware)
+        _, chosen = _kind(stage).max_choice(x, stage, nan_aware)
         chosen = _materialize(chosen)
         choices.append(chosen)
         if want_index:
-            coords = {axis: _select_impl(c, chosen, stage) for axis, c in coords.items()}
+            coords = {axis: _kind(stage).select(c, chosen, stage) for axis, c in coords.items()}
             coords.update(tap_coordinates(stage, chosen, x.ndim))
         if number + 1 < len(stages):
             # The next stage's input from the plain maximum (a fast reduction), not from
             # the choice's scan: a loop fusion emits each output on its own, so a scan
             # feeding two materialised outputs would run twice.
-            x = _materialize(_max_value(x, stage))
+            x = _materialize(_kind(stage).max(x, stage))
     return tuple(choices), coords
 
 
@@ -899,7 +948,7 @@ def _value_stages(stages: tuple[Stage, ...], dtype) -> tuple[Stage, ...]:
 @functools.partial(jax.custom_jvp, nondiff_argnums=(1,))
 def _max_values(x: jax.Array, stages: tuple[Stage, ...]) -> jax.Array:
     for stage in _value_stages(stages, x.dtype):
-        x = _max_value(x, stage)
+        x = _kind(stage).max(x, stage)
     return x
 
 
@@ -942,7 +991,7 @@ def window_max(
     else:
         values = x
         for stage in _value_stages(stages, x.dtype):
-            values = _max_value(values, stage)
+            values = _kind(stage).max(values, stage)
     if not return_index:
         return values
     _, coords = _max_with_choices(x, stages, want_index=True, maxima=values)
@@ -958,10 +1007,12 @@ def window_hybrid(
 ) -> jax.Array:
     """``alpha * max + (1 - alpha) * average`` over each window (torch's rules for both).
 
-    Windows reduced in one stage (every pooling with up to 16 taps, and tiling windows)
-    take a fused path: the gradient is one pass over the input that sends
-    ``alpha * g`` to each window's chosen element and ``(1 - alpha) * g / divisor`` to
-    all of its elements. Larger windows compose :func:`window_max` and
+    A plan of one stage (:func:`plan_stages`: windows of at most 16 taps, or one axis
+    that tiles or is adaptive) takes a fused path: the gradient is one pass over the
+    input that sends ``alpha * g`` to each window's chosen element and
+    ``(1 - alpha) * g / divisor`` to all of its elements. Multi-stage plans (more than
+    16 taps, or an axis that tiles with 4 or more taps or is adaptive beside another
+    axis, as in 2-D global pooling) compose :func:`window_max` and
     :func:`window_average`.
 
     Args:
@@ -976,20 +1027,17 @@ def window_hybrid(
     """
     axes, windows = tuple(axes), tuple(windows)
     stages = plan_stages(axes, windows)
-    compute = jnp.promote_types(x.dtype, jnp.float32)
     if len(stages) == 1:
         log_path(f"hybrid:{stages[0].kind}")
+        compute = jnp.promote_types(x.dtype, jnp.float32)
         return _hybrid_fused(x, alpha.astype(compute), stages[0], divisor)
     log_path("hybrid:composed")
-    maxima = window_max(x, axes, windows).astype(compute)
-    averages = window_average(x.astype(compute), axes, windows, divisor)
-    alpha = alpha.astype(compute)
-    return (alpha * maxima + (1 - alpha) * averages).astype(x.dtype)
+    return common.composed_hybrid(window_max, window_sum, x, alpha, axes, windows, divisor)
 
 
 def _hybrid_parts(x: jax.Array, stage: Stage, divisor) -> tuple[jax.Array, jax.Array]:
     compute = jnp.promote_types(x.dtype, jnp.float32)
-    maxima = _max_value(x, stage).astype(compute)
+    maxima = _kind(stage).max(x, stage).astype(compute)
     averages = window_average(x.astype(compute), stage.axes, stage.windows, divisor)
     return maxima, averages
 
@@ -997,14 +1045,14 @@ def _hybrid_parts(x: jax.Array, stage: Stage, divisor) -> tuple[jax.Array, jax.A
 @functools.partial(jax.custom_jvp, nondiff_argnums=(2, 3))
 def _hybrid_fused(x: jax.Array, alpha: jax.Array, stage: Stage, divisor) -> jax.Array:
     maxima, averages = _hybrid_parts(x, stage, divisor)
-    return (alpha * maxima + (1 - alpha) * averages).astype(x.dtype)
+    return common.mix(alpha, maxima, averages).astype(x.dtype)
 
 
 @_hybrid_fused.defjvp
 def _hybrid_fused_jvp(stage, divisor, primals, tangents):
     (x, alpha), (dx, d_alpha) = primals, tangents
     maxima, averages = _hybrid_parts(x, stage, divisor)
-    out = alpha * maxima + (1 - alpha) * averages
+    out = common.mix(alpha, maxima, averages)
     (chosen,), _ = _max_with_choices(x, (stage,), want_index=False, maxima=maxima)
     shape = out.shape
     tap_weight = jnp.broadcast_to(alpha, shape)

@@ -33,10 +33,10 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from jaxpool import _kernel_common as common
 from jaxpool._geometry import AxisWindows, along
 from jaxpool._kernel_common import (
     Stage,
-    average_of_sums,
     flat_index,
     log_path,
     lowest,
@@ -142,15 +142,6 @@ def _taps(x: jax.Array, stage: Stage, fill):
     return list(_padded_taps(x, stage, fill))
 
 
-def _split(x: jax.Array, stage: Stage, fill) -> tuple[jax.Array, int]:
-    """A one-axis ``blocks`` stage: pads the axis to ``size * kernel`` and splits it into
-    (windows, taps); returns the array and the tap axis."""
-    ((axis,), (w,)) = stage.axes, stage.windows
-    x = pad_axis(x, axis, w.pad_lo, w.size * w.kernel - w.length - w.pad_lo, fill)
-    shape = (*x.shape[:axis], w.size, w.kernel, *x.shape[axis + 1 :])
-    return x.reshape(shape), axis + 1
-
-
 def _choose(x: jax.Array, best: jax.Array, stage: Stage) -> jax.Array:
     """torch's chosen tap (row-major number) of each window of one stage.
 
@@ -160,20 +151,8 @@ def _choose(x: jax.Array, best: jax.Array, stage: Stage) -> jax.Array:
     """
     floating = jnp.issubdtype(x.dtype, jnp.floating)
     if stage.kind == "blocks":
-        ((axis,), (w,)) = stage.axes, stage.windows
-        split, tap_axis = _split(x, stage, lowest(x.dtype))
-        iota = lax.broadcasted_iota(jnp.int32, split.shape, tap_axis)
-        hit = split == jnp.expand_dims(best, tap_axis)
-        valid = w.tap_valid().T  # (size, kernel)
-        if not valid.all():
-            shape = [1] * split.ndim
-            shape[axis], shape[tap_axis] = valid.shape
-            hit = hit & np.reshape(valid, shape)
-        chosen = jnp.min(jnp.where(hit, iota, w.kernel), axis=tap_axis)
-        if floating:
-            last_nan = jnp.max(jnp.where(jnp.isnan(split), iota, -1), axis=tap_axis)
-            chosen = jnp.where(last_nan >= 0, last_nan, chosen)
-        return chosen
+        split, (tap_axis,) = common.split_blocks(x, stage, lowest(x.dtype))
+        return common.first_max_in_blocks(split, tap_axis, best, stage, nan_aware=floating)
     taps = _taps(x, stage, lowest(x.dtype))
     chosen = jnp.zeros(best.shape, jnp.int32)
     for number, values, real in reversed(taps):  # the last assignment is the first hit
@@ -190,11 +169,7 @@ def _select(x: jax.Array, chosen: jax.Array, stage: Stage) -> jax.Array:
     """The element of each window at its chosen tap: linear in ``x`` (its transpose,
     derived by JAX, sends each window's cotangent back to that element)."""
     if stage.kind == "blocks":
-        split, tap_axis = _split(x, stage, 0)
-        hit = lax.broadcasted_iota(jnp.int32, split.shape, tap_axis) == jnp.expand_dims(
-            chosen, tap_axis
-        )
-        return jnp.sum(jnp.where(hit, split, jnp.zeros((), x.dtype)), axis=tap_axis)
+        return common.select_in_blocks(x, chosen, stage)
     cases = [values for _, values, _ in _taps(x, stage, 0)]
     return cases[0] if len(cases) == 1 else lax.select_n(chosen, *cases)
 
@@ -272,30 +247,12 @@ def window_max(
 def window_sum(x: jax.Array, axes: Sequence[int], windows: Sequence[AxisWindows]) -> jax.Array:
     """Float32 sum of each window (float64 for float64 input); padding adds nothing."""
     log_path("reduce_window:sum")
-    accumulate = jnp.float64 if x.dtype == jnp.float64 else jnp.float32
-    return _values(x.astype(accumulate), tuple(axes), tuple(windows), "sum")
+    return _values(x.astype(common.accumulation_dtype(x.dtype)), tuple(axes), tuple(windows), "sum")
 
 
-def window_average(
-    x: jax.Array, axes: Sequence[int], windows: Sequence[AxisWindows], divisor: str | int
-) -> jax.Array:
-    """Window sums divided as torch divides them; same dtype as ``x``."""
-    sums = window_sum(x, axes, windows)
-    return average_of_sums(sums, axes, windows, divisor).astype(x.dtype)
+# ``window_average(x, axes, windows, divisor)``: the sums divided as torch divides them.
+window_average = functools.partial(common.window_average, window_sum)
 
-
-def window_hybrid(
-    x: jax.Array,
-    alpha: jax.Array,
-    axes: Sequence[int],
-    windows: Sequence[AxisWindows],
-    divisor: str | int,
-) -> jax.Array:
-    """``alpha * max + (1 - alpha) * average``: a max and a sum ``reduce_window`` over
-    the same windows, mixed in float32 for narrower floats."""
-    compute = jnp.promote_types(x.dtype, jnp.float32)
-    maxima = window_max(x, axes, windows).astype(compute)
-    averages = window_average(x.astype(compute), axes, windows, divisor)
-    alpha = alpha.astype(compute)
-    return (alpha * maxima + (1 - alpha) * averages).astype(x.dtype)
-
+# ``window_hybrid(x, alpha, axes, windows, divisor)``: a max and a sum ``reduce_window``
+# over the same windows, mixed (in float32 for narrower floats).
+window_hybrid = functools.partial(common.composed_hybrid, window_max, window_sum)

@@ -113,7 +113,7 @@ def masked_maximum(
     returns it, and its gradient is dropped, as ``x.masked_fill(~m, -inf).amax()``
     drops the share of the filled elements.)
     """
-    windows = geometry.global_windows(tuple(x.shape[a] for a in axes)).axes
+    windows = geometry.global_windows(tuple(x.shape[a] for a in axes)).windows
     filled = jnp.where(mask, x, jnp.asarray(lowest(x.dtype), x.dtype))
     maximum = kernels.window_max(filled, axes, windows, family=family)
     return jnp.where(_any_kept(mask, axes), maximum, jnp.zeros((), x.dtype))

@@ -93,12 +93,12 @@ def test_tap_positions_and_validity():
 def test_ceil_mode_divisor_is_clipped_at_the_right_padding():
     # L=5, k=3, s=3, p=0, ceil: windows [0,3), [3,6) -> the second is clipped at L + p = 5.
     config = geometry.sliding_windows("t", (5,), 3, 3, 0, 1, True)
-    np.testing.assert_array_equal(config.axes[0].divisor_with_padding(), [3, 2])
+    np.testing.assert_array_equal(config.windows[0].divisor_with_padding(), [3, 2])
 
 
 def test_same_padding_matches_flax():
     config = geometry.sliding_windows("t", (7,), 3, 2, "SAME", 1, False)
-    window = config.axes[0]
+    window = config.windows[0]
     assert (window.pad_lo, window.pad_hi, window.size) == (1, 1, 4)
 
 

@@ -59,3 +59,42 @@ def test_is_tracer():
     seen = []
     jax.jit(lambda v: seen.append(internals.is_tracer(v)) or v)(jnp.ones(2))
     assert seen == [True]
+
+
+# One context per implementation, made once: JAX keeps every user context it makes.
+_KEYED = internals.jit_keyed_context("jaxpool_test_keyed", None)
+_STAND_IN = internals._ContextValue("jaxpool_test_stand_in", None)
+
+
+@pytest.mark.parametrize("context", [_KEYED, _STAND_IN], ids=["this jax", "contextvars"])
+def test_context_values_nest_and_are_restored(context):
+    assert context.value is None
+    with context("a"):
+        assert context.value == "a"
+        with context("b"):
+            assert context.value == "b"
+        assert context.value == "a"
+    with pytest.raises(RuntimeError):
+        with context("c"):
+            raise RuntimeError("left on an error")
+    assert context.value is None
+
+
+@pytest.mark.parametrize(
+    "context, keyed", [(_KEYED, internals.JIT_KEYED_CONTEXT), (_STAND_IN, False)],
+    ids=["this jax", "contextvars"],
+)
+def test_jit_caches_on_the_context_where_jax_allows(context, keyed):
+    assert internals.JIT_KEYED_CONTEXT == (internals.JAX_VERSION >= (0, 7, 2))
+    traces = []
+
+    @jax.jit
+    def function(x):
+        traces.append(context.value)
+        return x + 1
+
+    function(1.0)
+    with context("a"):
+        function(1.0)
+    function(1.0)
+    assert traces == ([None, "a"] if keyed else [None])

@@ -26,7 +26,7 @@ def test_plan_blocks_threshold_and_joint_blocks():
     assert [s.kind for s in common.plan_stages((1, 2), tiles, blocks_min_kernel=4)] == ["taps"]
     joint = common.plan_stages((1, 2), tiles, joint_blocks=True)
     assert [(s.kind, s.axes) for s in joint] == [("blocks", (1, 2))]
-    adaptive = geometry.adaptive_windows("t", (56, 13), (7, 5)).axes
+    adaptive = geometry.adaptive_windows("t", (56, 13), (7, 5)).windows
     assert [s.kind for s in common.plan_stages((1, 2), adaptive)] == ["adaptive", "blocks"]
 
 
@@ -42,7 +42,7 @@ def test_division_is_ieee_exact():
 
 def test_adaptive_average_divides_axis_by_axis_as_torch():
     # torch's adaptive average is sum / kh / kw: two roundings, not one division by kh*kw.
-    windows = geometry.adaptive_windows("t", (10, 7), (3, 3)).axes
+    windows = geometry.adaptive_windows("t", (10, 7), (3, 3)).windows
     sums = jnp.asarray(np.random.default_rng(0).standard_normal((1, 3, 3, 2)).astype(np.float32))
     out = jax.jit(lambda s: common.average_of_sums(s, (1, 2), windows, "adaptive"))(sums)
     rows = windows[0].divisor_with_padding().astype(np.float32)
@@ -80,3 +80,25 @@ def test_gather_window_max_matches_torch_fractional_windows():
     )
     np.testing.assert_array_equal(np.asarray(got), expected.numpy())
     np.testing.assert_array_equal(np.asarray(index), expected_index.numpy())
+
+
+@pytest.mark.parametrize("nan", [False, True])
+def test_tiling_windows_choose_torchs_tap(nan):
+    # Windows of 4 tiling a padded axis (ceil mode): the first and last hold padding.
+    (w,) = axis_windows((13,), 4, 4, 2, ceil_mode=True)
+    stage = common.Stage("blocks", (1,), (w,))
+    rng = np.random.default_rng(2)
+    x = rng.integers(-2, 3, (3, 13, 2)).astype(np.float32)  # ties in every window
+    if nan:
+        x[0, 5, 0] = x[0, 7, 0] = x[1, 12, 1] = np.nan
+    split, (tap_axis,) = common.split_blocks(jnp.asarray(x), stage, common.lowest(x.dtype))
+    assert split.shape == (3, w.size, 4, 2) and tap_axis == 2
+    best = jnp.max(split, axis=tap_axis)
+    chosen = common.first_max_in_blocks(split, tap_axis, best, stage, nan_aware=True)
+    values, index = F.max_pool1d(torch.tensor(np.moveaxis(x, -1, 1)), 4, 4, 2, ceil_mode=True,
+                                 return_indices=True)
+    starts = np.arange(w.size) * w.stride - w.pad_lo
+    expected = np.moveaxis(index.numpy(), 1, -1) - starts[None, :, None]
+    np.testing.assert_array_equal(np.asarray(chosen), expected)
+    selected = common.select_in_blocks(jnp.asarray(x), chosen, stage)
+    np.testing.assert_array_equal(np.asarray(selected), np.moveaxis(values.numpy(), 1, -1))

@@ -46,11 +46,11 @@ def test_plan_separable_large_kernels_innermost_first():
 
 def test_plan_blocks_and_adaptive():
     global_config = geometry.global_windows((7, 7))
-    assert [s.kind for s in kernels.plan_stages((1, 2), global_config.axes)] == ["blocks", "blocks"]
+    assert [s.kind for s in kernels.plan_stages((1, 2), global_config.windows)] == ["blocks", "blocks"]
     adaptive = geometry.adaptive_windows("t", (56, 13), (7, 5))
-    kinds = [s.kind for s in kernels.plan_stages((1, 2), adaptive.axes)]
+    kinds = [s.kind for s in kernels.plan_stages((1, 2), adaptive.windows)]
     assert kinds == ["adaptive", "blocks"]  # 13 -> 5 is irregular; 56 -> 7 tiles by 8
-    joint = kernels.plan_stages((1, 2), geometry.global_windows((7, 7)).axes, joint_blocks=True)
+    joint = kernels.plan_stages((1, 2), geometry.global_windows((7, 7)).windows, joint_blocks=True)
     assert [s.axes for s in joint] == [(1, 2)]
 
 
@@ -93,11 +93,11 @@ STAGES = [
     kernels.Stage("taps", (0, 1), axis_windows((7, 6), 3, 2, 1)),
     kernels.Stage("taps", (0, 1), axis_windows((7, 6), (2, 3), (3, 1), (1, 1), (2, 1), True)),
     kernels.Stage("taps", (1,), axis_windows((9,), 2, 3, 0)),  # stride > kernel: gaps
-    kernels.Stage("taps", (1,), geometry.adaptive_windows("t", (56,), 5).axes),  # tiled: stride 11
+    kernels.Stage("taps", (1,), geometry.adaptive_windows("t", (56,), 5).windows),  # tiled: stride 11
     kernels.Stage("taps", (0, 1), axis_windows((13, 9), (5, 2), 4, (2, 1), 1, True)),  # tiled, 2-D
     kernels.Stage("blocks", (1,), axis_windows((10,), 4, 4, 1, 1, True)),
-    kernels.Stage("adaptive", (0,), geometry.adaptive_windows("t", (10,), 4).axes),
-    kernels.Stage("adaptive", (1,), geometry.adaptive_windows("t", (3,), 7).axes),  # upsampling
+    kernels.Stage("adaptive", (0,), geometry.adaptive_windows("t", (10,), 4).windows),
+    kernels.Stage("adaptive", (1,), geometry.adaptive_windows("t", (3,), 7).windows),  # upsampling
 ]
 
 

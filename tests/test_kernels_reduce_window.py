@@ -90,10 +90,10 @@ def test_every_max_path_matches_torch(name, ours, theirs, nan):
 
 def test_large_windows_are_reduced_in_stages():
     stages = reduce_window._stages((1, 2), geometry.sliding_windows(
-        "t", (13, 12), 5, 1, 2, 1, False).axes)
+        "t", (13, 12), 5, 1, 2, 1, False).windows)
     assert [s.axes for s in stages] == [(2,), (1,)]
     stages = reduce_window._stages((1, 2), geometry.sliding_windows(
-        "t", (13, 12), 3, 2, 1, 1, False).axes)
+        "t", (13, 12), 3, 2, 1, 1, False).windows)
     assert [s.axes for s in stages] == [(1, 2)]
 
 
