@@ -73,7 +73,7 @@ class Case:
     """One benchmark case. Shapes are channels-last (N, H, W, C); torch gets (N, C, H, W)."""
 
     name: str
-    op: str  # max | avg | hybrid | adaptive_avg | adaptive_max | global_avg | global_max
+    op: str  # max | avg | hybrid | adaptive_avg | adaptive_max | global_avg | global_max | sppf
     shape: tuple[int, ...]
     quick_shape: tuple[int, ...]
     dtype: str = "float32"  # float32 | bfloat16
@@ -90,7 +90,7 @@ class Case:
         return (batch, *shape[1:]) if batch and self.scales else shape
 
     def out_hw(self, h: int, w: int) -> tuple[int, int]:
-        if self.op in ("max", "avg", "hybrid"):
+        if self.op in ("max", "avg", "hybrid", "sppf"):
             k, s, p, d = self.kernel, self.stride or self.kernel, self.padding, self.dilation
             f = lambda n: (n + 2 * p - d * (k - 1) - 1) // s + 1  # noqa: E731  (ceil_mode=False)
             return f(h), f(w)
@@ -102,11 +102,15 @@ class Case:
         n, h, w, c = shape
         if self.op.startswith("global"):
             return (n, c)
+        if self.op == "sppf":  # the input and three pooled maps, concatenated
+            return (n, h, w, 4 * c)
         return (n, *self.out_hw(h, w), c)
 
 
 _B = (32, 56, 56, 128)  # a ResNet stage-1 activation, batch 32
 _Q = (4, 56, 56, 128)  # --quick
+_D = (16, 40, 40, 256)  # a detector's SPP input (YOLOv5-s at 640x640: 20x20x512)
+_DQ = (2, 40, 40, 256)  # --quick
 CASES: list[Case] = [
     Case("max_k2s2", "max", _B, _Q, kernel=2, stride=2, description="max k2 s2 (VGG-style)"),
     Case("avg_k2s2", "avg", _B, _Q, kernel=2, stride=2, description="avg k2 s2"),
@@ -186,6 +190,29 @@ CASES: list[Case] = [
         stride=2,
         description="max k2 s2 on bfloat16",
     ),
+    *[
+        Case(
+            f"max_k{k}s1p{k // 2}",
+            "max",
+            _D,
+            _DQ,
+            kernel=k,
+            stride=1,
+            padding=k // 2,
+            description=f"max k{k} s1 p{k // 2}, 'same' size (YOLO's SPP)",
+        )
+        for k in (5, 9, 13)
+    ],
+    Case(
+        "sppf_k5",
+        "sppf",
+        _D,
+        _DQ,
+        kernel=5,
+        stride=1,
+        padding=2,
+        description="YOLO's SPPF: three max k5 s1 p2 in a row, concatenated with the input",
+    ),
     Case(
         "small_max_k2s2",
         "max",
@@ -240,7 +267,14 @@ def make_inputs(case: Case, shape, seed: int) -> Inputs:
     jdt = jnp.bfloat16 if case.dtype == "bfloat16" else jnp.float32
     rnd = lambda a: np.asarray(np.asarray(a, dtype=jdt), dtype=np.float32)  # noqa: E731
     x = rnd(rng.standard_normal(shape, dtype=np.float32))
-    g = rnd(rng.standard_normal(case.out_shape(shape), dtype=np.float32))
+    if case.op in ("max", "sppf"):
+        # An input element's max-pooling gradient is a sum of the cotangents of the
+        # windows that chose it, which torch adds in output order and jaxpool's separable
+        # stages in another; small integers sum exactly in any order, so the check can
+        # demand torch's numbers (the time does not depend on the values).
+        g = rng.integers(-3, 4, size=case.out_shape(shape)).astype(np.float32)
+    else:
+        g = rnd(rng.standard_normal(case.out_shape(shape), dtype=np.float32))
     alpha = (
         rnd(rng.uniform(0.0, 1.0, size=(shape[-1],)).astype(np.float32))
         if case.op == "hybrid"
@@ -303,6 +337,7 @@ def _jaxpool_fn(case: Case):
         raise NotAvailable(err)
     name = {
         "max": "max_pool2d",
+        "sppf": "max_pool2d",
         "avg": "avg_pool2d",
         "hybrid": "hybrid_pool2d",
         "adaptive_avg": "adaptive_avg_pool2d",
@@ -316,6 +351,8 @@ def _jaxpool_fn(case: Case):
     k, s, p, d = case.kernel, case.stride, case.padding, case.dilation
     if case.op == "max":
         return lambda x, aux: f(x, k, s, p, dilation=d)
+    if case.op == "sppf":
+        return _sppf(lambda x: f(x, k, s, p), jnp.concatenate)
     if case.op == "avg":
         return lambda x, aux: f(x, k, s, p)
     if case.op == "hybrid":
@@ -323,6 +360,18 @@ def _jaxpool_fn(case: Case):
     if case.op.startswith("adaptive"):
         return lambda x, aux: f(x, case.output_size)
     return lambda x, aux: f(x)
+
+
+def _sppf(pool: Callable, concatenate: Callable) -> Callable:
+    """YOLOv5's SPPF pooling (its convolutions left out): the input and three poolings
+    in a row, concatenated along the channels (the last axis; torch's dim 1)."""
+
+    def sppf(x, aux):
+        y1 = pool(x)
+        y2 = pool(y1)
+        return concatenate([x, y1, y2, pool(y2)], -1)
+
+    return sppf
 
 
 def build_jaxpool(family: str):
@@ -342,6 +391,8 @@ def _flax_fn(case: Case):
         raise NotAvailable("flax.linen.max_pool has no dilation argument")
     if case.op == "max":
         return lambda x, aux: nn.max_pool(x, (k, k), (s, s), pad)
+    if case.op == "sppf":
+        return _sppf(lambda x: nn.max_pool(x, (k, k), (s, s), pad), jnp.concatenate)
     if case.op == "avg":  # count_include_pad=True is flax's default too
         return lambda x, aux: nn.avg_pool(x, (k, k), (s, s), pad, count_include_pad=True)
     if case.op == "hybrid":
@@ -405,6 +456,8 @@ def _torch_fn(case: Case):
     k, s, p, d = case.kernel, case.stride or case.kernel, case.padding, case.dilation
     if case.op == "max":
         return lambda x, aux: F.max_pool2d(x, k, s, p, d)
+    if case.op == "sppf":  # NCHW: the channels are dim 1
+        return _sppf(lambda x: F.max_pool2d(x, k, s, p), lambda xs, _: torch.cat(xs, 1))
     if case.op == "avg":
         return lambda x, aux: F.avg_pool2d(x, k, s, p)
     if case.op == "hybrid":

@@ -20,9 +20,11 @@ stage). A stage is one of
 
 * ``taps``: every window element ("tap") is a strided slice of the input. Outputs whose
   windows overlap the padding are cut into a few border *blocks*; within a block each
-  valid tap is a plain strided slice and invalid taps are left out, so no tap is ever
+  valid tap is a plain strided slice and invalid taps are left out, so no tap is
   padded (XLA evaluates ``pad`` element by element, and it keeps a padded tap from
-  fusing). The blocks are joined by concatenation, which fuses.
+  fusing). The blocks are joined by concatenation, which fuses. Long padded windows
+  (more than :data:`MAX_RUNS` blocks along an axis) keep one block per border, whose
+  taps are padded: small, and the concatenation of three blocks still fuses.
 * ``blocks``: the windows tile the axis (stride == kernel, no dilation): a reshape splits
   the axis into (windows, taps) and an axis reduction does the work (global pooling,
   divisible adaptive pooling, large non-overlapping kernels).
@@ -42,6 +44,12 @@ cotangent, then interleaved), :data:`select_tap_p` (the element at each window's
 tap; the tangent of the max) and its transpose :data:`scatter_tap_p`. So forward mode,
 reverse mode, ``vmap`` and higher derivatives all work, and no backward pass goes
 through XLA's ``select_and_scatter_add`` or interior padding.
+
+**What a max-pooling gradient stores.** Each stage's scan gives, in one loop, its window
+maxima (the next stage's input, and the last stage's are the output) and its chosen taps
+in the narrowest integer type (int8 up to 127 taps); the backward pass reads the choices
+once per tap. A separable 5x5 max pooling is four passes: two scans forward, two
+scatters backward.
 """
 
 from __future__ import annotations
@@ -49,6 +57,7 @@ from __future__ import annotations
 import abc
 import functools
 import itertools
+import math
 from collections.abc import Callable, Sequence
 
 import jax
@@ -96,31 +105,83 @@ def _maximum(values: Sequence[jax.Array]) -> jax.Array:
     return functools.reduce(jnp.maximum, values)
 
 
-def _materialize(x: jax.Array) -> jax.Array:
-    """Returns ``x`` unchanged, computed once into memory.
+def _choice_dtype(stage: Stage) -> np.dtype:
+    """The narrowest integer type that holds every tap number of ``stage``.
 
-    Passing it through a reduction (over a stack with a neutral value) keeps XLA from
-    fusing its computation into consumers that read each element several times; an
-    optimization barrier does not survive XLA's CPU pipeline.
+    The chosen taps are stored between the forward and the backward pass and read once
+    per tap there: int8 (up to 127 taps) moves a quarter of int32's bytes.
     """
-    return jnp.max(jnp.stack([x, jnp.full_like(x, lowest(x.dtype))]), axis=0)
+    taps = math.prod(w.kernel for w in stage.windows)
+    return np.dtype(next(t for t in (np.int8, np.int16, np.int32) if taps <= np.iinfo(t).max))
 
 
-def _first_max(
-    values: Sequence[tuple[int, jax.Array]], nan_aware: bool
-) -> tuple[jax.Array, jax.Array]:
-    """The maximum of ``(number, tap values)`` pairs and the number torch chooses.
+def _materialize(values: jax.Array) -> jax.Array:
+    """Returns ``values`` unchanged, computed once into memory (see
+    :func:`_materialize_choices`); NaN stays NaN."""
 
-    The first pair starts the scan (so an all -inf window points at its first real
+    def keep(a, b):  # either copy, or the one that is not the initial value
+        return lax.select((a != a) | (a > b), a, b)
+
+    return lax.reduce(
+        jnp.stack([values, values]), np.array(lowest(values.dtype), values.dtype), keep, (0,)
+    )
+
+
+def _materialize_choices(maxima: jax.Array, chosen: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Returns a stage's window maxima and chosen taps unchanged, computed once into
+    memory by one loop.
+
+    A variadic reduction over a stack of two copies makes XLA emit both from one loop
+    over the scan that computes them (two plain outputs would each run the scan), and
+    keeps it from fusing the scan into consumers that read each element several times;
+    an optimization barrier does not survive XLA's CPU pipeline. (A plain ``jnp.max``
+    over a stack would go to YNNPACK in XLA:CPU from jax 0.8 on, which does not fuse it
+    and reads 8-bit stacks many times slower.)
+    """
+
+    def keep(a, b):
+        # Either copy: the initial value's tap number is below every tap's. The choice
+        # also compares the values (equal in the two copies), so that XLA cannot split
+        # the reduction into one per output and fuse the taps' half into its consumers.
+        # lax.select, not jnp.where: jnp.where may lower to a function call, which XLA
+        # cannot compile inside a reduction's body.
+        (a_value, a_tap), (b_value, b_tap) = a, b
+        take_a = (a_tap > b_tap) | ((a_tap == b_tap) & (a_value > b_value))
+        return lax.select(take_a, a_value, b_value), lax.select(take_a, a_tap, b_tap)
+
+    initial = (
+        np.array(lowest(maxima.dtype), maxima.dtype),
+        np.array(np.iinfo(chosen.dtype).min, chosen.dtype),
+    )
+    return lax.reduce(
+        (jnp.stack([maxima, maxima]), jnp.stack([chosen, chosen])), initial, keep, (0,)
+    )
+
+
+def _first_max(values: Sequence[tuple], nan_aware: bool) -> tuple[jax.Array, jax.Array]:
+    """The maximum of ``(number, tap values[, real])`` entries and the number torch
+    chooses.
+
+    The first entry starts the scan (so an all -inf window points at its first real
     element); a later one replaces the choice when it is greater (so ties keep the first
-    maximum) or, with ``nan_aware``, NaN (so a NaN window ends at its last NaN).
+    maximum) or, with ``nan_aware``, NaN (so a NaN window ends at its last NaN). An
+    entry's ``real`` (a static mask, or None: everywhere) says where it is an input
+    element: padding never replaces a real choice, and a real element always replaces
+    padding.
     """
-    number, best = values[0]
+    number, best, *rest = values[0]
     chosen = jnp.full(best.shape, number, jnp.int32)
-    for number, value in values[1:]:
+    have_real = rest[0] if rest and rest[0] is not None else None
+    for number, value, *rest in values[1:]:
+        real = rest[0] if rest else None
         better = value > best
         if nan_aware:
             better = better | jnp.isnan(value)
+        if real is not None:
+            better = better & real
+        if have_real is not None:
+            better = better | (~have_real & (True if real is None else real))
+            have_real = None if real is None else have_real | real
         best = jnp.where(better, value, best)
         chosen = jnp.where(better, number, chosen)
     return best, chosen
@@ -328,7 +389,7 @@ class _Adaptive(_StageKind):
 
     def select(self, x, chosen, stage):
         cases = [self._tap(x, stage, j) for j in range(stage.windows[0].kernel)]
-        return cases[0] if len(cases) == 1 else lax.select_n(chosen, *cases)
+        return cases[0] if len(cases) == 1 else lax.select_n(chosen.astype(np.int32), *cases)
 
     def scatter(self, c, chosen, stage, dense=None):
         zero = jnp.zeros((), c.dtype)
@@ -354,17 +415,39 @@ class _Adaptive(_StageKind):
         return _sum(terms)
 
 
+# An axis whose windows fall into more runs than this (long kernels with padding: one run
+# per border output) keeps three blocks: each border's outputs together, their taps
+# padded, and the interior. Many blocks keep XLA from fusing their concatenation (it
+# writes each block, then copies them), and a tap padded in a small border block costs
+# little.
+MAX_RUNS = 5
+
+
 @functools.lru_cache(maxsize=1024)
-def _segments(w: AxisWindows) -> tuple[tuple[int, int, tuple[int, ...]], ...]:
-    """Runs of outputs ``[o0, o1)`` whose windows have the same valid taps."""
+def _segments(w: AxisWindows) -> tuple[tuple[int, int, tuple[int, ...], bool], ...]:
+    """Runs of outputs ``[o0, o1)`` and the taps computed there: ``(o0, o1, taps,
+    padded)``. A run whose outputs have the same valid taps computes just those
+    (``padded`` False); a merged border run computes every tap valid in one of its
+    outputs, padded where an output's tap lies outside the input (``padded`` True)."""
     valid = w.tap_valid()
     runs = []
     start = 0
     for o in range(1, w.size + 1):
         if o == w.size or not np.array_equal(valid[:, o], valid[:, start]):
-            runs.append((start, o, tuple(np.flatnonzero(valid[:, start]).tolist())))
+            runs.append((start, o, tuple(np.flatnonzero(valid[:, start]).tolist()), False))
             start = o
-    return tuple(runs)
+    full = [i for i, (o0, o1, taps, _) in enumerate(runs) if len(taps) == w.kernel]
+    if len(runs) <= MAX_RUNS or not full:
+        return tuple(runs)
+    interior = max(full, key=lambda i: runs[i][1] - runs[i][0])
+
+    def merged(part):
+        if len(part) < 2:
+            return part
+        taps = sorted({j for _, _, run_taps, _ in part for j in run_taps})
+        return [(part[0][0], part[-1][1], tuple(taps), True)]
+
+    return tuple(merged(runs[:interior]) + [runs[interior]] + merged(runs[interior + 1 :]))
 
 
 def _blocks_of(stage: Stage):
@@ -374,37 +457,64 @@ def _blocks_of(stage: Stage):
         yield index, [runs[level][i] for level, i in enumerate(index)]
 
 
-def _block_tap(x: jax.Array, stage: Stage, block, tap) -> jax.Array:
-    """Tap ``tap`` of the windows of one block: a single strided slice of ``x``."""
+def _block_tap(x: jax.Array, stage: Stage, block, tap, fill=0) -> jax.Array:
+    """Tap ``tap`` of the windows of one block: a strided slice of ``x``; in a merged
+    border block, padded with ``fill`` where the tap lies outside the input."""
     start = [0] * x.ndim
     limit = list(x.shape)
     strides = [1] * x.ndim
-    for axis, w, (o0, o1, _), j in zip(stage.axes, stage.windows, block, tap, strict=True):
+    pads = [(0, 0, 0)] * x.ndim
+    for axis, w, (o0, o1, _, padded), j in zip(
+        stage.axes, stage.windows, block, tap, strict=True
+    ):
         first = o0 * w.stride - w.pad_lo + j * w.dilation
+        count = o1 - o0
+        if padded:  # positions first + i * stride (i < count) outside [0, length)
+            positions = first + np.arange(count) * w.stride
+            inside = np.flatnonzero((positions >= 0) & (positions < w.length))
+            if not inside.size:
+                return jnp.full(_block_shape(x.shape, stage, block), fill, x.dtype)
+            pads[axis] = (int(inside[0]), count - 1 - int(inside[-1]), 0)
+            first, count = int(positions[inside[0]]), inside.size
         start[axis] = first
-        limit[axis] = first + (o1 - o0 - 1) * w.stride + 1
+        limit[axis] = first + (count - 1) * w.stride + 1
         strides[axis] = w.stride
-    return lax.slice(x, start, limit, strides)
+    values = lax.slice(x, start, limit, strides)
+    if any(pad != (0, 0, 0) for pad in pads):
+        values = lax.pad(values, jnp.asarray(fill, x.dtype), pads)
+    return values
+
+
+def _block_real(stage: Stage, block, tap, ndim: int) -> np.ndarray | None:
+    """Where tap ``tap`` is an input element in a merged border block (None: all)."""
+    real = None
+    for axis, w, (o0, o1, _, padded), j in zip(
+        stage.axes, stage.windows, block, tap, strict=True
+    ):
+        if padded:
+            row = along(w.tap_valid()[j, o0:o1], axis, ndim)
+            real = row if real is None else real & row
+    return real
 
 
 def _block_of(x: jax.Array, stage: Stage, block) -> jax.Array:
     """The part of an output-shaped array that belongs to one block."""
     start = [0] * x.ndim
     limit = list(x.shape)
-    for axis, (o0, o1, _) in zip(stage.axes, block, strict=True):
+    for axis, (o0, o1, _, _) in zip(stage.axes, block, strict=True):
         start[axis], limit[axis] = o0, o1
     return lax.slice(x, start, limit)
 
 
 def _block_shape(shape, stage: Stage, block) -> tuple[int, ...]:
     shape = list(shape)
-    for axis, (o0, o1, _) in zip(stage.axes, block, strict=True):
+    for axis, (o0, o1, _, _) in zip(stage.axes, block, strict=True):
         shape[axis] = o1 - o0
     return tuple(shape)
 
 
 def _valid_in_block(block, tap) -> bool:
-    return all(j in valid for (_, _, valid), j in zip(block, tap, strict=True))
+    return all(j in valid for (_, _, valid, _), j in zip(block, tap, strict=True))
 
 
 def _assemble(parts: dict, stage: Stage) -> jax.Array:
@@ -557,7 +667,7 @@ def _phase_shape(shape, stage: Stage, lengths) -> list[int]:
 
 class _Taps(_StageKind):
     """Regular windows whose every tap is a strided slice of the input, cut into border
-    blocks (:func:`_blocks_of`) so that no tap is padded. The transposes run phase by
+    blocks (:func:`_blocks_of`) so that few taps are padded. The transposes run phase by
     phase of the stride (stride-1 windows over the cotangent, then interleaved), or for
     strides past :data:`PHASE_STRIDE_LIMIT` in one pass over a tiled layout."""
 
@@ -590,7 +700,7 @@ class _Taps(_StageKind):
         parts = {}
         for index, block in _blocks_of(stage):
             parts[index] = _maximum([
-                _block_tap(x, stage, block, tap)
+                _block_tap(x, stage, block, tap, lowest(x.dtype))
                 for tap in stage.taps
                 if _valid_in_block(block, tap)
             ])
@@ -601,7 +711,11 @@ class _Taps(_StageKind):
         for index, block in _blocks_of(stage):
             best_parts[index], chosen_parts[index] = _first_max(
                 [
-                    (_tap_number(stage, tap), _block_tap(x, stage, block, tap))
+                    (
+                        _tap_number(stage, tap),
+                        _block_tap(x, stage, block, tap, lowest(x.dtype)),
+                        _block_real(stage, block, tap, x.ndim),
+                    )
                     for tap in stage.taps
                     if _valid_in_block(block, tap)
                 ],
@@ -622,7 +736,7 @@ class _Taps(_StageKind):
             if len(cases) == 1:
                 parts[index] = cases[0]
             else:
-                parts[index] = lax.select_n(_block_of(chosen, stage, block), *cases)
+                parts[index] = lax.select_n(_block_of(chosen, stage, block).astype(np.int32), *cases)
         return _assemble(parts, stage)
 
     def scatter(self, c, chosen, stage, dense=None):
@@ -643,7 +757,7 @@ class _Taps(_StageKind):
                     if not _valid_in_block(block, ptap):
                         continue
                     tap = tuple(order[k] for order, k in zip(originals, ptap, strict=True))
-                    hit = _block_tap(chosen, phase, block, ptap) == _tap_number(stage, tap)
+                    hit = _block_tap(chosen, phase, block, ptap, -1) == _tap_number(stage, tap)
                     value = jnp.where(hit, _block_tap(c, phase, block, ptap), zero)
                     if dense is not None:
                         value = value + _block_tap(dense, phase, block, ptap)
@@ -875,34 +989,37 @@ window_average = functools.partial(common.window_average, window_sum)
 
 
 def _staged_choices(x: jax.Array, stages: tuple[Stage, ...], want_index: bool, nan_aware: bool):
+    """The final window maxima, every stage's chosen taps (narrow integers) and, with
+    ``want_index``, the input coordinates of each window's maximum.
+
+    Each stage's scan gives its maxima and choices in one loop (:func:`_materialize_choices`);
+    its maxima are the next stage's input. The maxima are torch's values, the first of
+    equal elements (``-0.0`` or ``+0.0`` as torch returns them).
+    """
     nan_aware = nan_aware and jnp.issubdtype(x.dtype, jnp.floating)
     coords: dict[int, jax.Array] = {}
     choices = []
-    for number, stage in enumerate(stages):
-        _, chosen = _kind(stage).max_choice(x, stage, nan_aware)
-        chosen = _materialize(chosen)
-        choices.append(chosen)
+    for stage in stages:
+        best, chosen = _kind(stage).max_choice(x, stage, nan_aware)
+        x, stored = _materialize_choices(best, chosen.astype(_choice_dtype(stage)))
+        choices.append(stored)
         if want_index:
             coords = {axis: _kind(stage).select(c, chosen, stage) for axis, c in coords.items()}
             coords.update(tap_coordinates(stage, chosen, x.ndim))
-        if number + 1 < len(stages):
-            # The next stage's input from the plain maximum (a fast reduction), not from
-            # the choice's scan: a loop fusion emits each output on its own, so a scan
-            # feeding two materialised outputs would run twice.
-            x = _materialize(_kind(stage).max(x, stage))
-    return tuple(choices), coords
+    return x, tuple(choices), coords
 
 
 def _max_with_choices(
-    x: jax.Array, stages: tuple[Stage, ...], want_index: bool, maxima: jax.Array
-) -> tuple[tuple[jax.Array, ...], dict[int, jax.Array]]:
-    """Every stage's chosen taps; with ``want_index`` also input coordinates.
+    x: jax.Array, stages: tuple[Stage, ...], want_index: bool, maxima: jax.Array | None
+) -> tuple[jax.Array, tuple[jax.Array, ...], dict[int, jax.Array]]:
+    """:func:`_staged_choices`: the maxima, every stage's chosen taps and, with
+    ``want_index``, input coordinates.
 
-    ``maxima`` are the final window maxima (NaN where a window holds NaN). Where a
-    stage tiles its axis (``blocks``: global and divisible adaptive pooling, long
-    tiling windows), the choices look for NaN only when one of the maxima is NaN (a
-    ``lax.cond``): torch's rule for NaN windows costs a comparison and a select per tap
-    that other inputs do not need, and there the scan is a pass of its own anyway.
+    ``maxima`` are the final window maxima (NaN where a window holds NaN), if known.
+    Where a stage tiles its axis (``blocks``: global and divisible adaptive pooling,
+    long tiling windows), the choices look for NaN only when one of the maxima is NaN
+    (a ``lax.cond``): torch's rule for NaN windows costs a comparison and a select per
+    tap that other inputs do not need, and there the scan is a pass of its own anyway.
 
     Not differentiable (the callers differentiate :func:`_max_values`): the choices are
     integers, materialised so that a backward pass reads them instead of recomputing
@@ -910,10 +1027,13 @@ def _max_with_choices(
     """
     x = lax.stop_gradient(x)
     floating = jnp.issubdtype(x.dtype, jnp.floating)
-    if not floating or not any(stage.kind == "blocks" for stage in stages):
-        # Taps and gathers: XLA fuses the choices' scan with the forward's loop, which
-        # a conditional would split (measured 40-70 % slower for 2x2 and 3x3 windows).
+    if not _checks_nan_first(stages, x.dtype):
+        # Taps and gathers: the NaN rule is a comparison and a select per tap inside
+        # the scan, which a conditional would split (measured 40-70 % slower for 2x2
+        # and 3x3 windows).
         return _staged_choices(x, stages, want_index, nan_aware=floating)
+    if maxima is None:
+        maxima = _max_values(x, stages)
     has_nan = jnp.any(jnp.isnan(lax.stop_gradient(maxima)))
     return lax.cond(
         has_nan,
@@ -921,6 +1041,12 @@ def _max_with_choices(
         functools.partial(_staged_choices, stages=stages, want_index=want_index, nan_aware=False),
         x,
     )
+
+
+def _checks_nan_first(stages: tuple[Stage, ...], dtype) -> bool:
+    """Whether :func:`_max_with_choices` first looks for NaN among the maxima (floats
+    with a ``blocks`` stage)."""
+    return jnp.issubdtype(dtype, jnp.floating) and any(s.kind == "blocks" for s in stages)
 
 
 def _joined_blocks(stages: tuple[Stage, ...]) -> tuple[Stage, ...]:
@@ -934,14 +1060,27 @@ def _joined_blocks(stages: tuple[Stage, ...]) -> tuple[Stage, ...]:
     return tuple(joined)
 
 
+# Plain maxima (no choice) over up to this many taps are one joint stage even where the
+# choices are separable: a 5x5 window's 24 maxima per element cost less than writing and
+# reading back an intermediate of the input's size (2.5x faster, (16, 40, 40, 256) f32).
+VALUES_JOINT_TAPS_LIMIT = 25
+
+
 def _value_stages(stages: tuple[Stage, ...], dtype) -> tuple[Stage, ...]:
     """Stages for plain maxima: tiling windows of 16-bit floats go through one reshape
-    reduction (XLA's strided slices of bfloat16 are about twice slower)."""
+    reduction (XLA's strided slices of bfloat16 are about twice slower); separable taps
+    stages of at most :data:`VALUES_JOINT_TAPS_LIMIT` taps in all, through one joint
+    stage."""
     windows = [w for stage in stages for w in stage.windows]
     if jnp.dtype(dtype).itemsize < 4 and all(w.is_blocks for w in windows):
         axes = tuple(a for stage in reversed(stages) for a in stage.axes)
         ordered = tuple(w for stage in reversed(stages) for w in stage.windows)
         return (Stage("blocks", axes, ordered),)
+    if len(stages) > 1 and all(stage.kind == "taps" for stage in stages):
+        if math.prod(w.kernel for w in windows) <= VALUES_JOINT_TAPS_LIMIT:
+            axes = tuple(a for stage in reversed(stages) for a in stage.axes)
+            ordered = tuple(w for stage in reversed(stages) for w in stage.windows)
+            return (Stage("taps", axes, ordered),)
     return _joined_blocks(stages)
 
 
@@ -949,17 +1088,41 @@ def _value_stages(stages: tuple[Stage, ...], dtype) -> tuple[Stage, ...]:
 def _max_values(x: jax.Array, stages: tuple[Stage, ...]) -> jax.Array:
     for stage in _value_stages(stages, x.dtype):
         x = _kind(stage).max(x, stage)
+    if stage.kind == "taps":
+        # Computed once into memory: XLA would otherwise fuse the taps into a consumer
+        # that reads each element many times (the next max pooling of a cascade, as in
+        # YOLO's SPPF: 25 x 25 taps per element, measured 30x slower).
+        x = _materialize(x)
     return x
 
 
 @_max_values.defjvp
 def _max_values_jvp(stages, primals, tangents):
     (x,), (dx,) = primals, tangents
-    out = _max_values(x, stages)
-    choices, _ = _max_with_choices(x, stages, want_index=False, maxima=out)
+    # Where the choices need the maxima first, the plain reduction gives them. Otherwise
+    # the choices' scans give them too: the same operations on the same input, which
+    # XLA computes once (a plain reduction would be another pass over the input).
+    # Either way the maxima are differentiable functions of ``x`` with this rule, so
+    # higher derivatives follow torch's rule too.
+    if _checks_nan_first(stages, x.dtype):
+        out = _max_values(x, stages)
+        _, choices, _ = _max_with_choices(x, stages, want_index=False, maxima=out)
+    else:
+        out = _scanned_maxima(x, stages)
+        _, choices, _ = _max_with_choices(x, stages, want_index=False, maxima=None)
     for stage, chosen in zip(stages, choices, strict=True):
         dx = select_tap_p.bind(dx, chosen, stage=stage)
     return out, dx
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(1,))
+def _scanned_maxima(x: jax.Array, stages: tuple[Stage, ...]) -> jax.Array:
+    """The window maxima as the choices' scans give them (see :func:`_max_values_jvp`)."""
+    floating = jnp.issubdtype(x.dtype, jnp.floating)
+    return _staged_choices(x, stages, want_index=False, nan_aware=floating)[0]
+
+
+_scanned_maxima.defjvp(_max_values_jvp)
 
 
 def window_max(
@@ -994,7 +1157,7 @@ def window_max(
             values = _kind(stage).max(values, stage)
     if not return_index:
         return values
-    _, coords = _max_with_choices(x, stages, want_index=True, maxima=values)
+    _, _, coords = _max_with_choices(x, stages, want_index=True, maxima=values)
     return values, flat_index(coords, lengths)
 
 
@@ -1053,7 +1216,7 @@ def _hybrid_fused_jvp(stage, divisor, primals, tangents):
     (x, alpha), (dx, d_alpha) = primals, tangents
     maxima, averages = _hybrid_parts(x, stage, divisor)
     out = common.mix(alpha, maxima, averages)
-    (chosen,), _ = _max_with_choices(x, (stage,), want_index=False, maxima=maxima)
+    _, (chosen,), _ = _max_with_choices(x, (stage,), want_index=False, maxima=maxima)
     shape = out.shape
     tap_weight = jnp.broadcast_to(alpha, shape)
     total = divisor_array(x.ndim, stage.axes, stage.windows, divisor)

@@ -191,6 +191,83 @@ def test_dilated_max_pool_has_a_gradient():
         )(x)
 
 
+# Long windows at stride 1 with "same" padding (YOLO's SPP and SPPF), and other long
+# windows whose padding puts many outputs at a border: separable stages, border outputs
+# in merged blocks with padded taps (see jaxpool._kernels_cpu._segments).
+LONG_WINDOWS = [
+    (2, (20, 20), 5, 1, 2, 1),
+    (2, (20, 17), 9, 1, 4, 1),
+    (2, (19, 21), 13, 1, 6, 1),
+    (2, (6, 7), 13, 1, 6, 1),  # every output at a border
+    (2, (23, 18), 11, 2, 5, 1),
+    (2, (16, 15), 7, 1, 3, 2),
+    (1, (30,), 17, 1, 8, 1),
+    (3, (11, 10, 9), 7, 1, 3, 1),
+]
+
+
+@pytest.mark.parametrize("n, sizes, kernel, stride, padding, dilation", LONG_WINDOWS)
+@pytest.mark.parametrize("values", ["ties", "nan", "-inf", "int32"])
+def test_long_windows_match_torch(n, sizes, kernel, stride, padding, dilation, values):
+    rng = np.random.default_rng(kernel)
+    x = rng.integers(-2, 3, (2, *sizes, 3)).astype(np.float32)  # many equal maxima
+    if values == "nan":
+        x[rng.random(x.shape) < 0.05] = np.nan
+    if values == "-inf":  # whole windows of -inf: torch points at the first real element
+        x[rng.random(x.shape) < 0.9] = -np.inf
+    args = (kernel, stride, padding, dilation)
+    if values == "int32":  # torch has no integer max_pool1d: its float result, exact here
+        expected = _torch_max(n)(torch.tensor(np.moveaxis(x, -1, 1)), *args).numpy()
+        ours = _jax_max(n)(jnp.asarray(x.astype(np.int32)), *args)
+        assert ours.dtype == jnp.int32
+        np.testing.assert_array_equal(np.moveaxis(np.asarray(ours), -1, 1), expected.astype(np.int32))
+        return
+    compare_with_torch(
+        lambda v: _jax_max(n)(v, *args, return_indices=True),
+        lambda t: _torch_max(n)(t, *args, return_indices=True),
+        x, n, False, indices=True, exact=True,
+    )
+    # The plain maxima (no gradient taken) are torch's too.
+    plain = jax.jit(lambda v: _jax_max(n)(v, *args))(jnp.asarray(x))
+    expected = _torch_max(n)(torch.tensor(np.moveaxis(x, -1, 1)), *args).numpy()
+    np.testing.assert_array_equal(np.moveaxis(np.asarray(plain), -1, 1), expected)
+
+
+def test_sppf_cascade_matches_torch():
+    """YOLO's SPPF: three 5x5 stride-1 max poolings in a row, concatenated."""
+    rng = np.random.default_rng(0)
+    x = rng.integers(-3, 4, (2, 12, 12, 4)).astype(np.float32)
+
+    def sppf(v, pool, join):
+        a = pool(v)
+        b = pool(a)
+        return join([v, a, b, pool(b)])
+
+    def ours(v):
+        return sppf(v, lambda u: jaxpool.max_pool2d(u, 5, 1, 2), lambda p: jnp.concatenate(p, -1))
+
+    def theirs(t):
+        return sppf(t, lambda u: F.max_pool2d(u, 5, 1, 2), lambda p: torch.cat(p, 1))
+
+    compare_with_torch(jax.jit(ours), theirs, x, 2, False, exact=True)
+
+
+def test_second_derivative_through_separable_max_pool():
+    x = jax.random.normal(jax.random.key(3), (9, 9, 2))
+
+    def loss(v):
+        return jnp.sum(jaxpool.max_pool2d(v, 5, 1, 2) ** 3)
+
+    hessian_vector = jax.jvp(jax.grad(loss), (x,), (jnp.ones_like(x),))[1]
+    pooled, index = jaxpool.max_pool2d(x, 5, 1, 2, return_indices=True)
+    # d2/dx2 of sum(max ** 3) along ones: 6 * max at each chosen element, summed.
+    expected = np.zeros((81, 2))
+    for channel in range(2):
+        np.add.at(expected[:, channel], np.asarray(index[..., channel]).reshape(-1),
+                  6 * np.asarray(pooled[..., channel]).reshape(-1))
+    np.testing.assert_allclose(np.asarray(hessian_vector).reshape(81, 2), expected, rtol=1e-5)
+
+
 def test_max_pool_all_negative_infinity_window_points_at_first_real_element():
     x = jnp.full((3, 3, 1), -jnp.inf)
     _, index = jaxpool.max_pool2d(x, 2, 2, 1, return_indices=True)
@@ -632,8 +709,13 @@ def test_flax_padding_forms(padding, expected):
     ours = jaxpool.max_pool2d(x, 2, 2, padding)
     chex.assert_shape(ours, (2, *expected, 3))
     chex.assert_trees_all_equal(ours, nn.max_pool(x, (2, 2), (2, 2), padding))
-    # Flax's avg_pool divides by the full window (count_include_pad=True) as we do.
-    chex.assert_trees_all_close(jaxpool.avg_pool2d(x, 2, 2, padding), nn.avg_pool(x, (2, 2), (2, 2), padding))
+    # Flax's avg_pool divides by the full window (count_include_pad=True) as we do. Its
+    # window sums (lax.reduce_window) add in an order XLA picks per CPU, so a sum that
+    # nearly cancels differs in its last bits: an absolute tolerance too.
+    chex.assert_trees_all_close(
+        jaxpool.avg_pool2d(x, 2, 2, padding), nn.avg_pool(x, (2, 2), (2, 2), padding),
+        rtol=1e-6, atol=1e-6,
+    )
 
 
 class TransformTestReduceWindow(TransformTest):

@@ -54,6 +54,24 @@ def test_plan_blocks_and_adaptive():
     assert [s.axes for s in joint] == [(1, 2)]
 
 
+def test_long_kernels_keep_three_blocks_per_axis():
+    (w,) = axis_windows((20,), 13, 1, 6)
+    runs = kernels._segments(w)
+    assert [(o0, o1, padded) for o0, o1, _, padded in runs] == [(0, 6, True), (6, 14, False), (14, 20, True)]
+    assert runs[0][2] == tuple(range(1, 13))  # every tap real in one of its outputs, padded
+    (short,) = axis_windows((20,), 5, 1, 2)
+    assert len(kernels._segments(short)) == 5 and not any(run[3] for run in kernels._segments(short))
+
+
+def test_choices_are_stored_in_the_narrowest_integer_type():
+    assert kernels._choice_dtype(kernels.Stage("taps", (1,), axis_windows((40,), 13, 1, 6))) == np.int8
+    joint = kernels.Stage("taps", (1, 2), axis_windows((40, 40), 13, 1, 6))
+    assert kernels._choice_dtype(joint) == np.int16
+    x = jnp.zeros((1, 20, 20, 2))
+    jaxpr = jax.make_jaxpr(jax.grad(lambda v: jaxpool.max_pool2d(v, 9, 1, 4).sum()))(x)
+    assert "i8[1,20,20,2]" in str(jaxpr)
+
+
 # Configurations that reach every stage kind, both in the forward pass and in the
 # transposes (window_sum_transpose_p, scatter_tap_p), compared with torch.
 PATH_CASES = [
@@ -95,6 +113,8 @@ STAGES = [
     kernels.Stage("taps", (1,), axis_windows((9,), 2, 3, 0)),  # stride > kernel: gaps
     kernels.Stage("taps", (1,), geometry.adaptive_windows("t", (56,), 5).windows),  # tiled: stride 11
     kernels.Stage("taps", (0, 1), axis_windows((13, 9), (5, 2), 4, (2, 1), 1, True)),  # tiled, 2-D
+    kernels.Stage("taps", (1,), axis_windows((16,), 9, 1, 4)),  # merged border blocks
+    kernels.Stage("taps", (0,), axis_windows((19,), 11, 2, 5)),  # merged, stride 2
     kernels.Stage("blocks", (1,), axis_windows((10,), 4, 4, 1, 1, True)),
     kernels.Stage("adaptive", (0,), geometry.adaptive_windows("t", (10,), 4).windows),
     kernels.Stage("adaptive", (1,), geometry.adaptive_windows("t", (3,), 7).windows),  # upsampling
