@@ -289,8 +289,9 @@ class AvgMaxPool(GlobalPoolBase):
     Example:
       >>> import jax.numpy as jnp
       >>> import jaxpool.nnx as jpn
-      >>> jpn.AvgMaxPool()(jnp.ones((8, 7, 7, 512))).shape
-      (8, 512)
+      >>> x = jnp.arange(1.0, 17.0).reshape(1, 4, 4, 1)
+      >>> jpn.AvgMaxPool()(x)                          # 0.5 * (8.5 + 16)
+      Array([[12.25]], dtype=float32)
     """
 
     op = staticmethod(hybrid.global_avg_max_pool)
@@ -303,8 +304,9 @@ class CatAvgMaxPool(GlobalPoolBase):
     Example:
       >>> import jax.numpy as jnp
       >>> import jaxpool.nnx as jpn
-      >>> jpn.CatAvgMaxPool()(jnp.ones((8, 7, 7, 512))).shape
-      (8, 1024)
+      >>> x = jnp.arange(1.0, 17.0).reshape(1, 4, 4, 1)
+      >>> jpn.CatAvgMaxPool(keepdims=True)(x)          # the mean, then the maximum
+      Array([[[[ 8.5, 16. ]]]], dtype=float32)
     """
 
     op = staticmethod(hybrid.global_cat_avg_max_pool)
