@@ -17,10 +17,7 @@ from jax.typing import ArrayLike
 
 from jaxpool import _adaptive as adaptive
 from jaxpool import _module_rules as rules
-
-Size = Sequence[int]
-OptionalSize = Sequence[int | None]
-PaddingLike = int | Sequence[int] | str | Sequence[tuple[int, int]]
+from jaxpool._module_rules import OptionalSize, PaddingLike, Size
 
 
 class PoolingModule(nn.Module):

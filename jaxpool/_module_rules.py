@@ -85,6 +85,13 @@ from jaxpool._geometry import as_real
 # A module's op: one function, or one per spatial rank.
 Op = Callable[..., Any] | Mapping[int, Callable[..., Any]]
 
+# The types of the modules' arguments, as linen's fields and NNX's arguments annotate them.
+Size = Sequence[int]
+OptionalSize = Sequence[int | None]
+PaddingLike = int | Sequence[int] | str | Sequence[tuple[int, int]]
+Initializer = Callable[..., Any]
+Dtype = Any
+
 # The ops of each spatial rank.
 MAX_POOL = {1: functional.max_pool1d, 2: functional.max_pool2d, 3: functional.max_pool3d}
 AVG_POOL = {1: functional.avg_pool1d, 2: functional.avg_pool2d, 3: functional.avg_pool3d}

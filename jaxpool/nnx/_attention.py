@@ -21,9 +21,8 @@ from jax.typing import ArrayLike
 
 from jaxpool import _attention_pool as attention
 from jaxpool import _module_rules as rules
+from jaxpool._module_rules import Dtype
 from jaxpool.nnx import _common as common
-
-Dtype = Any
 
 
 class ParameterGroup(nnx.Module):

@@ -10,7 +10,6 @@ needed only where something is initialised randomly, and the flags are keyword-o
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax
@@ -20,14 +19,10 @@ from jax.typing import ArrayLike
 
 from jaxpool import _hybrid as hybrid
 from jaxpool import _module_rules as rules
+from jaxpool._module_rules import Dtype, Initializer, PaddingLike, Size
 from jaxpool.nnx import _common as common
 from jaxpool.nnx._common import PoolingModule, configure
 from jaxpool.nnx._pooling import GlobalPoolBase
-
-Size = Sequence[int]
-PaddingLike = int | Sequence[int] | str | Sequence[tuple[int, int]]
-Initializer = Callable[..., Any]
-Dtype = Any
 
 
 def _per_channel_features(module: Any, parameter: str, shape: str) -> int | None:
