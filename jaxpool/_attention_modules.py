@@ -28,8 +28,7 @@ from jax.typing import ArrayLike
 
 from jaxpool import _attention_pool as attention
 from jaxpool import _module_rules as rules
-
-Dtype = Any
+from jaxpool._module_rules import Dtype
 
 
 def _make_params(module: nn.Module, specs: rules.SpecTree) -> dict[str, Any]:

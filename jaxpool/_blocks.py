@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 import flax.linen as nn
@@ -17,9 +17,7 @@ from jax import lax
 from jax.typing import ArrayLike
 
 from jaxpool._learnable import AttentionHybridPool
-
-Dtype = Any
-Size = Sequence[int]
+from jaxpool._module_rules import Dtype, Size
 
 # torch.nn.BatchNorm2d(momentum=0.1, eps=1e-5) in Flax's convention.
 TORCH_BN_MOMENTUM = 0.9

@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import functools
 import numbers
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -233,6 +233,41 @@ def hybrid_pool3d(x: ArrayLike, alpha: ArrayLike, kernel_size, stride=None, padd
                         count_include_pad, channels_first)
 
 
+class _GlobalHead(NamedTuple):
+    """A global head's checked input and options (mask included)."""
+
+    array: jax.Array
+    axes: tuple[int, ...]
+    channel_axis: int
+    config: geometry.WindowConfig
+    keepdims: bool
+    kept: jax.Array | None  # the mask, as masked.check_mask returns it, or None
+
+
+def _global_head(op, x, spatial_dims, keepdims, channels_first, mask) -> _GlobalHead:
+    """The checks every global head starts with (a floating input)."""
+    n = geometry.check_spatial_dims(spatial_dims, op)
+    array = as_array(x, "input", op, kind="float")
+    channels_first = geometry.as_bool(channels_first, "channels_first", op)
+    keepdims = geometry.as_bool(keepdims, "keepdims", op)
+    axes = geometry.spatial_axes(array.shape, n, channels_first, op)
+    channel_axis = _channel_axis(array.ndim, n, channels_first)
+    kept = masked.check_mask(mask, array.shape, axes, channel_axis, op)
+    config = geometry.global_windows(_spatial_size(array, axes))
+    return _GlobalHead(array, axes, channel_axis, config, keepdims, kept)
+
+
+def _global_mix(head: _GlobalHead, weight: jax.Array) -> jax.Array:
+    """``weight * max + (1 - weight) * mean`` over the whole map (or the kept elements)."""
+    family = kernels.kernel_family()
+    if head.kept is not None:
+        out = masked.masked_hybrid(head.array, weight, head.kept, axes=head.axes, family=family)
+    else:
+        out = _window_hybrid(head.array, weight, axes=head.axes, windows=head.config.windows,
+                             divisor="adaptive", family=family)
+    return _squeeze_global(out, head.axes, True, head.keepdims)
+
+
 def global_hybrid_pool(
     x: ArrayLike,
     alpha: ArrayLike,
@@ -276,27 +311,16 @@ def global_hybrid_pool(
       Array([[12.25]], dtype=float32)
     """
     op = "global_hybrid_pool"
-    n = geometry.check_spatial_dims(spatial_dims, op)
-    array = as_array(x, "input", op, kind="float")
+    head = _global_head(op, x, spatial_dims, keepdims, channels_first, mask)
     weight = _floating_argument(alpha, "alpha", op)
-    channels_first = geometry.as_bool(channels_first, "channels_first", op)
-    keepdims = geometry.as_bool(keepdims, "keepdims", op)
-    axes = geometry.spatial_axes(array.shape, n, channels_first, op)
-    channel_axis = _channel_axis(array.ndim, n, channels_first)
-    config = geometry.global_windows(_spatial_size(array, axes))
-    kept_shape = _output_shape(array.shape, axes, config.output_size)
-    if keepdims:
-        weight = _alpha_operand(weight, kept_shape, channel_axis, op)
+    kept_shape = _output_shape(head.array.shape, head.axes, head.config.output_size)
+    if head.keepdims:
+        weight = _alpha_operand(weight, kept_shape, head.channel_axis, op)
     else:
-        visible = tuple(s for a, s in enumerate(kept_shape) if a not in axes)
-        weight = jnp.expand_dims(_alpha_operand(weight, visible, len(visible) - 1, op), axes)
-    kept = masked.check_mask(mask, array.shape, axes, channel_axis, op)
-    if kept is not None:
-        out = masked.masked_hybrid(array, weight, kept, axes=axes, family=kernels.kernel_family())
-    else:
-        out = _window_hybrid(array, weight, axes=axes, windows=config.windows, divisor="adaptive",
-                             family=kernels.kernel_family())
-    return _squeeze_global(out, axes, True, keepdims)
+        visible = tuple(s for a, s in enumerate(kept_shape) if a not in head.axes)
+        weight = jnp.expand_dims(_alpha_operand(weight, visible, len(visible) - 1, op),
+                                 head.axes)
+    return _global_mix(head, weight)
 
 
 # ----------------------------------------------------------------------------------
@@ -638,16 +662,6 @@ def _cat_avg_max_impl(x, axes, windows, channel_axis, family):
     return jnp.concatenate([mean, maximum], axis=channel_axis)
 
 
-def _global_head(op, x, spatial_dims, keepdims, channels_first, mask):
-    n = geometry.check_spatial_dims(spatial_dims, op)
-    array = as_array(x, "input", op, kind="float")
-    channels_first = geometry.as_bool(channels_first, "channels_first", op)
-    keepdims = geometry.as_bool(keepdims, "keepdims", op)
-    axes = geometry.spatial_axes(array.shape, n, channels_first, op)
-    channel_axis = _channel_axis(array.ndim, n, channels_first)
-    kept = masked.check_mask(mask, array.shape, axes, channel_axis, op)
-    config = geometry.global_windows(_spatial_size(array, axes))
-    return array, axes, channel_axis, config, keepdims, kept
 
 
 def global_avg_max_pool(
@@ -685,17 +699,8 @@ def global_avg_max_pool(
       >>> jaxpool.global_avg_max_pool(x)       # 0.5 * (8.5 + 16)
       Array([[12.25]], dtype=float32)
     """
-    op = "global_avg_max_pool"
-    array, axes, _, config, keepdims, kept = _global_head(
-        op, x, spatial_dims, keepdims, channels_first, mask
-    )
-    half = jnp.full((1,) * array.ndim, 0.5, jnp.float32)
-    if kept is not None:
-        out = masked.masked_hybrid(array, half, kept, axes=axes, family=kernels.kernel_family())
-    else:
-        out = _window_hybrid(array, half, axes=axes, windows=config.windows, divisor="adaptive",
-                             family=kernels.kernel_family())
-    return _squeeze_global(out, axes, True, keepdims)
+    head = _global_head("global_avg_max_pool", x, spatial_dims, keepdims, channels_first, mask)
+    return _global_mix(head, jnp.full((1,) * head.array.ndim, 0.5, jnp.float32))
 
 
 def global_cat_avg_max_pool(
@@ -734,15 +739,14 @@ def global_cat_avg_max_pool(
       >>> jaxpool.global_cat_avg_max_pool(x)
       Array([[ 8.5, 16. ]], dtype=float32)
     """
-    op = "global_cat_avg_max_pool"
-    array, axes, channel_axis, config, keepdims, kept = _global_head(
-        op, x, spatial_dims, keepdims, channels_first, mask
-    )
-    if kept is not None:
-        out = masked.masked_mean_and_max(array, kept, axes=axes, channel_axis=channel_axis,
-                                         family=kernels.kernel_family())
+    head = _global_head("global_cat_avg_max_pool", x, spatial_dims, keepdims, channels_first,
+                        mask)
+    family = kernels.kernel_family()
+    if head.kept is not None:
+        out = masked.masked_mean_and_max(head.array, head.kept, axes=head.axes,
+                                         channel_axis=head.channel_axis, family=family)
     else:
-        out = _cat_avg_max_impl(array, axes=axes, windows=config.windows,
-                                channel_axis=channel_axis, family=kernels.kernel_family())
-    return _squeeze_global(out, axes, True, keepdims)
+        out = _cat_avg_max_impl(head.array, axes=head.axes, windows=head.config.windows,
+                                channel_axis=head.channel_axis, family=family)
+    return _squeeze_global(out, head.axes, True, head.keepdims)
 

@@ -40,7 +40,6 @@ Example:
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Sequence
 from typing import Any
 
 import flax.linen as nn
@@ -51,11 +50,7 @@ from jax.typing import ArrayLike
 from jaxpool import _hybrid as hybrid
 from jaxpool import _module_rules as rules
 from jaxpool._linen import GlobalPoolBase, PoolingModule
-
-Size = Sequence[int]
-PaddingLike = int | Sequence[int] | str | Sequence[tuple[int, int]]
-Initializer = Callable[..., Any]
-Dtype = Any
+from jaxpool._module_rules import Dtype, Initializer, PaddingLike, Size
 
 
 class HybridPool(PoolingModule):

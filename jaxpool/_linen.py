@@ -17,10 +17,7 @@ from jax.typing import ArrayLike
 
 from jaxpool import _adaptive as adaptive
 from jaxpool import _module_rules as rules
-
-Size = Sequence[int]
-OptionalSize = Sequence[int | None]
-PaddingLike = int | Sequence[int] | str | Sequence[tuple[int, int]]
+from jaxpool._module_rules import OptionalSize, PaddingLike, Size
 
 
 class PoolingModule(nn.Module):
@@ -172,19 +169,22 @@ class AdaptiveMaxPool(PoolingModule):
     """Adaptive max pooling, as ``torch.nn.AdaptiveMaxPool{1,2,3}d``.
 
     ``(*batch, *spatial, C) -> (*batch, *output_size, C)`` with torch's windows and
-    tie rule.
+    tie rule; with ``return_indices`` also the flat indices, as torch's.
 
     Example:
       >>> import jax.numpy as jnp, jaxpool
-      >>> pool = jaxpool.AdaptiveMaxPool(output_size=(3, 3))
-      >>> pool.apply({}, jnp.ones((2, 10, 10, 8))).shape
+      >>> pool = jaxpool.AdaptiveMaxPool(output_size=(3, 3), return_indices=True)
+      >>> y, indices = pool.apply({}, jnp.ones((2, 10, 10, 8)))   # every window a tie
+      >>> y.shape
       (2, 3, 3, 8)
+      >>> indices[0, :, :, 0]              # each window's first element, as torch's
+      Array([[ 0,  3,  6],
+             [30, 33, 36],
+             [60, 63, 66]], dtype=int32)
 
     Attributes:
-      output_size: output size per spatial dim (``None`` keeps a dim); its length sets
-        the rank.
+      output_size, channels_first: as :class:`jaxpool.AdaptiveAvgPool`'s.
       return_indices: also return flat indices; default False.
-      channels_first: input is ``(*batch, C, *spatial)``; default False.
     """
 
     output_size: OptionalSize

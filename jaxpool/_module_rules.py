@@ -85,6 +85,13 @@ from jaxpool._geometry import as_real
 # A module's op: one function, or one per spatial rank.
 Op = Callable[..., Any] | Mapping[int, Callable[..., Any]]
 
+# The types of the modules' arguments, as linen's fields and NNX's arguments annotate them.
+Size = Sequence[int]
+OptionalSize = Sequence[int | None]
+PaddingLike = int | Sequence[int] | str | Sequence[tuple[int, int]]
+Initializer = Callable[..., Any]
+Dtype = Any
+
 # The ops of each spatial rank.
 MAX_POOL = {1: functional.max_pool1d, 2: functional.max_pool2d, 3: functional.max_pool3d}
 AVG_POOL = {1: functional.avg_pool1d, 2: functional.avg_pool2d, 3: functional.avg_pool3d}
@@ -481,34 +488,30 @@ def _feat_size_for_abs(kind: str, feat_size: int | None) -> int:
     return feat_size
 
 
-LATENT_POOL_OPTIONS = (
-    "out_features", "embed_dim", "num_heads", "feat_size", "mlp_ratio", "qkv_bias", "q_proj",
-    "qk_norm", "latent_len", "latent_dim", "pos_embed", "pool_type", "norm_layer",
-    "act_layer", "drop", "norm_eps",
-)
-"""timm's ``AttentionPoolLatent`` options (after ``in_features``), plus ``norm_eps``."""
-
-
 @dataclasses.dataclass(frozen=True)
 class LatentPoolConfig:
-    """The checked options of an ``AttentionPoolLatent`` (timm's names and defaults)."""
+    """The checked options of an ``AttentionPoolLatent``, timm's names in timm's order.
 
-    out_features: int | None = None
-    embed_dim: int | None = None
-    num_heads: int = 8
-    feat_size: int | None = None
-    mlp_ratio: float = 4.0
-    qkv_bias: bool = True
-    q_proj: bool = True
-    qk_norm: bool = False
-    latent_len: int = 1
-    latent_dim: int | None = None
-    pos_embed: str = ""
-    pool_type: str = "token"
-    norm_layer: str | None = None
-    act_layer: str = "gelu"
-    drop: float = 0.0
-    norm_eps: float = 1e-5
+    No defaults here: every module passes all of its options, and the defaults are the
+    modules' own (:class:`jaxpool.AttentionPoolLatent`'s fields and its NNX twin's
+    arguments, which tests/test_api.py holds equal)."""
+
+    out_features: int | None
+    embed_dim: int | None
+    num_heads: int
+    feat_size: int | None
+    mlp_ratio: float
+    qkv_bias: bool
+    q_proj: bool
+    qk_norm: bool
+    latent_len: int
+    latent_dim: int | None
+    pos_embed: str
+    pool_type: str
+    norm_layer: str | None
+    act_layer: str
+    drop: float
+    norm_eps: float
 
     def specs(self, where: Any, in_features: int) -> SpecTree:
         """The parameters for an input of ``in_features`` channels, as timm makes them."""
@@ -562,6 +565,10 @@ class LatentPoolConfig:
                     act_layer=self.act_layer)
 
 
+LATENT_POOL_OPTIONS = tuple(field.name for field in dataclasses.fields(LatentPoolConfig))
+"""timm's ``AttentionPoolLatent`` options (after ``in_features``), plus ``norm_eps``."""
+
+
 def latent_pool_config(where: Any, **options: Any) -> LatentPoolConfig:
     """Checks timm's ``AttentionPoolLatent`` options (see :data:`LATENT_POOL_OPTIONS`);
     every refusal names the option and its value."""
@@ -592,27 +599,21 @@ def latent_pool_config(where: Any, **options: Any) -> LatentPoolConfig:
     return config
 
 
-POOL_2D_OPTIONS = (
-    "feat_size", "out_features", "embed_dim", "head_dim", "num_heads", "qkv_bias",
-    "qkv_separate", "pool_type", "class_token", "drop_rate",
-)
-"""timm's ``AttentionPool2d`` options (after ``in_features``)."""
-
-
 @dataclasses.dataclass(frozen=True)
 class Pool2dConfig:
-    """The checked options of an ``AttentionPool2d`` (timm's names and defaults)."""
+    """The checked options of an ``AttentionPool2d``, timm's names in timm's order; the
+    defaults are the modules' own, as :class:`LatentPoolConfig`'s."""
 
-    feat_size: int | tuple[int, int] = 7
-    out_features: int | None = None
-    embed_dim: int | None = None
-    head_dim: int | None = 64
-    num_heads: int | None = None
-    qkv_bias: bool = True
-    qkv_separate: bool = False
-    pool_type: str = "token"
-    class_token: bool = False
-    drop_rate: float = 0.0
+    feat_size: int | tuple[int, int]
+    out_features: int | None
+    embed_dim: int | None
+    head_dim: int | None
+    num_heads: int | None
+    qkv_bias: bool
+    qkv_separate: bool
+    pool_type: str
+    class_token: bool
+    drop_rate: float
 
     def heads(self, where: Any, embed: int) -> int:
         """timm's rule: ``num_heads`` if given (then ``head_dim = embed_dim //
@@ -665,6 +666,10 @@ class Pool2dConfig:
         """The keyword options of :func:`jaxpool.attention_pool2d`."""
         return dict(num_heads=self.heads(where, self.embed_dim or in_features),
                     feat_size=self.feat_size, pool_type=self.pool_type)
+
+
+POOL_2D_OPTIONS = tuple(field.name for field in dataclasses.fields(Pool2dConfig))
+"""timm's ``AttentionPool2d`` options (after ``in_features``)."""
 
 
 def pool_2d_config(where: Any, **options: Any) -> Pool2dConfig:

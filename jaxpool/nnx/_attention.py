@@ -21,9 +21,8 @@ from jax.typing import ArrayLike
 
 from jaxpool import _attention_pool as attention
 from jaxpool import _module_rules as rules
+from jaxpool._module_rules import Dtype
 from jaxpool.nnx import _common as common
-
-Dtype = Any
 
 
 class ParameterGroup(nnx.Module):
@@ -74,14 +73,15 @@ class _AttentionPoolBase(nnx.Module):
 
 
 class AttentionPoolLatent(_AttentionPoolBase):
-    """Attention pooling with learned latent queries: timm's ``AttentionPoolLatent``
-    (the MAP head of SigLIP and ViT); the twin of :class:`jaxpool.AttentionPoolLatent`.
+    """The NNX twin of :class:`jaxpool.AttentionPoolLatent`: attention pooling with
+    learned latent queries, timm's ``AttentionPoolLatent`` (the MAP head of SigLIP and
+    ViT). The twin's docstring has the options (names, meanings, defaults) and the
+    shapes, :func:`jaxpool.attention_pool_latent` the math.
 
-    ``(N, L, C)`` tokens (or ``(N, *spatial, C)`` maps) -> ``(N, out)``; the call takes
-    an optional key mask ``mask=(N, L)``, True = attend. See
-    :func:`jaxpool.attention_pool_latent` for the math and
-    :class:`jaxpool.AttentionPoolLatent` for the options; parameters are attributes of
-    the same names (``latent``, ``q``, ``kv``, ``proj``, ``mlp.fc1``, ...).
+    What differs: ``in_features`` (``C``, timm's first argument) is given, and ``rngs``
+    required, at construction, where NNX makes the parameters: attributes of the linen
+    variables' names (``latent``, ``q``, ``kv``, ``proj``, ``mlp.fc1``, ...). The call
+    takes the same optional key mask, ``mask=(N, L)``, True = attend.
 
     Example:
       >>> import jax, jax.numpy as jnp
@@ -96,11 +96,8 @@ class AttentionPoolLatent(_AttentionPoolBase):
 
     Attributes:
       in_features: the input's channel count ``C`` (= ``embed_dim``).
-      config: the checked options (timm's names: ``num_heads``, ``latent_len``, ...;
-        see :class:`jaxpool.AttentionPoolLatent` for each one's meaning and default).
-      channels_first: input is ``(N, C, *spatial)``; default False.
-      dtype: the computation dtype; default None (promoted from input and parameters).
-      param_dtype: the parameters' dtype; default float32.
+      config: the checked options (timm's names: ``num_heads``, ``latent_len``, ...).
+      channels_first, dtype, param_dtype: as the linen twin's.
 
     Args:
       rngs: an ``nnx.Rngs`` for the (random) initialisers; required.
@@ -154,14 +151,14 @@ class AttentionPoolLatent(_AttentionPoolBase):
 
 
 class AttentionPool2d(_AttentionPoolBase):
-    """Attention pooling of a 2D map: timm's ``AttentionPool2d`` (CLIP's ResNet head);
-    the twin of :class:`jaxpool.AttentionPool2d`.
+    """The NNX twin of :class:`jaxpool.AttentionPool2d`: attention pooling of a 2D map,
+    timm's ``AttentionPool2d`` (CLIP's ResNet head). The twin's docstring has the
+    options and the shapes, :func:`jaxpool.attention_pool2d` the math.
 
-    ``(N, H, W, C)`` (``(N, C, H, W)`` with ``channels_first``) -> ``(N, out)``, or
-    every position's output with ``pool_type=''``; the call takes ``pre_logits``. See
-    :func:`jaxpool.attention_pool2d` for the math and :class:`jaxpool.AttentionPool2d`
-    for the options; parameters are attributes of the same names (``qkv`` or ``q``,
-    ``k``, ``v``; ``pos_embed``; ``cls_token``; ``proj``).
+    What differs is what differs for :class:`jaxpool.nnx.AttentionPoolLatent`:
+    ``in_features`` and ``rngs`` at construction; the parameters are attributes (``qkv``
+    or ``q``, ``k``, ``v``; ``pos_embed``; ``cls_token``; ``proj``). The call takes
+    ``pre_logits``, as the twin's.
 
     Example:
       >>> import jax.numpy as jnp
@@ -177,18 +174,15 @@ class AttentionPool2d(_AttentionPoolBase):
     Attributes:
       in_features: the input's channel count ``C``.
       config: the checked options (timm's names: ``feat_size``, ``num_heads``,
-        ``head_dim``, ...; see :class:`jaxpool.AttentionPool2d`).
-      channels_first: input (and a map output) is channels-first; default False.
-      dtype: the computation dtype; default None (promoted from input and parameters).
-      param_dtype: the parameters' dtype; default float32.
+        ``head_dim``, ...).
+      channels_first, dtype, param_dtype: as the linen twin's.
 
     Args:
-      rngs: an ``nnx.Rngs`` for the (random) initialisers; required.
+      rngs: as :class:`jaxpool.nnx.AttentionPoolLatent`'s; required.
 
     Raises:
-      TypeError, ValueError: at construction, for an option timm's module refuses or
-        jaxpool does not support (each named), or no ``rngs``; at the call, for an
-        input without ``in_features`` channels.
+      TypeError, ValueError: as :class:`jaxpool.nnx.AttentionPoolLatent`'s (there is
+        no mask to refuse here).
     """
 
     def __init__(

@@ -10,7 +10,6 @@ needed only where something is initialised randomly, and the flags are keyword-o
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax
@@ -20,14 +19,10 @@ from jax.typing import ArrayLike
 
 from jaxpool import _hybrid as hybrid
 from jaxpool import _module_rules as rules
+from jaxpool._module_rules import Dtype, Initializer, PaddingLike, Size
 from jaxpool.nnx import _common as common
 from jaxpool.nnx._common import PoolingModule, configure
 from jaxpool.nnx._pooling import GlobalPoolBase
-
-Size = Sequence[int]
-PaddingLike = int | Sequence[int] | str | Sequence[tuple[int, int]]
-Initializer = Callable[..., Any]
-Dtype = Any
 
 
 def _per_channel_features(module: Any, parameter: str, shape: str) -> int | None:
@@ -289,8 +284,9 @@ class AvgMaxPool(GlobalPoolBase):
     Example:
       >>> import jax.numpy as jnp
       >>> import jaxpool.nnx as jpn
-      >>> jpn.AvgMaxPool()(jnp.ones((8, 7, 7, 512))).shape
-      (8, 512)
+      >>> x = jnp.arange(1.0, 17.0).reshape(1, 4, 4, 1)
+      >>> jpn.AvgMaxPool()(x)                          # 0.5 * (8.5 + 16)
+      Array([[12.25]], dtype=float32)
     """
 
     op = staticmethod(hybrid.global_avg_max_pool)
@@ -303,8 +299,9 @@ class CatAvgMaxPool(GlobalPoolBase):
     Example:
       >>> import jax.numpy as jnp
       >>> import jaxpool.nnx as jpn
-      >>> jpn.CatAvgMaxPool()(jnp.ones((8, 7, 7, 512))).shape
-      (8, 1024)
+      >>> x = jnp.arange(1.0, 17.0).reshape(1, 4, 4, 1)
+      >>> jpn.CatAvgMaxPool(keepdims=True)(x)          # the mean, then the maximum
+      Array([[[[ 8.5, 16. ]]]], dtype=float32)
     """
 
     op = staticmethod(hybrid.global_cat_avg_max_pool)

@@ -33,13 +33,11 @@ from jax.typing import ArrayLike
 from jaxpool import _blocks as blocks
 from jaxpool import _cifar_models as cifar
 from jaxpool import _module_rules as rules
+from jaxpool._module_rules import Dtype, Size
 from jaxpool.nnx import _common as common
 from jaxpool.nnx import _learnable as learnable
 from jaxpool.nnx import _pooling as pooling
 from jaxpool.nnx._common import PoolingModule, configure
-
-Dtype = Any
-Size = Sequence[int]
 
 # nnx.Conv's default kernel initialiser, as linen's nn.Conv's.
 LECUN_NORMAL = jax.nn.initializers.lecun_normal()

@@ -18,11 +18,9 @@ from jax.typing import ArrayLike
 
 from jaxpool import _adaptive as adaptive
 from jaxpool import _module_rules as rules
+from jaxpool._module_rules import OptionalSize, PaddingLike, Size
 from jaxpool.nnx._common import PoolingModule, configure
 
-Size = Sequence[int]
-OptionalSize = Sequence[int | None]
-PaddingLike = int | Sequence[int] | str | Sequence[tuple[int, int]]
 RngsLike = nnx.Rngs | nnx.RngStream | jax.Array
 
 
