@@ -71,6 +71,10 @@ from jaxpool._linen import LPPool as LPPool
 from jaxpool._linen import MaxPool as MaxPool
 from jaxpool._pyramid import spatial_pyramid_pool as spatial_pyramid_pool
 from jaxpool._roi_align import roi_align as roi_align
+from jaxpool._vision_modules import BlurPool as BlurPool
+from jaxpool._vision_modules import MaxBlurPool as MaxBlurPool
+from jaxpool._vision_modules import RoIAlign as RoIAlign
+from jaxpool._vision_modules import SpatialPyramidPool as SpatialPyramidPool
 
 try:  # declared once, in pyproject.toml; read from the installed distribution's metadata
     __version__ = _metadata.version("jaxpool")
@@ -147,6 +151,11 @@ __all__ = (
     "SoftPool",
     "AvgMaxPool",
     "CatAvgMaxPool",
+    # Vision pooling modules.
+    "BlurPool",
+    "MaxBlurPool",
+    "RoIAlign",
+    "SpatialPyramidPool",
     # Attention pooling modules.
     "AttentionPoolLatent",
     "AttentionPool2d",

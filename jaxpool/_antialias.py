@@ -69,13 +69,6 @@ def _taps(size: int, dtype) -> np.ndarray:
     return row.astype(dtype)
 
 
-def _check_sizes(value, n: int, name: str, op: str) -> tuple[int, ...]:
-    sizes = geometry.as_tuple(value, n, name, op)
-    if any(size <= 0 for size in sizes):
-        raise ValueError(f"{op}: {name} must be positive, but got {name}={value!r}")
-    return sizes
-
-
 @functools.partial(jax.jit, static_argnames=("axes", "kernel", "stride"))
 def _blur(x: jax.Array, *, axes: tuple[int, ...], kernel: tuple[int, ...],
           stride: tuple[int, ...]) -> jax.Array:
@@ -103,8 +96,8 @@ def _blur_pool(op: str, n: int, x: ArrayLike, kernel_size, stride, channels_firs
     array = as_array(x, "input", op, kind="float")
     channels_first = geometry.as_bool(channels_first, "channels_first", op)
     axes = geometry.spatial_axes(array.shape, n, channels_first, op)
-    kernel = _check_sizes(kernel_size, n, "kernel_size", op)
-    strides = _check_sizes(stride, n, "stride", op)
+    kernel = geometry.check_positive_sizes(op, n, "kernel_size", kernel_size)
+    strides = geometry.check_positive_sizes(op, n, "stride", stride)
     return _blur(array, axes=axes, kernel=kernel, stride=strides)
 
 
@@ -113,9 +106,9 @@ def _max_blur_pool(op: str, n: int, x: ArrayLike, kernel_size, stride, max_pool_
     array = as_array(x, "input", op, kind="float")
     channels_first = geometry.as_bool(channels_first, "channels_first", op)
     axes = geometry.spatial_axes(array.shape, n, channels_first, op)
-    kernel = _check_sizes(kernel_size, n, "kernel_size", op)
-    strides = _check_sizes(stride, n, "stride", op)
-    window = _check_sizes(max_pool_size, n, "max_pool_size", op)
+    kernel = geometry.check_positive_sizes(op, n, "kernel_size", kernel_size)
+    strides = geometry.check_positive_sizes(op, n, "stride", stride)
+    window = geometry.check_positive_sizes(op, n, "max_pool_size", max_pool_size)
     size = _spatial_size(array, axes)
     if any(w > length for w, length in zip(window, size, strict=True)):
         raise ValueError(

@@ -553,8 +553,84 @@ def check_positive_real(op: str, name: str, value: Any) -> float:
     return number
 
 
+def check_positive_sizes(op: str, n: int, name: str, value: Any) -> tuple[int, ...]:
+    """Sizes that must be positive ints: an int or a tuple of ``n`` (blur pooling's
+    ``kernel_size``, ``stride`` and ``max_pool_size``, RoIAlign's ``output_size``)."""
+    sizes = as_tuple(value, n, name, op)
+    if any(size <= 0 for size in sizes):
+        raise ValueError(f"{op}: {name} must be positive, but got {name}={value!r}")
+    return sizes
+
+
+def check_levels(op: str, n: int, levels: Any) -> tuple[tuple[int, ...], ...]:
+    """Spatial pyramid pooling's ``levels``: a non-empty sequence of output sizes, each an
+    int or a tuple of ``n`` positive ints."""
+    if isinstance(levels, (str, bytes)) or not isinstance(levels, Sequence) or not levels:
+        raise TypeError(
+            f"{op}: levels must be a non-empty sequence of output sizes (an int, or a tuple "
+            f"of {n} ints, per level), e.g. (1, 2, 4), but got levels={levels!r}"
+        )
+    sizes = tuple(as_tuple(level, n, "levels", op) for level in levels)
+    if any(s < 1 for size in sizes for s in size):
+        raise ValueError(
+            f"{op}: every level's output size must be positive, but got levels={levels!r}"
+        )
+    return sizes
+
+
+def check_pyramid_mode(op: str, mode: Any) -> str:
+    """Spatial pyramid pooling's ``mode``: ``'max'`` or ``'avg'``."""
+    if not isinstance(mode, str):
+        raise TypeError(f"{op}: mode must be 'max' or 'avg', but got {mode!r} of type "
+                        f"{type(mode).__name__}")
+    if mode not in ("max", "avg"):
+        raise ValueError(f"{op}: mode must be 'max' or 'avg', but got mode={mode!r}")
+    return mode
+
+
+class RoIAlignArguments(NamedTuple):
+    """RoIAlign's arguments as :func:`check_roi_align` accepts them."""
+
+    output_size: tuple[int, int]
+    spatial_scale: float
+    sampling_ratio: int
+    max_sampling_ratio: tuple[int, int] | None
+
+
+def check_roi_align(
+    op: str, output_size: Any, spatial_scale: Any, sampling_ratio: Any, max_sampling_ratio: Any
+) -> RoIAlignArguments:
+    """RoIAlign's bins per box (positive), ``spatial_scale`` (positive, finite),
+    ``sampling_ratio`` (an int) and ``max_sampling_ratio`` (None, or ints >= 1, only with
+    adaptive sampling: ``sampling_ratio <= 0``)."""
+    pooled = cast("tuple[int, int]", check_positive_sizes(op, 2, "output_size", output_size))
+    scale = as_real(spatial_scale, "spatial_scale", op)
+    if not (0 < scale < math.inf):
+        raise ValueError(
+            f"{op}: spatial_scale must be a positive finite number, but got "
+            f"spatial_scale={spatial_scale!r}"
+        )
+    ratio = as_int(sampling_ratio, "sampling_ratio", op)
+    if max_sampling_ratio is None:
+        return RoIAlignArguments(pooled, scale, ratio, None)
+    bound = as_tuple(max_sampling_ratio, 2, "max_sampling_ratio", op)
+    if any(b < 1 for b in bound):
+        raise ValueError(
+            f"{op}: max_sampling_ratio must be at least 1, but got "
+            f"max_sampling_ratio={max_sampling_ratio!r}"
+        )
+    if ratio > 0:
+        raise ValueError(
+            f"{op}: max_sampling_ratio only applies to adaptive sampling (sampling_ratio <= "
+            f"0), but got sampling_ratio={ratio} and max_sampling_ratio={max_sampling_ratio!r}"
+        )
+    return RoIAlignArguments(pooled, scale, ratio, cast("tuple[int, int]", bound))
+
+
 # The options that are flags, in every op and module that takes them.
-FLAGS = ("ceil_mode", "count_include_pad", "return_indices", "keepdims", "channels_first")
+FLAGS = (
+    "ceil_mode", "count_include_pad", "return_indices", "keepdims", "channels_first", "aligned",
+)
 
 
 def _check_sizes(op: str, n: int, config: Mapping[str, Any]) -> None:
@@ -583,9 +659,11 @@ def check_pooling_config(op: str, n: int, config: Mapping[str, Any]) -> None:
     checked by its name, with the op's messages: the flags, a window (``kernel_size``
     with ``stride``, ``padding``, ``dilation``, ``ceil_mode``; ``kernel_size=None`` is
     the global form), ``keepdims``, an adaptive ``output_size``, fractional pooling's
-    ``output_size``/``output_ratio``, ``divisor_override``, ``norm_type``, ``eps``. Other
-    names are left to the op, which checks them with the input. The Flax modules of both
-    APIs call this at construction, where ``op`` is the module's name.
+    ``output_size``/``output_ratio``, ``divisor_override``, ``norm_type``, ``eps``, blur
+    pooling's ``max_pool_size``, spatial pyramid pooling's ``levels`` and ``mode``, and
+    RoIAlign's arguments (``sampling_ratio`` tells them: its ``output_size`` is bins per
+    box). Other names are left to the op, which checks them with the input. The Flax
+    modules of both APIs call this at construction, where ``op`` is the module's name.
 
     Raises:
       TypeError, ValueError: as the op would for the same arguments.
@@ -593,7 +671,17 @@ def check_pooling_config(op: str, n: int, config: Mapping[str, Any]) -> None:
     for name in FLAGS:
         if name in config:
             as_bool(config[name], name, op)
-    _check_sizes(op, n, config)
+    if "sampling_ratio" in config:
+        check_roi_align(op, config.get("output_size"), config.get("spatial_scale", 1.0),
+                        config["sampling_ratio"], config.get("max_sampling_ratio"))
+    else:
+        _check_sizes(op, n, config)
+    if "max_pool_size" in config:
+        check_positive_sizes(op, n, "max_pool_size", config["max_pool_size"])
+    if "levels" in config:
+        check_levels(op, n, config["levels"])
+    if "mode" in config:
+        check_pyramid_mode(op, config["mode"])
     if "divisor_override" in config:
         check_divisor_override(op, config["divisor_override"])
     if "norm_type" in config:

@@ -24,7 +24,7 @@ configuration uses the op's names, so :func:`pool` passes each one by name
           \"\"\"... Example: ... Attributes: ...\"\"\"
 
           kernel_size: Size
-          stride: int | Size | None = None
+          stride: int | Size = 2
           channels_first: bool = False
 
           op = rules.BLUR_POOL  # {rank: op}, or staticmethod(op) for a rank-free op
@@ -38,7 +38,7 @@ configuration uses the op's names, so :func:`pool` passes each one by name
 
           op = rules.BLUR_POOL
 
-          def __init__(self, kernel_size: Size, stride: int | Size | None = None, *,
+          def __init__(self, kernel_size: Size, stride: int | Size = 2, *,
                        channels_first: bool = False):
               configure(self, locals())
 
@@ -47,14 +47,16 @@ the arguments; it stores each one (lists frozen to tuples) but ``rngs``.
 
 The base checks the configuration at construction (every argument
 :func:`jaxpool._geometry.check_pooling_config` knows by name; give a new kind of
-argument its rule there), stores the rank once (from ``kernel_size``, ``spatial_dims``
-for a global form, or ``output_size``; a module with none of them declares
-``spatial_dims``), and its ``__call__(x, **options)`` calls the op: every configuration
-entry whose name is one of the op's parameters, and the call's keyword arguments
-(``mask=...``) as they are. So a field named like an op parameter must be that
-parameter; a field the op does not take (``rng_collection``, ``param_dtype``) is the
-module's own. To document a call argument, override ``__call__`` in one line: ``def
-__call__(self, x, *, mask=None): return super().__call__(x, mask=mask)``. A module with
+argument its rule there), stores the rank once (the op's when its table has one rank,
+as ``ROI_ALIGN``; else from ``kernel_size``, ``spatial_dims`` for a global form, or
+``output_size``; a module with none of them declares ``spatial_dims``), and its
+``__call__(x, **options)`` calls the op: every configuration entry whose name is one of
+the op's parameters, and the call's keyword arguments (``mask=...``) as they are. So a
+field named like an op parameter must be that parameter; a field the op does not take
+(``rng_collection``, ``param_dtype``) is the module's own. To document a call argument,
+or to take a second input, override ``__call__`` in one line: ``def __call__(self, x, *,
+mask=None): return super().__call__(x, mask=mask)``; RoIAlign's boxes: ``def
+__call__(self, x, boxes): return super().__call__(x, boxes=boxes)``. A module with
 parameters makes them in its own ``__call__`` (linen, ``@nn.compact``) or ``__init__``
 (NNX) and passes them to :func:`pool` (``pool(self, x, alpha=...)``) or to a function
 here that both APIs call. Then: the name in ``jaxpool/__init__.py`` and
@@ -76,10 +78,12 @@ import jax.numpy as jnp
 from jax.typing import ArrayLike
 
 from jaxpool import _adaptive as adaptive
+from jaxpool import _antialias as blur
 from jaxpool import _attention_pool as attention
 from jaxpool import _functional as functional
 from jaxpool import _geometry as geometry
 from jaxpool import _hybrid as hybrid
+from jaxpool import _roi_align as roi
 from jaxpool._geometry import as_real
 
 # A module's op: one function, or one per spatial rank.
@@ -108,6 +112,9 @@ ADAPTIVE_MAX_POOL = {
 }
 FRACTIONAL_MAX_POOL = {2: functional.fractional_max_pool2d, 3: functional.fractional_max_pool3d}
 HYBRID_POOL = {1: hybrid.hybrid_pool1d, 2: hybrid.hybrid_pool2d, 3: hybrid.hybrid_pool3d}
+BLUR_POOL = {1: blur.blur_pool1d, 2: blur.blur_pool2d, 3: blur.blur_pool3d}
+MAX_BLUR_POOL = {1: blur.max_blur_pool1d, 2: blur.max_blur_pool2d, 3: blur.max_blur_pool3d}
+ROI_ALIGN = {2: roi.roi_align}  # one rank: output_size may be an int, as torchvision's
 
 # Default initialisers: a mix logit and gate weights of 0 (sigmoid 0.5, an even mix of
 # max and mean); GeM's power starts at 3 (timm's).
@@ -176,15 +183,18 @@ def spatial_rank(where: Any, name: str, value: Any, ranks: Sequence[int] = (1, 2
 
 
 def config_rank(where: Any, config: Mapping[str, Any], ranks: Sequence[int] = (1, 2, 3)) -> int:
-    """The rank a configuration sets: ``len(kernel_size)``; ``spatial_dims`` in the
-    global form (``kernel_size=None``) of a module that has one; ``len(output_size)``
-    for adaptive pooling.
+    """The rank a configuration sets: the op's, when it has only one (RoIAlign's 2, so
+    its sizes may be ints); else ``len(kernel_size)``; ``spatial_dims`` in the global
+    form (``kernel_size=None``) of a module that has one; ``len(output_size)`` for
+    adaptive pooling.
 
     Raises:
       TypeError: for a configuration with none of the three (a module's definition
         must give one), or a size that is not a tuple.
       ValueError: for a rank not in ``ranks``.
     """
+    if len(ranks) == 1:
+        return ranks[0]
     kernel_size = config.get("kernel_size")
     if "kernel_size" in config and (kernel_size is not None or "spatial_dims" not in config):
         return spatial_rank(where, "kernel_size", kernel_size, ranks)
@@ -213,6 +223,9 @@ def check_config(module: Any) -> int:
     op = type(module).op
     n = config_rank(kind, config, tuple(op) if isinstance(op, Mapping) else (1, 2, 3))
     geometry.check_pooling_config(kind, n, config)
+    if op is BLUR_POOL or op is MAX_BLUR_POOL:
+        # The window rule takes stride=None (torch's "the kernel size"); kornia's blur does not.
+        geometry.check_positive_sizes(kind, n, "stride", config["stride"])
     for name in MODULE_FLAGS:
         if name in config:
             geometry.as_bool(config[name], name, kind)

@@ -13,7 +13,6 @@ sizes concatenated along the channels, the map's size kept; that is ``max_pool2d
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
@@ -24,21 +23,6 @@ from jaxpool._adaptive import _adaptive_avg, _adaptive_max
 from jaxpool._checks import as_array
 
 _OP = "spatial_pyramid_pool"
-_MODES = ("max", "avg")
-
-
-def _levels(levels, n: int) -> tuple[tuple[int, ...], ...]:
-    if isinstance(levels, (str, bytes)) or not isinstance(levels, Sequence) or not levels:
-        raise TypeError(
-            f"{_OP}: levels must be a non-empty sequence of output sizes (an int, or a tuple "
-            f"of {n} ints, per level), e.g. (1, 2, 4), but got levels={levels!r}"
-        )
-    sizes = tuple(geometry.as_tuple(level, n, "levels", _OP) for level in levels)
-    if any(s < 1 for size in sizes for s in size):
-        raise ValueError(
-            f"{_OP}: every level's output size must be positive, but got levels={levels!r}"
-        )
-    return sizes
 
 
 def spatial_pyramid_pool(
@@ -90,15 +74,11 @@ def spatial_pyramid_pool(
       (2, 168)
     """
     n = geometry.check_spatial_dims(spatial_dims, _OP)
-    if not isinstance(mode, str):
-        raise TypeError(f"{_OP}: mode must be 'max' or 'avg', but got {mode!r} of type "
-                        f"{type(mode).__name__}")
-    if mode not in _MODES:
-        raise ValueError(f"{_OP}: mode must be 'max' or 'avg', but got mode={mode!r}")
+    mode = geometry.check_pyramid_mode(_OP, mode)
     array = as_array(x, "input", _OP, kind="float" if mode == "avg" else "any")
     channels_first = geometry.as_bool(channels_first, "channels_first", _OP)
     geometry.spatial_axes(array.shape, n, channels_first, _OP)
-    sizes = _levels(levels, n)
+    sizes = geometry.check_levels(_OP, n, levels)
     batch = array.shape[: array.ndim - n - 1]
     channels = array.shape[array.ndim - n - 1 if channels_first else -1]
     pieces = []

@@ -27,7 +27,6 @@ with both.
 
 from __future__ import annotations
 
-import math
 from typing import Any, NamedTuple
 
 import jax
@@ -39,7 +38,6 @@ from jax.typing import ArrayLike
 from jaxpool import _geometry as geometry
 from jaxpool import _jax_internals as internals
 from jaxpool._checks import as_array
-from jaxpool._geometry import as_real
 
 _OP = "roi_align"
 
@@ -228,15 +226,6 @@ def _traced_boxes(boxes: _Boxes, images: int, scale, offset, dtype):
     return scaled, jnp.clip(index, 0, max(images - 1, 0)).astype(jnp.int32), usable
 
 
-def _bound(value: Any) -> tuple[int, int]:
-    bound = geometry.as_tuple(value, 2, "max_sampling_ratio", _OP)
-    if any(b < 1 for b in bound):
-        raise ValueError(
-            f"{_OP}: max_sampling_ratio must be at least 1, but got max_sampling_ratio={value!r}"
-        )
-    return bound
-
-
 def _check_counts(grids: tuple[np.ndarray, np.ndarray], bound: tuple[int, int],
                   pooled: tuple[int, int]) -> None:
     over = (grids[0] > bound[0]) | (grids[1] > bound[1])
@@ -342,24 +331,8 @@ def roi_align(
         )
     axes = geometry.spatial_axes(array.shape, 2, channels_first, _OP)
     images, (height, width) = array.shape[0], (array.shape[axes[0]], array.shape[axes[1]])
-    pooled = geometry.as_tuple(output_size, 2, "output_size", _OP)
-    if any(p < 1 for p in pooled):
-        raise ValueError(
-            f"{_OP}: output_size must be positive, but got output_size={output_size!r}"
-        )
-    scale = as_real(spatial_scale, "spatial_scale", _OP)
-    if not (0 < scale < math.inf):
-        raise ValueError(
-            f"{_OP}: spatial_scale must be a positive finite number, but got "
-            f"spatial_scale={spatial_scale!r}"
-        )
-    ratio = geometry.as_int(sampling_ratio, "sampling_ratio", _OP)
-    bound = None if max_sampling_ratio is None else _bound(max_sampling_ratio)
-    if ratio > 0 and bound is not None:
-        raise ValueError(
-            f"{_OP}: max_sampling_ratio only applies to adaptive sampling (sampling_ratio <= "
-            f"0), but got sampling_ratio={ratio} and max_sampling_ratio={max_sampling_ratio!r}"
-        )
+    pooled, scale, ratio, bound = geometry.check_roi_align(
+        _OP, output_size, spatial_scale, sampling_ratio, max_sampling_ratio)
     given = _box_arrays(boxes, images)
     dtype = np.dtype(jnp.promote_types(array.dtype, jnp.float32))
     offset = dtype.type(0.5 if aligned else 0.0)

@@ -122,6 +122,7 @@ def test_as_tuple_broadcasts():
 # ----------------------------------------------------------------------------------
 # Configuration checks: what is refused before any input is seen
 
+BOX = np.array([[0.0, 1.0, 1.0, 5.0, 5.0]], np.float32)  # [batch_index, x1, y1, x2, y2]
 CONFIG_CASES = [
     # (rank, configuration, the op it must agree with, error, message)
     (2, dict(kernel_size=(2, 2), stride=0), lambda x: jaxpool.max_pool2d(x, 2, 0), ValueError, "stride should be greater than zero"),
@@ -138,6 +139,17 @@ CONFIG_CASES = [
     (2, dict(kernel_size=(2, 2), keepdims=True), lambda x: jaxpool.soft_pool(x, 2, keepdims=True), ValueError, "keepdims=True only applies to the global form"),
     (2, dict(kernel_size=None, eps=0.0), lambda x: jaxpool.gem_pool(x, 3.0, eps=0.0), ValueError, "eps must be positive"),
     (2, dict(spatial_dims=2, keepdims="no"), lambda x: jaxpool.global_avg_pool(x, keepdims="no"), TypeError, "keepdims must be a bool"),
+    (2, dict(kernel_size=(3, 3), max_pool_size=(2, 0)), lambda x: jaxpool.max_blur_pool2d(x, 3, 2, (2, 0)), ValueError, r"max_pool_size must be positive, but got max_pool_size=\(2, 0\)"),
+    (1, dict(levels=(1, (2, 2))), lambda x: jaxpool.spatial_pyramid_pool(x[0], (1, (2, 2)), spatial_dims=1), ValueError, "levels must either be a single int"),
+    (2, dict(levels=[]), lambda x: jaxpool.spatial_pyramid_pool(x, []), TypeError, "levels must be a non-empty sequence"),
+    (2, dict(levels=(1, 2), mode="mean"), lambda x: jaxpool.spatial_pyramid_pool(x, mode="mean"), ValueError, "mode must be 'max' or 'avg', but got mode='mean'"),
+    # RoIAlign's output_size is bins per box: no None (adaptive pooling's "keep this dim").
+    (2, dict(output_size=(7, None), spatial_scale=1.0, sampling_ratio=-1), lambda x: jaxpool.roi_align(x, BOX, (7, None)), TypeError, r"output_size must be an int or a tuple of 2 such values, but got \(7, None\)"),
+    (2, dict(output_size=7, spatial_scale=-1.0, sampling_ratio=-1), lambda x: jaxpool.roi_align(x, BOX, 7, -1.0), ValueError, "spatial_scale must be a positive finite number"),
+    (2, dict(output_size=7, spatial_scale=1.0, sampling_ratio=True), lambda x: jaxpool.roi_align(x, BOX, 7, 1.0, True), TypeError, "sampling_ratio must be an int"),
+    (2, dict(output_size=7, spatial_scale=1.0, sampling_ratio=0, max_sampling_ratio=(2, 0)), lambda x: jaxpool.roi_align(x, BOX, 7, 1.0, 0, max_sampling_ratio=(2, 0)), ValueError, "max_sampling_ratio must be at least 1"),
+    (2, dict(output_size=7, spatial_scale=1.0, sampling_ratio=2, max_sampling_ratio=2), lambda x: jaxpool.roi_align(x, BOX, 7, 1.0, 2, max_sampling_ratio=2), ValueError, "max_sampling_ratio only applies to adaptive sampling"),
+    (2, dict(output_size=7, spatial_scale=1.0, sampling_ratio=2, aligned=None), lambda x: jaxpool.roi_align(x, BOX, 7, 1.0, 2, aligned=None), TypeError, "aligned must be a bool"),
 ]
 
 
@@ -159,6 +171,11 @@ def test_config_check_accepts_what_only_the_input_can_refuse():
     geometry.check_pooling_config(
         "op", 3, dict(kernel_size=(2, 2, 2), output_size=(40, 1, 3), output_ratio=None))
     geometry.check_pooling_config("op", 2, dict(kernel_size=None, spatial_dims=2, eps=1e-6))
+    # Ints where the op takes them: RoIAlign's rank is fixed, its output_size may be one.
+    geometry.check_pooling_config(
+        "op", 2, dict(output_size=7, spatial_scale=0.25, sampling_ratio=0, max_sampling_ratio=3))
+    geometry.check_pooling_config("op", 2, dict(kernel_size=(3, 3), max_pool_size=5))
+    geometry.check_pooling_config("op", 3, dict(levels=(1, (1, 2, 3)), mode="avg"))
 
 
 def test_fractional_output_comes_from_the_size_or_the_ratio():

@@ -282,6 +282,12 @@ MODULES = {
     "SoftPool": (S2, jaxpool.SoftPool(kernel_size=(2, 2))),
     "AvgMaxPool": (S2, jaxpool.AvgMaxPool()),
     "CatAvgMaxPool": (S2, jaxpool.CatAvgMaxPool()),
+    "BlurPool": (S2, jaxpool.BlurPool(kernel_size=(4, 3), stride=(2, 3))),
+    "MaxBlurPool": (S2, jaxpool.MaxBlurPool(kernel_size=(3, 3))),
+    # A third entry: the call's further inputs (RoIAlign's boxes, held fixed).
+    "RoIAlign": (S2, jaxpool.RoIAlign(3, 0.5, -1, aligned=True, max_sampling_ratio=5), (np.array(
+        [[0, 1.0, 2.0, 20.0, 18.0], [1, -3.0, 4.5, 9.0, 30.0]], np.float32),)),
+    "SpatialPyramidPool": (S2, jaxpool.SpatialPyramidPool(levels=(1, 2, 4), mode="avg")),
     "AttentionPoolLatent": (S1, jaxpool.AttentionPoolLatent(num_heads=3, qk_norm=True)),
     "AttentionPool2d": (S2, jaxpool.AttentionPool2d(feat_size=6, num_heads=3)),
     "models.BatchNorm": (S2, models.BatchNorm(use_running_average=True)),
@@ -335,24 +341,24 @@ def test_indices_export_for_cuda_and_tpu(name):
     _export(function, [shape], ACCELERATORS)
 
 
-def _module_functions(module, shape):
+def _module_functions(module, shape, inputs=()):
     x = jnp.zeros(shape, jnp.float32)
     rngs = {"params": jax.random.key(0), "fractional": jax.random.key(1)}
-    variables = module.init(rngs, x)
+    variables = module.init(rngs, x, *inputs)
     trains = "train" in module.__call__.__code__.co_varnames
 
     def forward(params, x):
         full = {**variables, "params": params}
         kwargs = {"train": False} if trains else {}
-        return module.apply(full, x, rngs={"fractional": jax.random.key(2)}, **kwargs)
+        return module.apply(full, x, *inputs, rngs={"fractional": jax.random.key(2)}, **kwargs)
 
     return variables.get("params", {}), forward
 
 
 @pytest.mark.parametrize("name", sorted(MODULES))
 def test_every_module_exports_for_cuda_and_tpu_forward_and_gradient(name):
-    shape, module = MODULES[name]
-    params, forward = _module_functions(module, shape)
+    shape, module, *inputs = MODULES[name]
+    params, forward = _module_functions(module, shape, *inputs)
 
     def loss(params, x):
         return sum(jnp.sum(jnp.sin(leaf)) for leaf in jax.tree.leaves(forward(params, x)))

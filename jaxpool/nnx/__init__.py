@@ -50,6 +50,10 @@ from jaxpool.nnx._pooling import LPPool as LPPool
 from jaxpool.nnx._pooling import MaxPool as MaxPool
 from jaxpool.nnx._variables import load_variables as load_variables
 from jaxpool.nnx._variables import variables as variables
+from jaxpool.nnx._vision import BlurPool as BlurPool
+from jaxpool.nnx._vision import MaxBlurPool as MaxBlurPool
+from jaxpool.nnx._vision import RoIAlign as RoIAlign
+from jaxpool.nnx._vision import SpatialPyramidPool as SpatialPyramidPool
 
 __all__ = (
     # Pooling modules (twins of jaxpool.MaxPool, ...).
@@ -69,6 +73,11 @@ __all__ = (
     "SoftPool",
     "AvgMaxPool",
     "CatAvgMaxPool",
+    # Vision pooling modules.
+    "BlurPool",
+    "MaxBlurPool",
+    "RoIAlign",
+    "SpatialPyramidPool",
     # Attention pooling modules.
     "AttentionPoolLatent",
     "AttentionPool2d",
