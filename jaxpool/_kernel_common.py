@@ -265,10 +265,18 @@ def composed_hybrid(
     axes: Sequence[int],
     windows: Sequence[AxisWindows],
     divisor: str | int,
+    *,
+    fused: Callable[..., jax.Array | None] | None = None,
 ) -> jax.Array:
     """``alpha * max + (1 - alpha) * average`` from a family's ``window_max`` and
     ``window_sum``: each part keeps its own gradient rule (torch's), mixed in float32
-    for narrower floats; the result has ``x``'s dtype."""
+    for narrower floats; the result has ``x``'s dtype. A family's ``fused(x, alpha,
+    axes, windows, divisor)`` computes it in one pass where it can (else None)."""
+    axes, windows = tuple(axes), tuple(windows)
+    if fused is not None:
+        out = fused(x, alpha, axes, windows, divisor)
+        if out is not None:
+            return out
     compute = jnp.promote_types(x.dtype, jnp.float32)
     maxima = window_max(x, axes, windows).astype(compute)
     averages = window_average(window_sum, x.astype(compute), axes, windows, divisor)

@@ -447,7 +447,7 @@ def _segments(w: AxisWindows) -> tuple[tuple[int, int, tuple[int, ...], bool], .
         taps = sorted({j for _, _, run_taps, _ in part for j in run_taps})
         return [(part[0][0], part[-1][1], tuple(taps), True)]
 
-    return tuple(merged(runs[:interior]) + [runs[interior]] + merged(runs[interior + 1 :]))
+    return (*merged(runs[:interior]), runs[interior], *merged(runs[interior + 1 :]))
 
 
 def _blocks_of(stage: Stage):
@@ -736,7 +736,8 @@ class _Taps(_StageKind):
             if len(cases) == 1:
                 parts[index] = cases[0]
             else:
-                parts[index] = lax.select_n(_block_of(chosen, stage, block).astype(np.int32), *cases)
+                which = _block_of(chosen, stage, block).astype(np.int32)
+                parts[index] = lax.select_n(which, *cases)
         return _assemble(parts, stage)
 
     def scatter(self, c, chosen, stage, dense=None):
@@ -1161,14 +1162,8 @@ def window_max(
     return values, flat_index(coords, lengths)
 
 
-def window_hybrid(
-    x: jax.Array,
-    alpha: jax.Array,
-    axes: Sequence[int],
-    windows: Sequence[AxisWindows],
-    divisor: str | int,
-) -> jax.Array:
-    """``alpha * max + (1 - alpha) * average`` over each window (torch's rules for both).
+def _fused_hybrid(x: jax.Array, alpha: jax.Array, axes, windows, divisor) -> jax.Array | None:
+    """The hybrid mix in one pass where the plan has one stage, else None.
 
     A plan of one stage (:func:`plan_stages`: windows of at most 16 taps, or one axis
     that tiles or is adaptive) takes a fused path: the gradient is one pass over the
@@ -1177,25 +1172,22 @@ def window_hybrid(
     16 taps, or an axis that tiles with 4 or more taps or is adaptive beside another
     axis, as in 2-D global pooling) compose :func:`window_max` and
     :func:`window_average`.
-
-    Args:
-      x: floating input.
-      alpha: mixing weight, broadcastable to the output (same rank); differentiable.
-      axes: spatial axes of ``x``.
-      windows: windows per axis.
-      divisor: as :func:`window_average`.
-
-    Returns:
-      The mix, in ``x``'s dtype (mixed in float32 for narrower floats).
     """
-    axes, windows = tuple(axes), tuple(windows)
     stages = plan_stages(axes, windows)
-    if len(stages) == 1:
-        log_path(f"hybrid:{stages[0].kind}")
-        compute = jnp.promote_types(x.dtype, jnp.float32)
-        return _hybrid_fused(x, alpha.astype(compute), stages[0], divisor)
-    log_path("hybrid:composed")
-    return common.composed_hybrid(window_max, window_sum, x, alpha, axes, windows, divisor)
+    if len(stages) != 1:
+        log_path("hybrid:composed")
+        return None
+    log_path(f"hybrid:{stages[0].kind}")
+    compute = jnp.promote_types(x.dtype, jnp.float32)
+    return _hybrid_fused(x, alpha.astype(compute), stages[0], divisor)
+
+
+# ``window_hybrid(x, alpha, axes, windows, divisor)``: ``alpha * max + (1 - alpha) *
+# average`` over each window (torch's rules for both), in ``x``'s dtype (mixed in
+# float32 for narrower floats); fused where :func:`_fused_hybrid` can.
+window_hybrid = functools.partial(
+    common.composed_hybrid, window_max, window_sum, fused=_fused_hybrid
+)
 
 
 def _hybrid_parts(x: jax.Array, stage: Stage, divisor) -> tuple[jax.Array, jax.Array]:

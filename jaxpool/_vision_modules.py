@@ -18,7 +18,8 @@ from jax.typing import ArrayLike
 
 from jaxpool import _module_rules as rules
 from jaxpool import _pyramid as pyramid
-from jaxpool._linen import PoolingModule, Size
+from jaxpool._linen import PoolingModule
+from jaxpool._module_rules import Size
 
 
 class BlurPool(PoolingModule):

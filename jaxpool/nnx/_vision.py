@@ -14,9 +14,8 @@ from jax.typing import ArrayLike
 
 from jaxpool import _module_rules as rules
 from jaxpool import _pyramid as pyramid
+from jaxpool._module_rules import Size
 from jaxpool.nnx._common import PoolingModule, configure
-
-Size = Sequence[int]
 
 
 class BlurPool(PoolingModule):
