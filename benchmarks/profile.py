@@ -121,7 +121,7 @@ def profile_case(name: str, shape: tuple, repeats: int, seed: int) -> dict:
     forward = jax.jit(lambda v: cpu.window_max(v, axes, windows))
     y = forward(x)
     g = jnp.asarray(np.random.default_rng(seed + 1).standard_normal(y.shape).astype(np.float32))
-    choose = jax.jit(lambda v, m: cpu._max_with_choices(v, stages, False, m)[0])
+    choose = jax.jit(lambda v, m: cpu._max_with_choices(v, stages, False, m)[1])
     choices = choose(x, y)
 
     def scatter(c, chosen):
