@@ -76,7 +76,8 @@ def test_the_vision_guide_runs_as_written(capsys):
     assert out[:4] == ["(2, 16, 16, 16)", "(2, 16, 16, 16)", "[0.25 0.25 0.  ]", "True"]
     assert out[4:7] == ["(2, 7, 7, 8)", "True", "(2, 4, 6, 8)"]
     assert out[7:11] == ["(2, 168)"] * 3 + ["[[15.  5.  7. 13. 15.]]"]
-    assert out[11:13] == ["(2, 10)", "True"]
+    assert out[11:13] == ["(2, 20, 20, 32)", "True"]
+    assert out[13:15] == ["(2, 10)", "True"]
 
 
 def test_the_nnx_quick_start_runs_on_its_own(capsys):
