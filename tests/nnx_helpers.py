@@ -97,6 +97,18 @@ def nnx_run(module: nnx.Module, x, cotangent):
     return y, x_grad, pure_dict(grads), jpn.variables(module).get("batch_stats", {})
 
 
+def assert_parameter_free_twin(linen, make: Callable[[], nnx.Module], x, dtype) -> None:
+    """A parameter-free NNX module built by ``make()`` computes what its linen twin
+    ``linen`` computes on ``x`` (as ``dtype``): output, its dtype, and input gradient."""
+    x = jnp.asarray(x, dtype)
+    y = jax.eval_shape(linen.apply, {}, x)
+    cotangent = np.random.default_rng(1).standard_normal(y.shape).astype(np.float32)
+    out, x_grad, params_grad, _ = nnx_run(make(), x, cotangent)
+    expected_out, expected_grad, _, _ = linen_run(linen, {}, x, cotangent)
+    assert out.dtype == dtype and params_grad == {}
+    assert_twins_agree((out, x_grad), (expected_out, expected_grad), dtype)
+
+
 def pure_dict(state: nnx.State) -> dict:
     """An ``nnx.State`` as nested dicts of arrays: ``nnx.to_pure_dict`` from flax 0.11
     (``State.to_pure_dict`` warns there), the method on flax 0.10, whose layers also keep

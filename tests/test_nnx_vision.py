@@ -12,7 +12,7 @@ from flax import nnx
 
 import jaxpool
 import jaxpool.nnx as jpn
-from tests.nnx_helpers import assert_twins_agree, linen_run, nnx_run
+from tests.nnx_helpers import assert_parameter_free_twin, assert_twins_agree
 
 X = np.random.default_rng(0).standard_normal((2, 11, 9, 3)).astype(np.float32)
 BOXES = np.array([[0, 1.0, 2.0, 8.0, 10.0], [1, -2.0, 0.5, 4.0, 6.0]], np.float32)
@@ -35,13 +35,7 @@ IDS = [f"{type(case[0]).__name__}{i}" for i, case in enumerate(CASES)]
 @pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16])
 @pytest.mark.parametrize("linen, make, x", CASES, ids=IDS)
 def test_nnx_module_is_its_linen_twin(linen, make, x, dtype):
-    x = jnp.asarray(x, dtype)
-    y = jax.eval_shape(linen.apply, {}, x)
-    cotangent = np.random.default_rng(1).standard_normal(y.shape).astype(np.float32)
-    out, x_grad, params_grad, _ = nnx_run(make(), x, cotangent)
-    expected_out, expected_grad, _, _ = linen_run(linen, {}, x, cotangent)
-    assert out.dtype == dtype and params_grad == {}
-    assert_twins_agree((out, x_grad), (expected_out, expected_grad), dtype)
+    assert_parameter_free_twin(linen, make, x, dtype)
 
 
 @pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16])
