@@ -2,6 +2,7 @@
 what XLA emitted, beside torch and a bare write of the same size.
 
     PYTHONPATH=. python -m benchmarks.profile            # (32, 56, 56, 128) float32, ~1 min
+    PYTHONPATH=. python -m benchmarks.profile --cases max_k5s1p2  # (16, 40, 40, 256)
     PYTHONPATH=. python -m benchmarks.profile --quick    # batch 4
 
 For each case, jaxpool's ``cpu`` family (the one ``auto`` picks on CPU) is split into the
@@ -11,7 +12,9 @@ backward), the *backward* (each window's cotangent written to its chosen element
 fresh input-sized output), and the whole forward + backward. Beside them:
 
 * ``write probe``: ``jax.jit(lambda x: x * 2)``: one pass that writes a fresh output of
-  the input's size, the floor of any gradient under the same allocator;
+  the input's size, the floor of any gradient under the same allocator; ``write probe,
+  2 outputs``: ``(x * 2, g * 3)``, the floor of a forward + backward that returns the
+  output and the input's gradient (two fresh arrays);
 * ``torch-cl``: torch's forward + backward (channels_last, its faster layout here) in a
   plain loop, as a user's training loop calls it;
 * page faults per call (``getrusage``'s minor faults) and CPU time per wall time
@@ -38,14 +41,18 @@ import numpy as np
 from benchmarks import report as rp
 from benchmarks.timing import allocator_text, import_torch
 
-# name -> (kind of windows, their parameters), on (N, 56, 56, C) channels-last input.
+# name -> (kind of windows, their parameters), on (N, 56, 56, C) channels-last input
+# unless SHAPES says otherwise.
 CASES = {
     "max_k2s2": ("sliding", dict(kernel_size=2, stride=2, padding=0, dilation=1)),
     "max_k3s2p1": ("sliding", dict(kernel_size=3, stride=2, padding=1, dilation=1)),
     "max_k3s2d2": ("sliding", dict(kernel_size=3, stride=2, padding=0, dilation=2)),
     "global_max": ("global", {}),
     "adaptive_max_56to5": ("adaptive", dict(output_size=5)),
+    "max_k5s1p2": ("sliding", dict(kernel_size=5, stride=1, padding=2, dilation=1)),
 }
+# Cases on another input than (N, 56, 56, C): (N, H, W, C) for the full run, N for --quick.
+SHAPES = {"max_k5s1p2": ((16, 40, 40, 256), 2)}
 
 
 def _windows(kind: str, params: dict, size: tuple[int, int]):
@@ -137,12 +144,16 @@ def profile_case(name: str, shape: tuple, repeats: int, seed: int) -> dict:
 
     whole = jax.jit(gradient)
     probe = jax.jit(lambda v: v * 2)
+    probe_two = jax.jit(lambda v, c: (v * 2, c * 3))
     rows = {
         "forward": _profile(lambda: forward(x).block_until_ready(), repeats),
         "choices": _profile(lambda: jax.block_until_ready(choose(x, y)), repeats),
         "backward": _profile(lambda: backward(g, choices).block_until_ready(), repeats),
         "fwd+bwd": _profile(lambda: jax.block_until_ready(whole(x, g)), repeats),
         "write probe": _profile(lambda: probe(x).block_until_ready(), repeats),
+        "write probe, 2 outputs": _profile(
+            lambda: jax.block_until_ready(probe_two(x, g)), repeats
+        ),
     }
     torch, reason = import_torch()
     if torch is not None:
@@ -195,7 +206,10 @@ def markdown(report: dict) -> str:
     lines += ["", "Stages and XLA fusions of the compiled gradient:", ""]
     for case in report["cases"]:
         fusions = ", ".join(f"{count} {kind}" for kind, count in sorted(case["fusions"].items()))
-        lines.append(f"- {case['name']}: {'; '.join(case['stages'])}; fusions: {fusions}")
+        lines.append(
+            f"- {case['name']}, input {tuple(case['shape'])}: {'; '.join(case['stages'])}; "
+            f"fusions: {fusions}"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -215,14 +229,18 @@ def main(argv=None) -> int:
     unknown = [n for n in names if n not in CASES]
     if unknown:
         parser.error(f"unknown case(s) {unknown}; known: {', '.join(CASES)}")
-    shape = (4 if args.quick else 32, 56, 56, 128)
     repeats = 5 if args.quick else args.repeats
+
+    def shape(name: str) -> tuple[int, ...]:
+        full, quick_batch = SHAPES.get(name, ((32, 56, 56, 128), 4))
+        return (quick_batch, *full[1:]) if args.quick else full
+
     torch, _ = import_torch()
     if torch is not None:
         torch.set_num_threads(os.cpu_count() or 1)
     env = rp.environment("profile", args, argv)
     started = time.perf_counter()
-    cases = [profile_case(name, shape, repeats, args.seed) for name in names]
+    cases = [profile_case(name, shape(name), repeats, args.seed) for name in names]
     env["wall_s"] = time.perf_counter() - started
     report = {"environment": env, "cases": cases}
     rp.write_report("profile", report, markdown(report), out=args.out, quick=args.quick)

@@ -308,7 +308,9 @@ def test_profile_end_to_end_on_one_case(tmp_path):
     assert profile.main(["--quick", "--cases", "global_max", "--out", str(tmp_path)]) == 0
     (path,) = tmp_path.glob("profile-*-quick.json")
     (case,) = json.loads(path.read_text())["cases"]
-    assert set(case["rows"]) >= {"forward", "choices", "backward", "fwd+bwd", "write probe"}
+    assert set(case["rows"]) >= {
+        "forward", "choices", "backward", "fwd+bwd", "write probe", "write probe, 2 outputs"
+    }
     assert all(row["ms"] > 0 and row["faults"] >= 0 for row in case["rows"].values())
     assert case["fusions"] and case["stages"][0].startswith("blocks")
     assert "| global_max | write probe |" in path.with_suffix(".md").read_text()
