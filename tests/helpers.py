@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import pathlib
 
+import jax
 import jax.numpy as jnp
 
 from jaxpool import _geometry as geometry
@@ -21,3 +22,9 @@ def axis_windows(sizes, kernel, stride, padding, dilation=1, ceil_mode=False):
     """The per-axis windows (``AxisWindows``) of a sliding-window pooling over ``sizes``."""
     return geometry.sliding_windows("test", sizes, kernel, stride, padding, dilation,
                                     ceil_mode).windows
+
+
+# XLA options for tests of whole models, where compiling dominates and the code is tiny:
+# LLVM at -O0 and, where XLA has them (jax >= 0.5.3), its CPU fusion emitters off.
+FAST_COMPILE = {"xla_backend_optimization_level": 0} | (
+    {"xla_cpu_use_fusion_emitters": False} if jax.__version_info__ >= (0, 5, 3) else {})
