@@ -188,13 +188,22 @@ S1, S2, S3 = (2, 12, 3), (2, 12, 12, 3), (1, 6, 6, 6, 2)
 # nothing; the global ops' entries export the unmasked and the masked path together.
 M1 = np.arange(12)[None, :] < np.array([7, 0])[:, None]
 M2 = np.broadcast_to(M1[:, :, None], (2, 12, 12))
+
+
+def _zero_variables(module, shape, *inputs):
+    """Variables of the shapes ``module.init`` gives, all zeros: exporting only lowers,
+    so the values do not matter (and an eager ``init`` would compile every operation)."""
+    rngs = {"params": jax.random.key(0), "fractional": jax.random.key(1)}
+    shapes = jax.eval_shape(lambda: module.init(rngs, jnp.zeros(shape, jnp.float32), *inputs))
+    return jax.tree.map(lambda leaf: jnp.zeros(leaf.shape, leaf.dtype), shapes)
+
+
 # Parameters of the attention pooling ops: every optional layer (q/k norms, the norm
 # before the MLP, a positional embedding resized from 6x6 to the input's 12x12).
-LATENT_PARAMS = jaxpool.AttentionPoolLatent(
-    num_heads=3, qk_norm=True, norm_layer="layernorm", latent_len=2, pool_type="avg",
-).init(jax.random.key(0), jnp.zeros(S1))["params"]
-POOL2D_PARAMS = jaxpool.AttentionPool2d(feat_size=6, num_heads=3, class_token=True).init(
-    jax.random.key(0), jnp.zeros(S2))["params"]
+LATENT_PARAMS = _zero_variables(jaxpool.AttentionPoolLatent(
+    num_heads=3, qk_norm=True, norm_layer="layernorm", latent_len=2, pool_type="avg"), S1)["params"]
+POOL2D_PARAMS = _zero_variables(
+    jaxpool.AttentionPool2d(feat_size=6, num_heads=3, class_token=True), S2)["params"]
 
 # name -> (input shape, function of x). Integer outputs (indices) are not differentiated.
 OPS = {
@@ -342,12 +351,7 @@ def test_indices_export_for_cuda_and_tpu(name):
 
 
 def _module_functions(module, shape, inputs=()):
-    x = jnp.zeros(shape, jnp.float32)
-    rngs = {"params": jax.random.key(0), "fractional": jax.random.key(1)}
-    # Exporting only lowers: the variables' shapes are enough (an eager init of a whole
-    # network would compile each of its operations).
-    shapes = jax.eval_shape(lambda: module.init(rngs, x, *inputs))
-    variables = jax.tree.map(lambda leaf: jnp.zeros(leaf.shape, leaf.dtype), shapes)
+    variables = _zero_variables(module, shape, *inputs)
     trains = "train" in module.__call__.__code__.co_varnames
 
     def forward(params, x):
