@@ -19,11 +19,11 @@ _PROFILE = dict(
         HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.function_scoped_fixture,
     ],
 )
-settings.register_profile("ci", max_examples=25, derandomize=True, **_PROFILE)
+settings.register_profile("ci", max_examples=20, derandomize=True, **_PROFILE)
 # The run at the lowest supported versions (.ci/run) checks that every path still works
 # there; the wide sweep over generated configurations is the main run's job.
 settings.register_profile("lower-bounds", max_examples=5, derandomize=True, **_PROFILE)
-settings.register_profile("thorough", max_examples=250, **_PROFILE)
+settings.register_profile("thorough", max_examples=200, **_PROFILE)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 

@@ -38,7 +38,7 @@ from tests.torch_oracles import import_torchvision
 import_torchvision()
 REFERENCE = sys.modules["torchvision.ops.roi_align"]  # the module; the package exports the function
 RTOL, ATOL = 1e-5, 2e-6
-SWEEP = settings(max_examples=max(settings.default.max_examples // 2, 5))
+SWEEP = settings(max_examples=max(settings.default.max_examples // 3, 5))
 
 
 def _kernel_rules_interpolate(original):
